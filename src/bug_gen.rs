@@ -1,0 +1,389 @@
+//! Candidate generation: parse a checkout's Python files, run strategies over the entities they
+//! apply to, keep the mutations that still parse, and write SWE-smith's `bug_gen` layout.
+//!
+//! Determinism: every (seed, strategy, entity) has its own random stream, files and entities
+//! are visited in sorted order, and results are collected in that order whatever the thread
+//! count, so the same seed gives byte-identical output.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+use rhai::Map;
+use serde::Serialize;
+
+use crate::ast::{self, SourceFile};
+use crate::patch;
+use crate::rng::Rng;
+use crate::script::Strategy;
+
+/// A strategy with the params and cap a run uses.
+pub struct Plan {
+    /// The loaded script.
+    pub strategy: Arc<Strategy>,
+    /// Params handed to its hooks (script defaults already merged with recipe values).
+    pub params: Map,
+    /// Cap on this strategy's candidates.
+    pub max_bugs: Option<usize>,
+}
+
+/// Something that was skipped, with where and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `path[:line:column]` or `script:line:column (entity)`.
+    pub location: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// One candidate bug.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// Strategy id.
+    pub strategy: String,
+    /// The strategy's explanation.
+    pub explanation: String,
+    /// Repository-relative file.
+    pub file: String,
+    /// Entity name (unqualified).
+    pub entity: String,
+    /// Dotted name (`Class.method`).
+    pub qualified_name: String,
+    /// SWE-smith signature, hashed into the folder name.
+    pub signature: String,
+    /// 1-based `def`/`class` line.
+    pub line_start: usize,
+    /// 1-based last line.
+    pub line_end: usize,
+    /// The entity's text after the mutation.
+    pub rewrite: String,
+    /// The git-format patch.
+    pub diff: String,
+    /// Eight-character content id of the diff.
+    pub hash: String,
+}
+
+/// Counts for one strategy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StrategyStats {
+    /// Entities that met the conditions and complexity bounds.
+    pub eligible: usize,
+    /// Entities the strategy was run on.
+    pub tried: usize,
+    /// Candidates kept.
+    pub candidates: usize,
+    /// Entities where no attempt changed the code.
+    pub unchanged: usize,
+    /// Mutated files that no longer parsed (dropped).
+    pub unparsable: usize,
+    /// Candidates identical to an earlier one (written once).
+    pub duplicates: usize,
+    /// Script errors and limit hits.
+    pub errors: usize,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// `owner__repo.<commit8>`.
+    pub repo_name: String,
+    /// Python files parsed.
+    pub files: usize,
+    /// Files skipped (syntax errors, not UTF-8, unreadable).
+    pub skipped_files: Vec<Problem>,
+    /// Entities found.
+    pub entities: usize,
+    /// Per strategy, in run order.
+    pub strategies: BTreeMap<String, StrategyStats>,
+    /// Script errors, each with file:line:column and the entity.
+    pub script_errors: Vec<Problem>,
+    /// Candidates written.
+    pub candidates: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Where the candidates are.
+    pub output: String,
+}
+
+impl Report {
+    /// Files per second.
+    pub fn files_per_second(&self) -> f64 {
+        self.files as f64 / self.seconds.max(1e-9)
+    }
+    /// Entities per second.
+    pub fn entities_per_second(&self) -> f64 {
+        self.entities as f64 / self.seconds.max(1e-9)
+    }
+    /// Candidates per second.
+    pub fn candidates_per_second(&self) -> f64 {
+        self.candidates as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Progress hooks (the console draws them; tests pass [`NoProgress`]).
+pub trait Progress: Sync {
+    /// A phase starts with `total` steps.
+    fn phase(&self, name: &str, total: u64);
+    /// `n` steps done.
+    fn advance(&self, n: u64);
+    /// A problem to show now.
+    fn problem(&self, problem: &Problem);
+}
+
+/// Progress that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn phase(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn problem(&self, _: &Problem) {}
+}
+
+/// Whether a repository-relative path is a Python source file `gen` should read.
+pub fn is_candidate_source(path: &str) -> bool {
+    path.ends_with(".py") && !ast::is_test_path(path) && !path.split('/').any(|p| p.starts_with('.'))
+}
+
+/// Reads and parses the files; unreadable, non-UTF-8 and unparsable ones become problems.
+pub fn parse_files(root: &Path, paths: &[String], progress: &dyn Progress) -> (Vec<SourceFile>, Vec<Problem>) {
+    progress.phase("parsing", paths.len() as u64);
+    let results: Vec<Result<SourceFile, Problem>> = paths
+        .par_iter()
+        .map(|path| {
+            let result = parse_one(root, path);
+            progress.advance(1);
+            result
+        })
+        .collect();
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for r in results {
+        match r {
+            Ok(f) => files.push(f),
+            Err(p) => {
+                progress.problem(&p);
+                problems.push(p);
+            }
+        }
+    }
+    (files, problems)
+}
+
+fn parse_one(root: &Path, path: &str) -> Result<SourceFile, Problem> {
+    let bytes = std::fs::read(root.join(path))
+        .map_err(|e| Problem { location: path.to_string(), message: format!("cannot read: {e}") })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        Problem { location: format!("{path}:{line}"), message: format!("not UTF-8 (invalid byte at offset {at}); skipped") }
+    })?;
+    SourceFile::parse(path, text).map_err(|e| Problem {
+        location: format!("{path}:{}:{}", e.line, e.column),
+        message: format!("syntax error: {}; skipped", e.message),
+    })
+}
+
+/// The result of running one strategy on one entity.
+pub enum Outcome {
+    /// A candidate.
+    Candidate(Box<Candidate>),
+    /// No attempt changed the code; `unparsable` attempts produced invalid Python.
+    Nothing {
+        /// Attempts whose result did not parse.
+        unparsable: usize,
+    },
+    /// The script failed.
+    Error(Problem),
+}
+
+/// Runs a strategy on one entity: up to `max_attempts` calls of `mutate` until one yields a
+/// change that still parses.
+pub fn mutate_entity(plan: &Plan, file: &SourceFile, index: usize, seed: u64) -> Outcome {
+    let entity = &file.entities()[index];
+    let key = [seed.to_string(), plan.strategy.id.clone(), file.path().to_string(), entity.qualified_name.clone(), entity.start.to_string()];
+    let rng = Arc::new(Mutex::new(Rng::from_key(&key.iter().map(String::as_str).collect::<Vec<_>>())));
+    let attempts = plan.params.get("max_attempts").and_then(|v| v.as_int().ok()).unwrap_or(5).max(1);
+    let location = || format!("{} ({} at {}:{})", plan.strategy.display_path(), entity.qualified_name, file.path(), entity.line_start);
+    let mut unparsable = 0;
+    for _ in 0..attempts {
+        let edits = match plan.strategy.mutate(file, index, &plan.params, &rng) {
+            Ok(edits) => edits,
+            Err(e) => {
+                return Outcome::Error(Problem {
+                    location: format!("{}:{}:{}", e.path, e.line, e.column),
+                    message: format!("{} (entity {} at {}:{})", e.message, entity.qualified_name, file.path(), entity.line_start),
+                });
+            }
+        };
+        if edits.is_empty() {
+            continue;
+        }
+        let text = file.text();
+        let mutated = match patch::apply(text, &edits, (entity.start, entity.end)) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Error(Problem { location: location(), message: e.to_string() }),
+        };
+        if mutated == text {
+            continue;
+        }
+        if ast::check_syntax(&mutated).is_err() {
+            unparsable += 1;
+            continue;
+        }
+        let Some(diff) = patch::render_diff(file.path(), text, &mutated) else { continue };
+        let delta = mutated.len() as i64 - text.len() as i64;
+        let rewrite_end = (i64::from(entity.end) + delta) as usize;
+        return Outcome::Candidate(Box::new(Candidate {
+            strategy: plan.strategy.id.clone(),
+            explanation: plan.strategy.meta().explanation,
+            file: file.path().to_string(),
+            entity: entity.name.clone(),
+            qualified_name: entity.qualified_name.clone(),
+            signature: entity.signature.clone(),
+            line_start: entity.line_start,
+            line_end: entity.line_end,
+            rewrite: mutated[entity.start as usize..rewrite_end].to_string(),
+            hash: patch::hash8(&diff),
+            diff,
+        }));
+    }
+    Outcome::Nothing { unparsable }
+}
+
+/// Runs every plan over the files; returns candidates in deterministic order and fills `report`.
+pub fn generate(files: &[SourceFile], plans: &[Plan], seed: u64, progress: &dyn Progress, report: &mut Report) -> Vec<Candidate> {
+    let mut all = Vec::new();
+    let mut seen = HashSet::new();
+    let entities: Vec<(usize, usize)> =
+        files.iter().enumerate().flat_map(|(f, file)| (0..file.entities().len()).map(move |e| (f, e))).collect();
+    report.entities = entities.len();
+    for plan in plans {
+        let stats = report.strategies.entry(plan.strategy.id.clone()).or_default();
+        let mut eligible = Vec::new();
+        for &(f, e) in &entities {
+            match plan.strategy.applies_to(&files[f], e, &plan.params) {
+                Ok(true) => eligible.push((f, e)),
+                Ok(false) => {}
+                Err(err) => {
+                    stats.errors += 1;
+                    let problem = Problem { location: format!("{}:{}:{}", err.path, err.line, err.column), message: err.message };
+                    progress.problem(&problem);
+                    report.script_errors.push(problem);
+                }
+            }
+        }
+        stats.eligible = eligible.len();
+        if plan.max_bugs.is_some() {
+            Rng::from_key(&[&seed.to_string(), &plan.strategy.id, "sample"]).shuffle(&mut eligible);
+        }
+        let cap = plan.max_bugs.unwrap_or(usize::MAX);
+        progress.phase(&plan.strategy.id, eligible.len().min(cap) as u64);
+        let mut kept = 0;
+        let mut next = 0;
+        while kept < cap && next < eligible.len() {
+            // With a cap, work in chunks so a small cap does not run the whole repository.
+            let chunk = if plan.max_bugs.is_some() { (2 * (cap - kept)).max(16) } else { eligible.len() };
+            let batch = &eligible[next..(next + chunk).min(eligible.len())];
+            next += batch.len();
+            let outcomes: Vec<Outcome> =
+                batch.par_iter().map(|&(f, e)| mutate_entity(plan, &files[f], e, seed)).collect();
+            for outcome in outcomes {
+                if kept >= cap {
+                    break;
+                }
+                stats.tried += 1;
+                match outcome {
+                    Outcome::Candidate(c) => {
+                        if seen.insert(c.diff.clone()) {
+                            kept += 1;
+                            stats.candidates += 1;
+                            progress.advance(1);
+                            all.push(*c);
+                        } else {
+                            stats.duplicates += 1;
+                        }
+                    }
+                    Outcome::Nothing { unparsable } => {
+                        stats.unparsable += unparsable;
+                        stats.unchanged += 1;
+                        if plan.max_bugs.is_none() {
+                            progress.advance(1);
+                        }
+                    }
+                    Outcome::Error(problem) => {
+                        stats.errors += 1;
+                        progress.problem(&problem);
+                        report.script_errors.push(problem);
+                    }
+                }
+            }
+        }
+    }
+    report.candidates = all.len();
+    all
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    cost: f64,
+    explanation: &'a str,
+    output: &'a str,
+    rewrite: &'a str,
+    strategy: &'a str,
+    entity: &'a str,
+    file: &'a str,
+    line_start: usize,
+    line_end: usize,
+    signature: &'a str,
+}
+
+/// The folder of an entity's candidates: `<file with / as __>/<name>_<sha256(signature)[:8]>`.
+pub fn candidate_dir(bug_gen: &Path, candidate: &Candidate) -> PathBuf {
+    bug_gen
+        .join(candidate.file.replace('/', "__"))
+        .join(format!("{}_{}", candidate.entity, patch::sha256_hex8(&candidate.signature)))
+}
+
+/// Writes candidates under `bug_gen` (atomically; an identical existing file is left alone).
+pub fn write_candidates(bug_gen: &Path, candidates: &[Candidate]) -> std::io::Result<()> {
+    for c in candidates {
+        let dir = candidate_dir(bug_gen, c);
+        std::fs::create_dir_all(&dir)?;
+        let id = format!("{}__{}", c.strategy, c.hash);
+        let metadata = Metadata {
+            cost: 0.0,
+            explanation: &c.explanation,
+            output: "",
+            rewrite: &c.rewrite,
+            strategy: &c.strategy,
+            entity: &c.qualified_name,
+            file: &c.file,
+            line_start: c.line_start,
+            line_end: c.line_end,
+            signature: &c.signature,
+        };
+        let json = serde_json::to_string_pretty(&metadata).map_err(std::io::Error::other)? + "\n";
+        write_atomic(&dir.join(format!("bug__{id}.diff")), c.diff.as_bytes())?;
+        write_atomic(&dir.join(format!("metadata__{id}.json")), json.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Writes a file through a temporary sibling and a rename, so a killed run leaves no torn file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

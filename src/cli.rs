@@ -1,0 +1,98 @@
+//! Command-line arguments (clap): the only module that names clap; nothing else happens here.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+/// Turn a Python repository into validated SWE-bench-style task instances.
+#[derive(Debug, Parser)]
+#[command(name = "bugsmith", version, about)]
+pub struct Args {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, ClapArgs)]
+pub struct Global {
+    /// Directory of strategy scripts (default: $BUGSMITH_STRATEGIES, ./strategies, or the built-in copies).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub strategies_dir: Option<PathBuf>,
+    /// Cache for checkouts and downloaded sdists (default: $BUGSMITH_CACHE or ~/.cache/bugsmith).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j', global = true, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate candidate bugs for a repository with procedural strategies.
+    Gen(GenArgs),
+    /// Print the diffs a strategy makes on one Python file.
+    Try(TryArgs),
+    /// List or check the strategy scripts.
+    Strategies {
+        #[command(subcommand)]
+        action: StrategiesAction,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct GenArgs {
+    /// A local directory, a git URL (URL[@revision]) or pypi:NAME==VERSION.
+    pub source: String,
+    /// YAML recipe choosing strategies, params, max_bugs and seed.
+    #[arg(long, value_name = "RECIPE")]
+    pub recipe: Option<PathBuf>,
+    /// Strategy id or .rhai path (repeatable; default: every procedural strategy).
+    #[arg(long = "strategy", value_name = "ID")]
+    pub strategies: Vec<String>,
+    /// Seed for sampling and the strategies' random streams (default 24).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Cap on candidates per strategy.
+    #[arg(long, value_name = "N")]
+    pub max_bugs: Option<usize>,
+    /// Output directory.
+    #[arg(long, default_value = "logs", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct TryArgs {
+    /// Strategy id or path to a .rhai file.
+    pub strategy: String,
+    /// The Python file to mutate.
+    pub file: PathBuf,
+    /// Only this entity (name or dotted name), whatever its tags.
+    #[arg(long)]
+    pub entity: Option<String>,
+    /// Seed (default 24).
+    #[arg(long, default_value_t = 24)]
+    pub seed: u64,
+    /// Run on every entity, ignoring the strategy's conditions and complexity bounds.
+    #[arg(long)]
+    pub all_entities: bool,
+    /// Re-run whenever the script or the file changes.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StrategiesAction {
+    /// List strategies with their conditions and defaults.
+    List {
+        /// Kind of script (folder under strategies/).
+        #[arg(long, default_value = "procedural")]
+        kind: String,
+    },
+    /// Check that every script loads and declares what it must.
+    Check,
+}

@@ -1,0 +1,103 @@
+//! The terminal: the only module that names `indicatif`. Progress bars on stderr (hidden when
+//! stderr is not a terminal or `BUGSMITH_NO_PROGRESS` is set) and the closing summaries.
+
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::bug_gen::{Problem, Progress, Report};
+
+/// Problems printed in full during a run; the rest are only counted.
+const SHOWN_PROBLEMS: usize = 20;
+
+/// A progress bar that also prints problems above itself.
+pub struct Bar {
+    bar: ProgressBar,
+    shown: Mutex<usize>,
+}
+
+impl Bar {
+    /// A bar on stderr, hidden when quiet or not on a terminal.
+    pub fn new(quiet: bool) -> Bar {
+        let target = if quiet || std::env::var_os("BUGSMITH_NO_PROGRESS").is_some() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(Some(0), target);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>28.bold} [{bar:30}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Bar { bar, shown: Mutex::new(0) }
+    }
+
+    /// Removes the bar from the screen.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+        let shown = *self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shown > SHOWN_PROBLEMS {
+            eprintln!("… and {} more problems (see the summary or --json)", shown - SHOWN_PROBLEMS);
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn phase(&self, name: &str, total: u64) {
+        self.bar.set_prefix(name.to_string());
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+    }
+
+    fn advance(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    fn problem(&self, problem: &Problem) {
+        let mut shown = self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *shown += 1;
+        if *shown <= SHOWN_PROBLEMS {
+            self.bar.suspend(|| eprintln!("warning: {problem}"));
+        }
+    }
+}
+
+/// The one-screen summary of a `gen` run.
+pub fn print_gen_summary(report: &Report) {
+    println!("repo        {}", report.repo_name);
+    println!("output      {}", report.output);
+    println!(
+        "parsed      {} files ({} skipped), {} entities",
+        report.files,
+        report.skipped_files.len(),
+        report.entities
+    );
+    println!();
+    println!("{:<30} {:>8} {:>6} {:>10} {:>9} {:>10} {:>10} {:>6}", "strategy", "eligible", "tried", "candidates", "unchanged", "unparsable", "duplicates", "errors");
+    for (id, s) in &report.strategies {
+        println!(
+            "{:<30} {:>8} {:>6} {:>10} {:>9} {:>10} {:>10} {:>6}",
+            id, s.eligible, s.tried, s.candidates, s.unchanged, s.unparsable, s.duplicates, s.errors
+        );
+    }
+    println!();
+    println!(
+        "{} candidates in {:.2} s ({:.0} files/s, {:.0} entities/s, {:.0} candidates/s)",
+        report.candidates,
+        report.seconds,
+        report.files_per_second(),
+        report.entities_per_second(),
+        report.candidates_per_second()
+    );
+    let problems: Vec<&Problem> = report.skipped_files.iter().chain(&report.script_errors).collect();
+    if !problems.is_empty() {
+        println!("{} problems:", problems.len());
+        for p in problems.iter().take(SHOWN_PROBLEMS) {
+            println!("  {p}");
+        }
+        if problems.len() > SHOWN_PROBLEMS {
+            println!("  … {} more (use --json for all)", problems.len() - SHOWN_PROBLEMS);
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! bugsmith turns a real Python repository into candidate (and, in later stages, validated)
+//! software-engineering task instances. The Rust core parses Python (`ast`), applies and renders
+//! edits (`patch`), and hosts Rhai scripts (`script`) that hold every bug strategy.
+//!
+//! `run` is the command-line entry point; the modules are usable as a library.
+
+pub mod ast;
+mod cli;
+mod commands;
+pub mod console;
+pub mod bug_gen;
+pub mod git;
+pub mod patch;
+pub mod recipe;
+pub mod rng;
+pub mod script;
+pub mod source;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code: the command did what it was asked (problems with single files or scripts are
+/// reported and skipped).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the command could not do its job (bad source, recipe, script set or output).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code: bad command-line usage.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Parses the arguments and runs the command.
+pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    let args = match cli::Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    if let Some(jobs) = args.global.jobs {
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global();
+    }
+    match commands::dispatch(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

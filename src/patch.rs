@@ -1,0 +1,296 @@
+//! Text edits and git-format diffs. Pure: text in, text out.
+//!
+//! A strategy describes a bug as edits (byte span → new text) on the original file. This module
+//! applies them (rejecting overlaps with a message that names both), builds the structural edits
+//! scripts need (remove statements, permute or swap sibling statements), and renders the minimal
+//! `diff --git` patch that both `git apply` and libgit2 accept.
+
+use crate::ast::{LineIndex, NodeId, SourceFile, Tree};
+use sha2::{Digest, Sha256};
+
+/// Replace the bytes `start..end` of the original file with `text`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edit {
+    /// Byte offset of the first replaced byte.
+    pub start: u32,
+    /// Byte offset just past the replaced bytes (`start == end` inserts).
+    pub end: u32,
+    /// Replacement text.
+    pub text: String,
+}
+
+/// Why edits could not be applied.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EditError {
+    /// Two edits touch the same bytes.
+    #[error("overlapping edits: {first} and {second}")]
+    Overlap {
+        /// The earlier edit, described with lines.
+        first: String,
+        /// The later edit, described with lines.
+        second: String,
+    },
+    /// An edit lies outside the allowed span or splits a character.
+    #[error("edit {edit} is outside {bounds} or not on a character boundary")]
+    OutOfBounds {
+        /// The edit, described with lines.
+        edit: String,
+        /// The allowed span.
+        bounds: String,
+    },
+}
+
+fn describe(lines: &LineIndex, text: &str, start: u32, end: u32) -> String {
+    let (l1, c1) = lines.line_column(text, start);
+    let (l2, c2) = lines.line_column(text, end);
+    format!("bytes {start}..{end} (line {l1}:{c1} to {l2}:{c2})")
+}
+
+/// Applies edits to `text`. Every edit must lie within `bounds` and on character boundaries,
+/// and no two edits may overlap (two insertions at the same offset count as overlapping).
+pub fn apply(text: &str, edits: &[Edit], bounds: (u32, u32)) -> Result<String, EditError> {
+    let lines = LineIndex::new(text);
+    let mut sorted: Vec<&Edit> = edits.iter().collect();
+    sorted.sort_by_key(|e| (e.start, e.end));
+    for e in &sorted {
+        let inside = bounds.0 <= e.start && e.start <= e.end && e.end <= bounds.1;
+        if !inside || !text.is_char_boundary(e.start as usize) || !text.is_char_boundary(e.end as usize) {
+            return Err(EditError::OutOfBounds {
+                edit: format!("bytes {}..{}", e.start, e.end),
+                bounds: describe(&lines, text, bounds.0, bounds.1),
+            });
+        }
+    }
+    for pair in sorted.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if b.start < a.end || (a.start == b.start && (a.start == a.end || b.start == b.end)) {
+            return Err(EditError::Overlap {
+                first: describe(&lines, text, a.start, a.end),
+                second: describe(&lines, text, b.start, b.end),
+            });
+        }
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut cursor = 0usize;
+    for e in sorted {
+        out.push_str(&text[cursor..e.start as usize]);
+        out.push_str(&e.text);
+        cursor = e.end as usize;
+    }
+    out.push_str(&text[cursor..]);
+    Ok(out)
+}
+
+/// The text of `start..end` with the edits that lie inside it applied (edits elsewhere ignored).
+pub fn text_with(text: &str, start: u32, end: u32, edits: &[Edit]) -> Result<String, EditError> {
+    let inside: Vec<Edit> = edits
+        .iter()
+        .filter(|e| start <= e.start && e.end <= end)
+        .map(|e| Edit { start: e.start - start, end: e.end - start, text: e.text.clone() })
+        .collect();
+    apply(&text[start as usize..end as usize], &inside, (0, end - start))
+}
+
+/// Replaces the span with `text`, dropping the edits inside it (the caller folded them into
+/// `text`, for example with [`text_with`]).
+pub fn fold(edits: &[Edit], start: u32, end: u32, text: String) -> Vec<Edit> {
+    let mut out: Vec<Edit> = edits.iter().filter(|e| !(start <= e.start && e.end <= end)).cloned().collect();
+    out.push(Edit { start, end, text });
+    out
+}
+
+/// End of a statement extended over a comment that follows it on its last line.
+fn end_with_trailing_comment(text: &str, end: u32) -> u32 {
+    let rest = &text[end as usize..];
+    let line = &rest[..rest.find(['\n', '\r']).unwrap_or(rest.len())];
+    let trimmed = line.trim_start_matches([' ', '\t']);
+    if trimmed.starts_with('#') { end + line.len() as u32 } else { end }
+}
+
+/// Edits that delete statements. A statement on lines of its own loses those whole lines
+/// (with a trailing comment); one that shares a line loses itself and its `;`. A block whose
+/// statements are all removed keeps a `pass` in place of the first. Statements inside another
+/// removed statement are ignored.
+pub fn remove_statements(file: &SourceFile, nodes: &[NodeId]) -> Vec<Edit> {
+    let tree = file.tree();
+    let text = file.text();
+    let mut chosen: Vec<NodeId> = nodes.to_vec();
+    chosen.sort_unstable();
+    chosen.dedup();
+    let outer: Vec<NodeId> =
+        chosen.iter().copied().filter(|&n| !chosen.iter().any(|&o| o != n && tree.contains(o, n))).collect();
+    let mut edits = Vec::new();
+    for &id in &outer {
+        let node = tree.node(id);
+        let siblings: Vec<NodeId> = match node.parent {
+            Some(p) => tree.children_with_role(p, node.role).collect(),
+            None => vec![id],
+        };
+        let all_removed = siblings.iter().all(|s| outer.contains(s));
+        if all_removed && siblings.first() == Some(&id) {
+            edits.push(Edit { start: node.start, end: node.end, text: "pass".into() });
+            continue;
+        }
+        edits.push(statement_deletion(text, file.lines(), tree, id));
+    }
+    edits
+}
+
+fn statement_deletion(text: &str, lines: &LineIndex, tree: &Tree, id: NodeId) -> Edit {
+    let node = tree.node(id);
+    let line_start = lines.line_start(lines.line(node.start));
+    let before = &text[line_start as usize..node.start as usize];
+    let rest = &text[node.end as usize..];
+    let after_len = rest.find(['\n', '\r']).unwrap_or(rest.len());
+    let after = &rest[..after_len];
+    let after_trimmed = after.trim_start_matches([' ', '\t']);
+    let owns_start = before.chars().all(|c| c == ' ' || c == '\t');
+    let owns_end = after_trimmed.is_empty() || after_trimmed.starts_with('#');
+    if owns_start && owns_end {
+        let newline = if rest[after_len..].starts_with("\r\n") {
+            2
+        } else {
+            usize::from(after_len < rest.len())
+        };
+        let end = node.end as usize + after_len + newline;
+        return Edit { start: line_start, end: end as u32, text: String::new() };
+    }
+    if let Some(stripped) = after_trimmed.strip_prefix(';') {
+        let spaces = stripped.len() - stripped.trim_start_matches([' ', '\t']).len();
+        let end = node.end as usize + (after.len() - stripped.len()) + spaces;
+        return Edit { start: node.start, end: end as u32, text: String::new() };
+    }
+    let trimmed_before = before.trim_end_matches([' ', '\t']);
+    if trimmed_before.ends_with(';') {
+        let start = line_start as usize + trimmed_before.len() - 1;
+        return Edit { start: start as u32, end: node.end, text: String::new() };
+    }
+    Edit { start: node.start, end: node.end, text: "pass".into() }
+}
+
+/// The span a statement occupies when moved: itself plus a comment after it on its last line.
+fn movable_span(text: &str, tree: &Tree, id: NodeId, next: Option<NodeId>) -> (u32, u32) {
+    let node = tree.node(id);
+    let extended = end_with_trailing_comment(text, node.end);
+    let end = match next {
+        Some(n) if tree.node(n).start < extended => node.end,
+        _ => extended,
+    };
+    (node.start, end)
+}
+
+/// One edit that rearranges sibling nodes: slot `i` receives `nodes[order[i]]`. The text
+/// between the nodes (blank lines, comments, separators) stays where it is.
+pub fn permute(file: &SourceFile, nodes: &[NodeId], order: &[usize]) -> Option<Edit> {
+    let text = file.text();
+    let tree = file.tree();
+    if nodes.is_empty() || order.len() != nodes.len() {
+        return None;
+    }
+    let spans: Vec<(u32, u32)> =
+        (0..nodes.len()).map(|i| movable_span(text, tree, nodes[i], nodes.get(i + 1).copied())).collect();
+    let mut out = String::new();
+    for (slot, &source) in order.iter().enumerate() {
+        let (s, e) = *spans.get(source)?;
+        out.push_str(&text[s as usize..e as usize]);
+        if let Some(next) = spans.get(slot + 1) {
+            out.push_str(&text[spans[slot].1 as usize..next.0 as usize]);
+        }
+    }
+    Some(Edit { start: spans[0].0, end: spans[spans.len() - 1].1, text: out })
+}
+
+/// Two edits that exchange the text of two runs of sibling nodes (each run given by its first
+/// and last node), such as the body of an `if` and its `else`.
+pub fn swap(file: &SourceFile, a: (NodeId, NodeId), b: (NodeId, NodeId)) -> Vec<Edit> {
+    let text = file.text();
+    let tree = file.tree();
+    let span = |(first, last): (NodeId, NodeId)| {
+        (tree.node(first).start, end_with_trailing_comment(text, tree.node(last).end))
+    };
+    let (a, b) = (span(a), span(b));
+    let slice = |(s, e): (u32, u32)| text[s as usize..e as usize].to_string();
+    vec![Edit { start: a.0, end: a.1, text: slice(b) }, Edit { start: b.0, end: b.1, text: slice(a) }]
+}
+
+/// A minimal git-format patch turning `old` into `new` at `path` (three lines of context), or
+/// `None` when they are equal.
+pub fn render_diff(path: &str, old: &str, new: &str) -> Option<String> {
+    if old == new {
+        return None;
+    }
+    let diff = similar::TextDiff::from_lines(old, new);
+    let body = diff.unified_diff().context_radius(3).header(&format!("a/{path}"), &format!("b/{path}")).to_string();
+    Some(format!("diff --git a/{path} b/{path}\n{body}"))
+}
+
+/// Eight characters of `[a-z0-9]` derived from the SHA-256 of `data` (a stable content id).
+pub fn hash8(data: &str) -> String {
+    let digest = Sha256::digest(data.as_bytes());
+    let mut value = u128::from_be_bytes(digest[..16].try_into().unwrap_or([0; 16]));
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..8)
+        .map(|_| {
+            let c = ALPHABET[(value % 36) as usize] as char;
+            value /= 36;
+            c
+        })
+        .collect()
+}
+
+/// First eight hex digits of the SHA-256 of `data` (SWE-smith's signature hash).
+pub fn sha256_hex8(data: &str) -> String {
+    let digest = Sha256::digest(data.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(start: u32, end: u32, text: &str) -> Edit {
+        Edit { start, end, text: text.into() }
+    }
+
+    #[test]
+    fn edits_apply_in_offset_order_whatever_their_input_order() {
+        let out = apply("a + b", &[edit(4, 5, "c"), edit(2, 3, "-")], (0, 5)).unwrap();
+        assert_eq!(out, "a - c");
+    }
+
+    #[test]
+    fn overlapping_edits_are_rejected_with_both_spans_named() {
+        let err = apply("a + b\n", &[edit(0, 3, "x"), edit(2, 5, "y")], (0, 6)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "overlapping edits: bytes 0..3 (line 1:1 to 1:4) and bytes 2..5 (line 1:3 to 1:6)"
+        );
+    }
+
+    #[test]
+    fn edits_outside_the_entity_are_rejected() {
+        assert!(matches!(apply("abc", &[edit(0, 1, "x")], (1, 3)), Err(EditError::OutOfBounds { .. })));
+    }
+
+    #[test]
+    fn edits_that_split_a_character_are_rejected() {
+        assert!(apply("é", &[edit(1, 2, "x")], (0, 2)).is_err());
+    }
+
+    #[test]
+    fn diffs_have_git_headers_and_no_newline_markers() {
+        let diff = render_diff("m.py", "a = 1\nb = 2", "a = 1\nb = 3").unwrap();
+        assert_eq!(
+            diff,
+            "diff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n a = 1\n-b = 2\n\\ No newline at end of file\n+b = 3\n\\ No newline at end of file\n"
+        );
+    }
+
+    #[test]
+    fn hash8_is_stable_lowercase_alphanumeric() {
+        assert_eq!(hash8("hello"), hash8("hello"));
+        assert_ne!(hash8("hello"), hash8("hello!"));
+        assert!(hash8("x").chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert_eq!(sha256_hex8("hello"), "2cf24dba");
+    }
+}

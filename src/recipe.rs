@@ -1,0 +1,126 @@
+//! Recipes: YAML files that choose strategies and their params for `gen` (and, later, the
+//! other stages). Unknown keys are errors that name the line.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A recipe file.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Format version; 1.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Seed for sampling and every strategy's random stream (24 when absent, as SWE-smith).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Default cap on candidates per strategy.
+    #[serde(default)]
+    pub max_bugs: Option<usize>,
+    /// Strategies to run, in order; all procedural ones when empty.
+    #[serde(default)]
+    pub strategies: Vec<StrategyEntry>,
+}
+
+/// One strategy of a recipe.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyEntry {
+    /// Strategy id (file stem) or a path to a `.rhai` file.
+    pub id: String,
+    /// Per-node flip probability.
+    #[serde(default)]
+    pub likelihood: Option<f64>,
+    /// Entities below this complexity are skipped.
+    #[serde(default)]
+    pub min_complexity: Option<i64>,
+    /// Entities above this complexity are skipped.
+    #[serde(default)]
+    pub max_complexity: Option<i64>,
+    /// Cap on this strategy's candidates.
+    #[serde(default)]
+    pub max_bugs: Option<usize>,
+    /// Extra params handed to the script's hooks.
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// A recipe could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct RecipeError {
+    /// The recipe file.
+    pub path: String,
+    /// What is wrong, with the line where known.
+    pub message: String,
+}
+
+impl Recipe {
+    /// Parses and checks a recipe's text (`path` is used in messages).
+    pub fn parse(path: &str, text: &str) -> Result<Recipe, RecipeError> {
+        let error = |message: String| RecipeError { path: path.to_string(), message };
+        let recipe: Recipe = serde_yaml::from_str(text).map_err(|e| error(e.to_string()))?;
+        if let Some(v) = recipe.version
+            && v != 1
+        {
+            return Err(error(format!("unsupported version {v} (this bugsmith reads version 1)")));
+        }
+        for entry in &recipe.strategies {
+            let line = line_of(text, &entry.id);
+            if let Some(l) = entry.likelihood
+                && !(0.0..=1.0).contains(&l)
+            {
+                return Err(error(format!("line {line}: likelihood of `{}` must be between 0 and 1, not {l}", entry.id)));
+            }
+            if let (Some(min), Some(max)) = (entry.min_complexity, entry.max_complexity)
+                && min > max
+            {
+                return Err(error(format!("line {line}: min_complexity {min} of `{}` is above max_complexity {max}", entry.id)));
+            }
+        }
+        Ok(recipe)
+    }
+
+    /// Reads and parses a recipe file.
+    pub fn load(path: &std::path::Path) -> Result<Recipe, RecipeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RecipeError { path: path.display().to_string(), message: e.to_string() })?;
+        Recipe::parse(&path.display().to_string(), &text)
+    }
+}
+
+/// 1-based line where `needle` first appears (0 when absent), to point at a recipe entry.
+pub fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).map_or(0, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recipe_with_strategies_and_params_parses() {
+        let recipe = Recipe::parse(
+            "r.yaml",
+            "version: 1\nseed: 7\nmax_bugs: 3\nstrategies:\n  - id: func_pm_op_change\n    likelihood: 0.5\n    params: {depth: 2}\n",
+        )
+        .unwrap();
+        assert_eq!(recipe.seed, Some(7));
+        assert_eq!(recipe.strategies[0].likelihood, Some(0.5));
+        assert_eq!(recipe.strategies[0].params["depth"], serde_json::json!(2));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_their_line() {
+        let err = Recipe::parse("r.yaml", "seed: 1\nstrategies:\n  - id: x\n    likelyhood: 0.5\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `likelyhood`"), "{err}");
+        assert!(err.to_string().contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn a_likelihood_above_one_is_an_error_naming_the_strategy_line() {
+        let err = Recipe::parse("r.yaml", "strategies:\n  - id: func_pm_op_swap\n    likelihood: 2\n").unwrap_err();
+        assert_eq!(err.to_string(), "r.yaml: line 2: likelihood of `func_pm_op_swap` must be between 0 and 1, not 2");
+    }
+}

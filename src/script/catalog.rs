@@ -1,0 +1,95 @@
+//! Finding strategy scripts: a `strategies/` directory on disk (hot-reloadable) or the copies
+//! built into the binary, and resolving `--strategy` values (an id or a `.rhai` path).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::Engine;
+
+use super::{Origin, ScriptError, Strategy};
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_strategies.rs"));
+}
+
+/// Where strategies come from.
+pub struct Catalog {
+    /// The `strategies/` directory in use, or `None` for the built-in copies.
+    pub root: Option<PathBuf>,
+    engine: Arc<Engine>,
+}
+
+impl Catalog {
+    /// Uses `explicit`, else `$BUGSMITH_STRATEGIES`, else `./strategies` when it exists, else
+    /// the built-in scripts.
+    pub fn locate(explicit: Option<&Path>) -> Catalog {
+        let root = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("BUGSMITH_STRATEGIES").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("strategies")).filter(|p| p.join("procedural").is_dir()));
+        Catalog { root, engine: Arc::new(super::engine()) }
+    }
+
+    /// The shared engine.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
+    /// Scripts of one kind (`procedural`, …), sorted by id.
+    pub fn origins(&self, kind: &str) -> Vec<Origin> {
+        let mut origins: Vec<Origin> = match &self.root {
+            Some(root) => std::fs::read_dir(root.join(kind))
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+                        .map(Origin::File)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => builtin::BUILTIN
+                .iter()
+                .filter(|(name, _)| name.starts_with(&format!("{kind}/")))
+                .map(|(name, text)| Origin::Builtin(name, text))
+                .collect(),
+        };
+        origins.sort_by_key(origin_id);
+        origins
+    }
+
+    /// Resolves an id (looked up among the kind's scripts) or a path to a `.rhai` file.
+    pub fn resolve(&self, kind: &str, spec: &str) -> Result<Origin, String> {
+        if spec.ends_with(".rhai") {
+            let path = PathBuf::from(spec);
+            return if path.is_file() { Ok(Origin::File(path)) } else { Err(format!("no such script file: {spec}")) };
+        }
+        let origins = self.origins(kind);
+        let known: Vec<String> = origins.iter().map(origin_id).collect();
+        origins.into_iter().find(|o| origin_id(o) == spec).ok_or_else(|| {
+            format!("unknown {kind} strategy `{spec}` (known: {})", known.join(", "))
+        })
+    }
+
+    /// Loads scripts; the ones that fail are returned as errors.
+    pub fn load(&self, origins: Vec<Origin>) -> (Vec<Strategy>, Vec<ScriptError>) {
+        let mut loaded = Vec::new();
+        let mut errors = Vec::new();
+        for origin in origins {
+            match Strategy::load(self.engine(), origin) {
+                Ok(s) => loaded.push(s),
+                Err(e) => errors.push(e),
+            }
+        }
+        (loaded, errors)
+    }
+}
+
+/// The id (file stem) of a script.
+pub fn origin_id(origin: &Origin) -> String {
+    let path = match origin {
+        Origin::File(path) => path.as_path(),
+        Origin::Builtin(name, _) => Path::new(name),
+    };
+    path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
+}

@@ -1,0 +1,355 @@
+//! The Rhai host: the only module that names `rhai`. It builds the sandboxed engine, loads
+//! strategy scripts (from disk, with hot reload, or from the copies built into the binary),
+//! reads their metadata constants, and calls their `mutate` hook with limits on operations,
+//! call depth and wall-clock time. Errors name `file:line:column`.
+
+mod api;
+pub mod catalog;
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, ParseError, Position, Scope, AST};
+
+use crate::ast::{SourceFile, tag_bit};
+use crate::patch::Edit;
+use crate::rng::Rng;
+
+/// Wall-clock limit for one hook call.
+const CALL_TIME_LIMIT: Duration = Duration::from_secs(2);
+
+thread_local! {
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// A script failed to compile or to run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}:{line}:{column}: {message}")]
+pub struct ScriptError {
+    /// The script's path (or its built-in name).
+    pub path: String,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub column: usize,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ScriptError {
+    fn at(path: &str, position: Position, message: String) -> ScriptError {
+        ScriptError {
+            path: path.to_string(),
+            line: position.line().unwrap_or(0),
+            column: position.position().unwrap_or(0),
+            message,
+        }
+    }
+
+    fn from_parse(path: &str, error: &ParseError) -> ScriptError {
+        ScriptError::at(path, error.1, error.0.to_string())
+    }
+
+    fn from_eval(path: &str, error: &EvalAltResult) -> ScriptError {
+        // Report the innermost position: the line inside the function that failed.
+        let mut inner = error;
+        let mut position = error.position();
+        while let EvalAltResult::ErrorInFunctionCall(_, _, next, pos) = inner {
+            if !pos.is_none() {
+                position = *pos;
+            }
+            inner = next;
+            if !inner.position().is_none() {
+                position = inner.position();
+            }
+        }
+        let message = match inner {
+            EvalAltResult::ErrorTerminated(..) => {
+                format!("script ran longer than {} s and was stopped", CALL_TIME_LIMIT.as_secs())
+            }
+            EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+            other => {
+                let text = other.to_string();
+                text.rfind(" (line ").map_or(text.clone(), |at| text[..at].to_string())
+            }
+        };
+        ScriptError::at(path, position, message)
+    }
+}
+
+/// Builds the sandboxed engine shared by every script.
+pub fn engine() -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(5_000_000)
+        .set_max_call_levels(64)
+        .set_max_expr_depths(128, 64)
+        .set_max_string_size(16 << 20)
+        .set_max_array_size(1_000_000)
+        .set_max_map_size(100_000)
+        .set_max_variables(10_000)
+        .set_max_functions(1_000)
+        .set_max_modules(0)
+        .set_strict_variables(true);
+    engine.disable_symbol("eval");
+    engine.on_print(|text| eprintln!("{text}"));
+    engine.on_debug(|text, source, position| eprintln!("{}:{position}: {text}", source.unwrap_or("script")));
+    engine.on_progress(|operations| {
+        if operations % 4096 != 0 {
+            return None;
+        }
+        let late = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() > deadline));
+        late.then(|| Dynamic::from("timeout"))
+    });
+    api::register(&mut engine);
+    engine
+}
+
+/// What a strategy declares with top-level constants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Meta {
+    /// `EXPLANATION`: written into each candidate's metadata.
+    pub explanation: String,
+    /// `CONDITIONS`: tags an entity must all have.
+    pub conditions: Vec<String>,
+    /// `LIKELIHOOD`: default per-node flip probability (0.2 when absent).
+    pub likelihood: f64,
+    /// `MIN_COMPLEXITY` (3 when absent).
+    pub min_complexity: i64,
+    /// `MAX_COMPLEXITY` (none when absent).
+    pub max_complexity: Option<i64>,
+    /// `MAX_ATTEMPTS`: calls of `mutate` per entity until one changes the code (5 when absent).
+    pub max_attempts: i64,
+    /// Bits of `conditions`.
+    pub condition_bits: u32,
+    /// Whether the script defines `applies_to(entity, params)`.
+    pub has_applies_to: bool,
+}
+
+struct Compiled {
+    ast: AST,
+    meta: Meta,
+}
+
+/// Where a script's text comes from.
+#[derive(Clone, Debug)]
+pub enum Origin {
+    /// A file on disk, reloaded when it changes.
+    File(PathBuf),
+    /// A copy built into the binary, named by its path under `strategies/`.
+    Builtin(&'static str, &'static str),
+}
+
+/// A loaded strategy script. Its id is the file stem.
+pub struct Strategy {
+    /// The id (file stem), used in file names and instance ids.
+    pub id: String,
+    /// Where the text comes from.
+    pub origin: Origin,
+    engine: Arc<Engine>,
+    compiled: RwLock<Arc<Compiled>>,
+    reload: Mutex<ReloadState>,
+}
+
+struct ReloadState {
+    modified: Option<SystemTime>,
+    checked: Instant,
+    last_error: Option<ScriptError>,
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl Strategy {
+    /// Loads and checks a script.
+    pub fn load(engine: Arc<Engine>, origin: Origin) -> Result<Strategy, ScriptError> {
+        let (id, stamp) = match &origin {
+            Origin::File(path) => (
+                path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
+                modified(path),
+            ),
+            Origin::Builtin(name, _) => {
+                (Path::new(name).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(), None)
+            }
+        };
+        let compiled = compile(&engine, &origin)?;
+        Ok(Strategy {
+            id,
+            origin,
+            engine,
+            compiled: RwLock::new(Arc::new(compiled)),
+            reload: Mutex::new(ReloadState { modified: stamp, checked: Instant::now(), last_error: None }),
+        })
+    }
+
+    /// The script's path for messages.
+    pub fn display_path(&self) -> String {
+        origin_name(&self.origin)
+    }
+
+    /// Recompiles the script if its file changed since the last look (at most every 200 ms
+    /// unless `force`). A failed recompile keeps the previous version and is returned once.
+    pub fn refresh(&self, force: bool) -> Option<ScriptError> {
+        let Origin::File(path) = &self.origin else { return None };
+        let mut state = self.reload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !force && state.checked.elapsed() < Duration::from_millis(200) {
+            return None;
+        }
+        state.checked = Instant::now();
+        let stamp = modified(path);
+        if stamp == state.modified {
+            return None;
+        }
+        state.modified = stamp;
+        match compile(&self.engine, &self.origin) {
+            Ok(compiled) => {
+                *self.compiled.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(compiled);
+                state.last_error = None;
+                None
+            }
+            Err(error) => {
+                state.last_error = Some(error.clone());
+                Some(error)
+            }
+        }
+    }
+
+    fn current(&self) -> Arc<Compiled> {
+        self.refresh(false);
+        self.compiled.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The script's metadata (current version).
+    pub fn meta(&self) -> Meta {
+        self.current().meta.clone()
+    }
+
+    /// The params map a hook receives: the metadata defaults, overridden by `overrides`.
+    pub fn params(&self, overrides: &Map) -> Map {
+        let meta = self.meta();
+        let mut params = Map::new();
+        params.insert("likelihood".into(), meta.likelihood.into());
+        params.insert("min_complexity".into(), meta.min_complexity.into());
+        params.insert("max_complexity".into(), meta.max_complexity.map_or(Dynamic::UNIT, Dynamic::from));
+        params.insert("max_attempts".into(), meta.max_attempts.into());
+        for (k, v) in overrides {
+            params.insert(k.clone(), v.clone());
+        }
+        params
+    }
+
+    /// Whether the entity passes the strategy's conditions, complexity bounds (from `params`)
+    /// and `applies_to` hook.
+    pub fn applies_to(&self, file: &SourceFile, index: usize, params: &Map) -> Result<bool, ScriptError> {
+        let compiled = self.current();
+        let entity = &file.entities()[index];
+        let bound = |key: &str| params.get(key).and_then(|v| v.as_int().ok());
+        let min = bound("min_complexity").unwrap_or(compiled.meta.min_complexity);
+        let max = bound("max_complexity").or(compiled.meta.max_complexity).unwrap_or(i64::MAX);
+        if entity.tags & compiled.meta.condition_bits != compiled.meta.condition_bits
+            || entity.complexity < min
+            || entity.complexity > max
+        {
+            return Ok(false);
+        }
+        if !compiled.meta.has_applies_to {
+            return Ok(true);
+        }
+        let args = (api::ScriptEntity { file: file.clone(), index }, params.clone());
+        let result = self.call(&compiled, "applies_to", args)?;
+        Ok(result.as_bool().unwrap_or(false))
+    }
+
+    /// Calls `mutate(entity, params, rng)` and converts its result to edits.
+    pub fn mutate(&self, file: &SourceFile, index: usize, params: &Map, rng: &Arc<Mutex<Rng>>) -> Result<Vec<Edit>, ScriptError> {
+        let compiled = self.current();
+        let args = (api::ScriptEntity { file: file.clone(), index }, params.clone(), api::ScriptRng(rng.clone()));
+        let value = self.call(&compiled, "mutate", args)?;
+        api::edits_from(value).map_err(|message| ScriptError {
+            path: self.display_path(),
+            line: 0,
+            column: 0,
+            message: format!("mutate returned {message}"),
+        })
+    }
+
+    fn call(&self, compiled: &Compiled, hook: &str, args: impl rhai::FuncArgs) -> Result<Dynamic, ScriptError> {
+        let mut scope = Scope::new();
+        let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        DEADLINE.with(|d| d.set(Some(Instant::now() + CALL_TIME_LIMIT)));
+        let result = self.engine.call_fn_with_options::<Dynamic>(options, &mut scope, &compiled.ast, hook, args);
+        DEADLINE.with(|d| d.set(None));
+        result.map_err(|e| ScriptError::from_eval(&self.display_path(), &e))
+    }
+}
+
+fn origin_name(origin: &Origin) -> String {
+    match origin {
+        Origin::File(path) => path.display().to_string(),
+        Origin::Builtin(name, _) => format!("<builtin>/{name}"),
+    }
+}
+
+fn compile(engine: &Engine, origin: &Origin) -> Result<Compiled, ScriptError> {
+    let name = origin_name(origin);
+    let text = match origin {
+        Origin::File(path) => std::fs::read_to_string(path)
+            .map_err(|e| ScriptError { path: name.clone(), line: 0, column: 0, message: format!("cannot read: {e}") })?,
+        Origin::Builtin(_, text) => (*text).to_string(),
+    };
+    let mut ast = engine.compile(&text).map_err(|e| ScriptError::from_parse(&name, &e))?;
+    ast.set_source(name.as_str());
+    let meta = read_meta(engine, &ast, &name)?;
+    Ok(Compiled { ast, meta })
+}
+
+fn read_meta(engine: &Engine, ast: &AST, name: &str) -> Result<Meta, ScriptError> {
+    let error = |message: String| ScriptError { path: name.to_string(), line: 0, column: 0, message };
+    let has_fn = |f: &str, arity: usize| ast.iter_functions().any(|m| m.name == f && m.params.len() == arity);
+    if !has_fn("mutate", 3) {
+        return Err(error("a strategy must define `fn mutate(entity, params, rng)`".into()));
+    }
+    // Top-level statements only declare constants; run them once to read the values.
+    let mut scope = Scope::new();
+    DEADLINE.with(|d| d.set(Some(Instant::now() + CALL_TIME_LIMIT)));
+    let run = engine.run_ast_with_scope(&mut scope, ast);
+    DEADLINE.with(|d| d.set(None));
+    run.map_err(|e| ScriptError::from_eval(name, &e))?;
+    let explanation = scope
+        .get_value::<rhai::ImmutableString>("EXPLANATION")
+        .ok_or_else(|| error("a strategy must declare `const EXPLANATION = \"…\";`".into()))?
+        .to_string();
+    let conditions: Vec<String> = match scope.get("CONDITIONS") {
+        None => Vec::new(),
+        Some(value) => value
+            .clone()
+            .into_array()
+            .map_err(|_| error("CONDITIONS must be an array of tag names".into()))?
+            .into_iter()
+            .map(|v| v.into_string().map_err(|_| error("CONDITIONS must be an array of tag names".into())))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut condition_bits = 0;
+    for c in &conditions {
+        condition_bits |= tag_bit(c).ok_or_else(|| error(format!("CONDITIONS: unknown tag `{c}`")))?;
+    }
+    let number = |key: &str| scope.get(key).and_then(|v| v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64)));
+    let int = |key: &str| scope.get(key).and_then(|v| v.as_int().ok());
+    let likelihood = number("LIKELIHOOD").unwrap_or(0.2);
+    if !(0.0..=1.0).contains(&likelihood) {
+        return Err(error(format!("LIKELIHOOD must be between 0 and 1, not {likelihood}")));
+    }
+    Ok(Meta {
+        explanation,
+        conditions,
+        likelihood,
+        min_complexity: int("MIN_COMPLEXITY").unwrap_or(3),
+        max_complexity: int("MAX_COMPLEXITY"),
+        max_attempts: int("MAX_ATTEMPTS").unwrap_or(5).max(1),
+        condition_bits,
+        has_applies_to: has_fn("applies_to", 2),
+    })
+}
