@@ -159,7 +159,10 @@ fn try_command(catalog: &Catalog, args: &TryArgs) -> Result<u8, String> {
 }
 
 fn try_once(strategy: &Arc<Strategy>, args: &TryArgs) -> Result<u8, String> {
-    let display = args.file.to_string_lossy().replace('\\', "/");
+    // Diff paths are relative (to the current directory when the file is under it).
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let relative = args.file.strip_prefix(&cwd).ok().or_else(|| args.file.file_name().map(Path::new).filter(|_| args.file.is_absolute()));
+    let display = relative.unwrap_or(&args.file).to_string_lossy().replace('\\', "/");
     let bytes = std::fs::read(&args.file).map_err(|e| format!("{display}: {e}"))?;
     let text = String::from_utf8(bytes).map_err(|e| format!("{display}: not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))?;
     let file = SourceFile::parse(&display, text).map_err(|e| format!("{display}:{e}"))?;

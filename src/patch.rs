@@ -153,7 +153,15 @@ fn statement_deletion(text: &str, lines: &LineIndex, tree: &Tree, id: NodeId) ->
             usize::from(after_len < rest.len())
         };
         let end = node.end as usize + after_len + newline;
-        return Edit { start: line_start, end: end as u32, text: String::new() };
+        // Blank lines just above go too, as LibCST's leading lines do, so no gap doubles up.
+        let mut start = line_start as usize;
+        while let Some(previous) = text[..start.saturating_sub(1)].rfind('\n').map(|i| i + 1).or((start > 0).then_some(0)) {
+            if start == 0 || !text[previous..start].trim().is_empty() {
+                break;
+            }
+            start = previous;
+        }
+        return Edit { start: start as u32, end: end as u32, text: String::new() };
     }
     if let Some(stripped) = after_trimmed.strip_prefix(';') {
         let spaces = stripped.len() - stripped.trim_start_matches([' ', '\t']).len();

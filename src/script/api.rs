@@ -80,6 +80,33 @@ impl ScriptNode {
         }
     }
 
+    /// The node's span widened over parentheses that wrap exactly this node (`(a)` in
+    /// `(a) + b`), but never over its parent's own brackets (the `( )` of a call).
+    fn outer_span(&self) -> (u32, u32) {
+        let text = self.file.text().as_bytes();
+        let (mut start, mut end) = (self.data().start as usize, self.data().end as usize);
+        let (parent_start, parent_end) = match self.data().parent {
+            Some(p) => {
+                let p = self.file.tree().node(p);
+                (p.start as usize, p.end as usize)
+            }
+            None => return (start as u32, end as u32),
+        };
+        loop {
+            let before = text[..start].iter().rposition(|b| !b.is_ascii_whitespace());
+            let after = text[end..].iter().position(|b| !b.is_ascii_whitespace()).map(|i| end + i);
+            match (before, after) {
+                (Some(b), Some(a)) if text[b] == b'(' && text[a] == b')' && b > parent_start.saturating_sub(1) && a + 1 <= parent_end
+                    && !(b == parent_start && a + 1 == parent_end) =>
+                {
+                    start = b;
+                    end = a + 1;
+                }
+                _ => return (start as u32, end as u32),
+            }
+        }
+    }
+
     fn ops(&self) -> Array {
         self.data()
             .ops
@@ -260,6 +287,8 @@ fn register_node(engine: &mut Engine) {
             n.data().children.iter().map(|&c| n.wrap(c)).collect()
         })
         .register_get("ops", |n: &mut ScriptNode| n.ops())
+        .register_get("outer_start", |n: &mut ScriptNode| i64::from(n.outer_span().0))
+        .register_get("outer_end", |n: &mut ScriptNode| i64::from(n.outer_span().1))
         .register_get("op", |n: &mut ScriptNode| n.data().ops.first().map_or(String::new(), |o| o.text.clone()))
         .register_get("is_async", |n: &mut ScriptNode| n.data().flag && n.data().kind != "ClassDef")
         .register_indexer_get(|n: &mut ScriptNode, role: &str| n.role(role))
@@ -374,9 +403,21 @@ fn patch_module() -> Module {
         patch::text_with(node.file.text(), node.data().start, node.data().end, &edits)
             .or_else(|e| fail(format!("patch::text: {e}")))
     });
+    m.set_native_fn("text", |entity: ScriptEntity, start: i64, end: i64, edits: Array| -> Fallible<String> {
+        let edits = edits_arg(&edits)?;
+        let (start, end) = (to_offset(start)?, to_offset(end)?);
+        if start > end || end as usize > entity.file.text().len() {
+            return fail(format!("patch::text: bad span {start}..{end}"));
+        }
+        patch::text_with(entity.file.text(), start, end, &edits).or_else(|e| fail(format!("patch::text: {e}")))
+    });
     m.set_native_fn("fold", |edits: Array, node: ScriptNode, text: ImmutableString| -> Fallible<Array> {
         let edits = edits_arg(&edits)?;
         Ok(to_array(patch::fold(&edits, node.data().start, node.data().end, text.to_string())))
+    });
+    m.set_native_fn("fold", |edits: Array, start: i64, end: i64, text: ImmutableString| -> Fallible<Array> {
+        let edits = edits_arg(&edits)?;
+        Ok(to_array(patch::fold(&edits, to_offset(start)?, to_offset(end)?, text.to_string())))
     });
     m.set_native_fn("overlaps", |edits: Array, node: ScriptNode| -> Fallible<bool> {
         let (s, e) = (node.data().start, node.data().end);

@@ -278,7 +278,8 @@ impl Strategy {
 
     fn call(&self, compiled: &Compiled, hook: &str, args: impl rhai::FuncArgs) -> Result<Dynamic, ScriptError> {
         let mut scope = Scope::new();
-        let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        // Evaluating the top level each call is what makes `global::CONSTANT` visible in hooks.
+        let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
         DEADLINE.with(|d| d.set(Some(Instant::now() + CALL_TIME_LIMIT)));
         let result = self.engine.call_fn_with_options::<Dynamic>(options, &mut scope, &compiled.ast, hook, args);
         DEADLINE.with(|d| d.set(None));
