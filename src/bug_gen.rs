@@ -226,7 +226,7 @@ pub fn mutate_entity(plan: &Plan, file: &SourceFile, index: usize, seed: u64) ->
             continue;
         }
         let text = file.text();
-        let mutated = match patch::apply(text, &edits, (entity.start, entity.end)) {
+        let mutated = match patch::apply(text, &edits, patch::line_bounds(text, file.lines(), entity.start, entity.end)) {
             Ok(m) => m,
             Err(e) => return Outcome::Error(Problem { location: location(), message: e.to_string() }),
         };
@@ -249,12 +249,25 @@ pub fn mutate_entity(plan: &Plan, file: &SourceFile, index: usize, seed: u64) ->
             signature: entity.signature.clone(),
             line_start: entity.line_start,
             line_end: entity.line_end,
-            rewrite: mutated[entity.start as usize..rewrite_end].to_string(),
+            rewrite: dedent(&mutated[entity.start as usize..rewrite_end], &entity.indent),
             hash: patch::hash8(&diff),
             diff,
         }));
     }
     Outcome::Nothing { unparsable }
+}
+
+/// SWE-smith's rewrite format: the entity's text with its indentation removed from every line
+/// after the first (the first starts at the keyword already).
+fn dedent(text: &str, indent: &str) -> String {
+    if indent.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        out.push_str(if i == 0 { line } else { line.strip_prefix(indent).unwrap_or(line) });
+    }
+    out
 }
 
 /// Runs every plan over the files; returns candidates in deterministic order and fills `report`.

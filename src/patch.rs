@@ -81,6 +81,18 @@ pub fn apply(text: &str, edits: &[Edit], bounds: (u32, u32)) -> Result<String, E
     Ok(out)
 }
 
+/// The span from the start of `start`'s line to the end of `end`'s line (its line break
+/// included): where edits for a statement at `start..end` may reach.
+pub fn line_bounds(text: &str, lines: &LineIndex, start: u32, end: u32) -> (u32, u32) {
+    let rest = &text[end as usize..];
+    let line_end = match rest.find(['\n', '\r']) {
+        Some(i) if rest[i..].starts_with("\r\n") => i + 2,
+        Some(i) => i + 1,
+        None => rest.len(),
+    };
+    (lines.line_start(lines.line(start)), end + line_end as u32)
+}
+
 /// The text of `start..end` with the edits that lie inside it applied (edits elsewhere ignored).
 pub fn text_with(text: &str, start: u32, end: u32, edits: &[Edit]) -> Result<String, EditError> {
     let inside: Vec<Edit> = edits
@@ -154,9 +166,10 @@ fn statement_deletion(text: &str, lines: &LineIndex, tree: &Tree, id: NodeId) ->
         };
         let end = node.end as usize + after_len + newline;
         // Blank lines just above go too, as LibCST's leading lines do, so no gap doubles up.
+        let floor = node.parent.map_or(0, |p| tree.node(p).start as usize);
         let mut start = line_start as usize;
         while let Some(previous) = text[..start.saturating_sub(1)].rfind('\n').map(|i| i + 1).or((start > 0).then_some(0)) {
-            if start == 0 || !text[previous..start].trim().is_empty() {
+            if start == 0 || previous < floor || !text[previous..start].trim().is_empty() {
                 break;
             }
             start = previous;

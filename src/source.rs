@@ -197,14 +197,18 @@ fn download_sdist(name: &str, version: &str, cache: &Path) -> Result<PathBuf, So
     let python = std::env::var("BUGSMITH_PYTHON").unwrap_or_else(|_| "python3".into());
     let requirement = format!("{name}=={version}");
     let output = Command::new(&python)
-        .args(["-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps", "--no-build-isolation", "-d"])
+        .args(["-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps", "-d"])
         .arg(&dir)
         .arg(&requirement)
         .output()
         .map_err(|e| SourceError::Pip(requirement.clone(), format!("cannot run {python}: {e}")))?;
     match find(&dir) {
         Some(found) => Ok(found),
-        None => Err(SourceError::Pip(requirement, String::from_utf8_lossy(&output.stderr).trim().to_string())),
+        None => {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = stderr.trim().lines().rev().take(12).collect();
+            Err(SourceError::Pip(requirement, tail.into_iter().rev().collect::<Vec<_>>().join("\n")))
+        }
     }
 }
 

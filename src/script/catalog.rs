@@ -48,11 +48,7 @@ impl Catalog {
                         .collect()
                 })
                 .unwrap_or_default(),
-            None => builtin::BUILTIN
-                .iter()
-                .filter(|(name, _)| name.starts_with(&format!("{kind}/")))
-                .map(|(name, text)| Origin::Builtin(name, text))
-                .collect(),
+            None => builtin_origins(kind),
         };
         origins.sort_by_key(origin_id);
         origins
@@ -83,6 +79,18 @@ impl Catalog {
         }
         (loaded, errors)
     }
+}
+
+/// The built-in copies of one kind's scripts, sorted by id.
+pub fn builtin_origins(kind: &str) -> Vec<Origin> {
+    let prefix = format!("{kind}/");
+    let mut origins: Vec<Origin> = builtin::BUILTIN
+        .iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .map(|(name, text)| Origin::Builtin(name, text))
+        .collect();
+    origins.sort_by_key(origin_id);
+    origins
 }
 
 /// The id (file stem) of a script.
