@@ -9,7 +9,7 @@ use rhai::{Dynamic, Map};
 
 use crate::ast::SourceFile;
 use crate::cli::{Args, Command, GenArgs, StrategiesAction, TryArgs};
-use crate::bug_gen::{self, Outcome, Plan, Report};
+use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
 use crate::recipe::Recipe;
 use crate::script::{Origin, Strategy, catalog::Catalog};
 use crate::source::{self, SourceSpec};
@@ -43,7 +43,8 @@ fn json_to_dynamic(value: &serde_json::Value) -> Dynamic {
 
 /// Builds the run's plans: CLI strategies (or the recipe's, or every procedural one), with
 /// params from the recipe over the scripts' defaults; caps from the CLI over the recipe.
-fn plans(catalog: &Catalog, args: &GenArgs, recipe: &Recipe) -> Result<Vec<Plan>, String> {
+/// Scripts that fail to load are returned as problems; the others still run.
+fn plans(catalog: &Catalog, args: &GenArgs, recipe: &Recipe) -> Result<(Vec<Plan>, Vec<Problem>), String> {
     let ids: Vec<String> = if !args.strategies.is_empty() {
         args.strategies.clone()
     } else if !recipe.strategies.is_empty() {
@@ -56,13 +57,18 @@ fn plans(catalog: &Catalog, args: &GenArgs, recipe: &Recipe) -> Result<Vec<Plan>
         origins.push(catalog.resolve("procedural", id)?);
     }
     let (strategies, errors) = catalog.load(origins);
-    if !errors.is_empty() {
-        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        return Err(format!("cannot load strategies:\n  {}", list.join("\n  ")));
+    let problems: Vec<Problem> = errors
+        .iter()
+        .map(|e| Problem { location: format!("{}:{}:{}", e.path, e.line, e.column), message: format!("{}; strategy skipped", e.message) })
+        .collect();
+    if strategies.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(format!("no strategy could be loaded:\n  {}", list.join("\n  ")));
     }
     let mut plans = Vec::new();
-    for (id, strategy) in ids.iter().zip(strategies) {
-        let entry = recipe.strategies.iter().find(|s| &s.id == id);
+    for strategy in strategies {
+        let id = ids.iter().find(|i| **i == strategy.id || i.ends_with(&format!("{}.rhai", strategy.id))).cloned().unwrap_or_default();
+        let entry = recipe.strategies.iter().find(|s| s.id == id);
         let mut overrides = Map::new();
         if let Some(e) = entry {
             for (k, v) in &e.params {
@@ -81,7 +87,7 @@ fn plans(catalog: &Catalog, args: &GenArgs, recipe: &Recipe) -> Result<Vec<Plan>
         let max_bugs = args.max_bugs.or(entry.and_then(|e| e.max_bugs)).or(recipe.max_bugs);
         plans.push(Plan { params: strategy.params(&overrides), strategy: Arc::new(strategy), max_bugs });
     }
-    Ok(plans)
+    Ok((plans, problems))
 }
 
 fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Result<u8, String> {
@@ -91,7 +97,7 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
         None => Recipe::default(),
     };
     let seed = args.seed.or(recipe.seed).unwrap_or(DEFAULT_SEED);
-    let plans = plans(catalog, args, &recipe)?;
+    let (plans, load_problems) = plans(catalog, args, &recipe)?;
     let spec = SourceSpec::parse(&args.source).map_err(|e| e.to_string())?;
     let checkout = source::fetch(&spec, &source::cache_dir(cache)).map_err(|e| e.to_string())?;
     let paths: Vec<String> = crate::git::tracked_files(&checkout.root)
@@ -107,6 +113,7 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
         files: files.len(),
         skipped_files: skipped,
         output: bug_gen.display().to_string(),
+        script_errors: load_problems,
         ..Report::default()
     };
     let candidates = bug_gen::generate(&files, &plans, seed, &bar, &mut report);

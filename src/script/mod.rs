@@ -17,6 +17,9 @@ use crate::ast::{SourceFile, tag_bit};
 use crate::patch::Edit;
 use crate::rng::Rng;
 
+/// Operation limit for one hook call.
+const MAX_OPERATIONS: u64 = 5_000_000;
+
 /// Wall-clock limit for one hook call.
 const CALL_TIME_LIMIT: Duration = Duration::from_secs(2);
 
@@ -52,22 +55,36 @@ impl ScriptError {
         ScriptError::at(path, error.1, error.0.to_string())
     }
 
-    fn from_eval(path: &str, error: &EvalAltResult) -> ScriptError {
+    /// `source` is the script's text and `hook` the function called, used to point at the
+    /// function when the engine gives no position (as for operation and time limits).
+    fn from_eval(path: &str, error: &EvalAltResult, source: &str, hook: &str) -> ScriptError {
         // Report the innermost position: the line inside the function that failed.
         let mut inner = error;
         let mut position = error.position();
-        while let EvalAltResult::ErrorInFunctionCall(_, _, next, pos) = inner {
+        let mut function = hook.to_string();
+        while let EvalAltResult::ErrorInFunctionCall(name, _, next, pos) = inner {
             if !pos.is_none() {
                 position = *pos;
             }
+            function.clone_from(name);
             inner = next;
             if !inner.position().is_none() {
                 position = inner.position();
             }
         }
+        if position.is_none() {
+            let definition = format!("fn {function}(");
+            if let Some(line) = source.lines().position(|l| l.trim_start().starts_with(&definition)) {
+                let column = source.lines().nth(line).map_or(0, |l| l.len() - l.trim_start().len());
+                position = Position::new(line as u16 + 1, column as u16 + 1);
+            }
+        }
         let message = match inner {
             EvalAltResult::ErrorTerminated(..) => {
                 format!("script ran longer than {} s and was stopped", CALL_TIME_LIMIT.as_secs())
+            }
+            EvalAltResult::ErrorTooManyOperations(..) => {
+                format!("script exceeded {MAX_OPERATIONS} operations and was stopped (an endless loop?)")
             }
             EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
             other => {
@@ -83,7 +100,7 @@ impl ScriptError {
 pub fn engine() -> Engine {
     let mut engine = Engine::new();
     engine
-        .set_max_operations(5_000_000)
+        .set_max_operations(MAX_OPERATIONS)
         .set_max_call_levels(64)
         .set_max_expr_depths(128, 64)
         .set_max_string_size(16 << 20)
@@ -131,6 +148,7 @@ pub struct Meta {
 struct Compiled {
     ast: AST,
     meta: Meta,
+    source: String,
 }
 
 /// Where a script's text comes from.
@@ -283,7 +301,7 @@ impl Strategy {
         DEADLINE.with(|d| d.set(Some(Instant::now() + CALL_TIME_LIMIT)));
         let result = self.engine.call_fn_with_options::<Dynamic>(options, &mut scope, &compiled.ast, hook, args);
         DEADLINE.with(|d| d.set(None));
-        result.map_err(|e| ScriptError::from_eval(&self.display_path(), &e))
+        result.map_err(|e| ScriptError::from_eval(&self.display_path(), &e, &compiled.source, hook))
     }
 }
 
@@ -303,11 +321,11 @@ fn compile(engine: &Engine, origin: &Origin) -> Result<Compiled, ScriptError> {
     };
     let mut ast = engine.compile(&text).map_err(|e| ScriptError::from_parse(&name, &e))?;
     ast.set_source(name.as_str());
-    let meta = read_meta(engine, &ast, &name)?;
-    Ok(Compiled { ast, meta })
+    let meta = read_meta(engine, &ast, &name, &text)?;
+    Ok(Compiled { ast, meta, source: text })
 }
 
-fn read_meta(engine: &Engine, ast: &AST, name: &str) -> Result<Meta, ScriptError> {
+fn read_meta(engine: &Engine, ast: &AST, name: &str, source: &str) -> Result<Meta, ScriptError> {
     let error = |message: String| ScriptError { path: name.to_string(), line: 0, column: 0, message };
     let has_fn = |f: &str, arity: usize| ast.iter_functions().any(|m| m.name == f && m.params.len() == arity);
     if !has_fn("mutate", 3) {
@@ -318,7 +336,7 @@ fn read_meta(engine: &Engine, ast: &AST, name: &str) -> Result<Meta, ScriptError
     DEADLINE.with(|d| d.set(Some(Instant::now() + CALL_TIME_LIMIT)));
     let run = engine.run_ast_with_scope(&mut scope, ast);
     DEADLINE.with(|d| d.set(None));
-    run.map_err(|e| ScriptError::from_eval(name, &e))?;
+    run.map_err(|e| ScriptError::from_eval(name, &e, source, ""))?;
     let explanation = scope
         .get_value::<rhai::ImmutableString>("EXPLANATION")
         .ok_or_else(|| error("a strategy must declare `const EXPLANATION = \"…\";`".into()))?

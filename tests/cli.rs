@@ -1,0 +1,220 @@
+//! The `bugsmith` binary end to end: `gen` on real PyPI sdists, bad input of every kind,
+//! `try`, and `strategies list|check`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the binary with the repository's strategies, a shared download cache and no progress bar.
+fn bugsmith(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+        .args(args)
+        .env("BUGSMITH_STRATEGIES", manifest().join("strategies"))
+        .env("BUGSMITH_CACHE", cache)
+        .env("BUGSMITH_NO_PROGRESS", "1")
+        .output()
+        .expect("run bugsmith")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "bugsmith failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON summary")
+}
+
+/// Sdists are downloaded once per target directory.
+fn shared_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bugsmith-cache")
+}
+
+/// Every file under `dir`, by relative path.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().strip_prefix(dir).unwrap().display().to_string(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+fn gen_sdist_end_to_end(spec: &str, min_files: u64, min_strategies_with_candidates: usize) {
+    let cache = shared_cache();
+    let out = tempfile::tempdir().unwrap();
+    let first = out.path().join("first");
+    let summary = json(&bugsmith(&["gen", spec, "--out", first.to_str().unwrap(), "--json"], &cache));
+    let repo_name = summary["repo_name"].as_str().unwrap().to_string();
+    assert!(repo_name.starts_with("pypi__"), "{repo_name}");
+    assert!(summary["files"].as_u64().unwrap() >= min_files);
+    assert_eq!(summary["skipped_files"].as_array().unwrap().len(), 0);
+    assert_eq!(summary["script_errors"].as_array().unwrap().len(), 0, "{:#}", summary["script_errors"]);
+    let strategies = summary["strategies"].as_object().unwrap();
+    assert_eq!(strategies.len(), 14);
+    let productive = strategies.values().filter(|s| s["candidates"].as_u64().unwrap() > 0).count();
+    assert!(productive >= min_strategies_with_candidates, "only {productive} strategies made candidates");
+
+    // Every diff applies to a fresh clone of the checkout, with git and with libgit2.
+    let checkout = cache.join("checkouts").join(&repo_name);
+    let fresh = out.path().join("fresh");
+    let cloned = Command::new("git").args(["clone", "-q"]).arg(&checkout).arg(&fresh).status().unwrap();
+    assert!(cloned.success());
+    let files = tree(&first.join("bug_gen").join(&repo_name));
+    let diffs: Vec<(&String, &Vec<u8>)> = files.iter().filter(|(name, _)| name.ends_with(".diff")).collect();
+    assert_eq!(diffs.len() as u64, summary["candidates"].as_u64().unwrap());
+    assert_eq!(files.len(), 2 * diffs.len(), "a metadata file per diff");
+    for (name, diff) in &diffs {
+        let patch = out.path().join("candidate.diff");
+        std::fs::write(&patch, diff).unwrap();
+        let check = Command::new("git").arg("-C").arg(&fresh).args(["apply", "--check"]).arg(&patch).output().unwrap();
+        assert!(check.status.success(), "{name}: {}", String::from_utf8_lossy(&check.stderr));
+        bugsmith::git::check_applies(&fresh, std::str::from_utf8(diff).unwrap()).unwrap();
+        let strategy = name.rsplit("bug__").next().unwrap().split("__").next().unwrap();
+        let metadata = name.replace("bug__", "metadata__").replace(".diff", ".json");
+        let meta: Value = serde_json::from_slice(&files[&metadata]).unwrap();
+        assert_eq!(meta["strategy"], strategy);
+        assert_eq!(meta["cost"], 0.0);
+        assert!(meta["line_start"].as_u64().unwrap() <= meta["line_end"].as_u64().unwrap());
+    }
+
+    // The same seed gives the same bytes; another seed gives other candidates.
+    let second = out.path().join("second");
+    json(&bugsmith(&["gen", spec, "--out", second.to_str().unwrap(), "--json"], &cache));
+    assert_eq!(files, tree(&second.join("bug_gen").join(&repo_name)));
+    let third = out.path().join("third");
+    json(&bugsmith(&["gen", spec, "--out", third.to_str().unwrap(), "--seed", "7", "--json"], &cache));
+    assert_ne!(files, tree(&third.join("bug_gen").join(&repo_name)));
+}
+
+#[test]
+fn gen_on_the_tinydb_sdist_makes_applicable_deterministic_candidates() {
+    gen_sdist_end_to_end("pypi:tinydb==4.8.2", 8, 10);
+}
+
+#[test]
+fn gen_on_the_parse_sdist_makes_applicable_deterministic_candidates() {
+    gen_sdist_end_to_end("pypi:parse==1.20.2", 1, 8);
+}
+
+#[test]
+fn max_bugs_caps_every_strategy() {
+    let out = tempfile::tempdir().unwrap();
+    let summary = json(&bugsmith(
+        &["gen", "pypi:tinydb==4.8.2", "--out", out.path().to_str().unwrap(), "--max-bugs", "2", "--json"],
+        &shared_cache(),
+    ));
+    for (id, stats) in summary["strategies"].as_object().unwrap() {
+        assert!(stats["candidates"].as_u64().unwrap() <= 2, "{id}");
+    }
+    assert!(summary["candidates"].as_u64().unwrap() >= 14);
+}
+
+/// A small repository with one good file, one that does not parse and one that is not UTF-8.
+fn repository_with_bad_files(dir: &Path) {
+    std::fs::create_dir_all(dir.join("pkg")).unwrap();
+    std::fs::write(
+        dir.join("pkg/good.py"),
+        "def total(items, bonus):\n    result = 0\n    for item in items:\n        if item > 0 and bonus:\n            result = result + item * 2\n    return result - bonus\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("pkg/broken.py"), "def broken(:\n    pass\n").unwrap();
+    std::fs::write(dir.join("pkg/latin1.py"), b"# caf\xe9\ndef f():\n    return 1\n").unwrap();
+}
+
+#[test]
+fn bad_files_and_bad_scripts_are_reported_and_the_run_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    repository_with_bad_files(&repo);
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    let header = "const EXPLANATION = \"test\";\nconst MIN_COMPLEXITY = 0;\n";
+    std::fs::write(scripts.join("syntax_error.rhai"), format!("{header}fn mutate(entity, params, rng) {{\n    let x = ;\n}}\n")).unwrap();
+    std::fs::write(scripts.join("forever.rhai"), format!("{header}fn mutate(entity, params, rng) {{\n    let n = 0;\n    loop {{ n += 1; }}\n}}\n")).unwrap();
+    std::fs::write(
+        scripts.join("overlapping.rhai"),
+        format!("{header}fn mutate(entity, params, rng) {{\n    [patch::edit(entity.start, entity.start + 5, \"x\"), patch::edit(entity.start + 2, entity.start + 8, \"y\")]\n}}\n"),
+    )
+    .unwrap();
+    let script = |name: &str| scripts.join(name).display().to_string();
+    let out = dir.path().join("out");
+    let output = bugsmith(
+        &[
+            "gen", repo.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json",
+            "--strategy", "func_pm_op_change", "--strategy", &script("syntax_error.rhai"),
+            "--strategy", &script("forever.rhai"), "--strategy", &script("overlapping.rhai"),
+        ],
+        dir.path(),
+    );
+    let summary = json(&output);
+    let skipped: Vec<String> = summary["skipped_files"].as_array().unwrap().iter().map(|p| format!("{}: {}", p["location"].as_str().unwrap(), p["message"].as_str().unwrap())).collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(skipped[0].starts_with("pkg/broken.py:1:12: syntax error"), "{}", skipped[0]);
+    assert!(skipped[1].starts_with("pkg/latin1.py:1: not UTF-8"), "{}", skipped[1]);
+    let errors: Vec<String> = summary["script_errors"].as_array().unwrap().iter().map(|p| format!("{}: {}", p["location"].as_str().unwrap(), p["message"].as_str().unwrap())).collect();
+    let find = |needle: &str| errors.iter().find(|e| e.contains(needle)).unwrap_or_else(|| panic!("no error about {needle} in {errors:#?}")).clone();
+    assert!(find("syntax_error.rhai").contains("syntax_error.rhai:4:13:"), "{errors:#?}");
+    let forever = find("forever.rhai");
+    assert!(forever.contains("forever.rhai:3:1:") && forever.contains("total at pkg/good.py:1"), "{forever}");
+    assert!(forever.contains("exceeded 5000000 operations") || forever.contains("longer than"), "{forever}");
+    assert!(find("overlapping.rhai").contains("overlapping edits: bytes 0..5 (line 1:1 to 1:6) and bytes 2..8 (line 1:3 to 1:9)"), "{errors:#?}");
+    assert_eq!(summary["strategies"]["func_pm_op_change"]["candidates"], 1);
+    assert_eq!(summary["candidates"], 1);
+    // The user's directory is untouched: no repository was created in it.
+    assert!(!repo.join(".git").exists());
+}
+
+#[test]
+fn try_prints_the_diff_for_one_entity() {
+    let dir = tempfile::tempdir().unwrap();
+    repository_with_bad_files(dir.path());
+    let file = dir.path().join("pkg/good.py");
+    let output = bugsmith(&["try", "func_pm_op_change", file.to_str().unwrap(), "--entity", "total", "--seed", "3"], dir.path());
+    let text = stdout(&output);
+    assert!(output.status.success());
+    assert!(text.starts_with("# func_pm_op_change on total (good.py:1, complexity 5)\ndiff --git a/good.py b/good.py\n"), "{text}");
+    assert!(text.contains("\n-    return result - bonus\n+    return result + bonus\n"), "{text}");
+
+    let missing = bugsmith(&["try", "func_pm_op_change", file.to_str().unwrap(), "--entity", "nope"], dir.path());
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no entity named `nope`"));
+}
+
+#[test]
+fn strategies_list_shows_conditions_and_check_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = stdout(&bugsmith(&["strategies", "list"], dir.path()));
+    assert!(list.contains("func_pm_ctrl_shuffle"), "{list}");
+    let line = list.lines().find(|l| l.starts_with("func_pm_ctrl_shuffle ")).unwrap();
+    assert!(line.contains("0.25") && line.contains("10") && line.contains("is_function, has_loop"), "{line}");
+    let check = bugsmith(&["strategies", "check"], dir.path());
+    assert!(check.status.success());
+    assert!(stdout(&check).contains("14 scripts load, 0 fail"));
+}
+
+#[test]
+fn a_recipe_sets_params_and_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    repository_with_bad_files(&repo);
+    let recipe = dir.path().join("recipe.yaml");
+    std::fs::write(&recipe, "version: 1\nseed: 3\nstrategies:\n  - id: func_pm_op_change\n    likelihood: 1.0\n    min_complexity: 0\n  - id: func_pm_remove_loop\n    min_complexity: 99\n").unwrap();
+    let out = dir.path().join("out");
+    let summary = json(&bugsmith(&["gen", repo.to_str().unwrap(), "--recipe", recipe.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"], dir.path()));
+    assert_eq!(summary["strategies"]["func_pm_op_change"]["candidates"], 1);
+    assert_eq!(summary["strategies"]["func_pm_remove_loop"]["eligible"], 0);
+    assert_eq!(summary["strategies"].as_object().unwrap().len(), 2);
+
+    std::fs::write(&recipe, "strategies:\n  - id: func_pm_op_change\n    likelyhood: 1.0\n").unwrap();
+    let bad = bugsmith(&["gen", repo.to_str().unwrap(), "--recipe", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()], dir.path());
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("unknown field `likelyhood`") && stderr.contains("line 3"), "{stderr}");
+}
