@@ -9,7 +9,9 @@ fn main() {
     let mut files = Vec::new();
     collect(&root, &root, &mut files);
     files.sort();
-    let mut out = String::from("/// Scripts built into the binary: (path under `strategies/`, text).\npub static BUILTIN: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// Scripts built into the binary: (path under `strategies/`, text).\npub static BUILTIN: &[(&str, &str)] = &[\n",
+    );
     for (relative, absolute) in files {
         println!("cargo:rerun-if-changed={absolute}");
         let _ = writeln!(out, "    ({relative:?}, include_str!({absolute:?})),");

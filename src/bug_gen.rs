@@ -182,7 +182,10 @@ fn parse_one(root: &Path, path: &str) -> Result<SourceFile, Problem> {
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        Problem { location: format!("{path}:{line}"), message: format!("not UTF-8 (invalid byte at offset {at}); skipped") }
+        Problem {
+            location: format!("{path}:{line}"),
+            message: format!("not UTF-8 (invalid byte at offset {at}); skipped"),
+        }
     })?;
     SourceFile::parse(path, text).map_err(|e| Problem {
         location: format!("{path}:{}:{}", e.line, e.column),
@@ -207,10 +210,18 @@ pub enum Outcome {
 /// change that still parses.
 pub fn mutate_entity(plan: &Plan, file: &SourceFile, index: usize, seed: u64) -> Outcome {
     let entity = &file.entities()[index];
-    let key = [seed.to_string(), plan.strategy.id.clone(), file.path().to_string(), entity.qualified_name.clone(), entity.start.to_string()];
+    let key = [
+        seed.to_string(),
+        plan.strategy.id.clone(),
+        file.path().to_string(),
+        entity.qualified_name.clone(),
+        entity.start.to_string(),
+    ];
     let rng = Arc::new(Mutex::new(Rng::from_key(&key.iter().map(String::as_str).collect::<Vec<_>>())));
     let attempts = plan.params.get("max_attempts").and_then(|v| v.as_int().ok()).unwrap_or(5).max(1);
-    let location = || format!("{} ({} at {}:{})", plan.strategy.display_path(), entity.qualified_name, file.path(), entity.line_start);
+    let location = || {
+        format!("{} ({} at {}:{})", plan.strategy.display_path(), entity.qualified_name, file.path(), entity.line_start)
+    };
     let mut unparsable = 0;
     for _ in 0..attempts {
         let edits = match plan.strategy.mutate(file, index, &plan.params, &rng) {
@@ -218,7 +229,13 @@ pub fn mutate_entity(plan: &Plan, file: &SourceFile, index: usize, seed: u64) ->
             Err(e) => {
                 return Outcome::Error(Problem {
                     location: format!("{}:{}:{}", e.path, e.line, e.column),
-                    message: format!("{} (entity {} at {}:{})", e.message, entity.qualified_name, file.path(), entity.line_start),
+                    message: format!(
+                        "{} (entity {} at {}:{})",
+                        e.message,
+                        entity.qualified_name,
+                        file.path(),
+                        entity.line_start
+                    ),
                 });
             }
         };
@@ -226,7 +243,8 @@ pub fn mutate_entity(plan: &Plan, file: &SourceFile, index: usize, seed: u64) ->
             continue;
         }
         let text = file.text();
-        let mutated = match patch::apply(text, &edits, patch::line_bounds(text, file.lines(), entity.start, entity.end)) {
+        let mutated = match patch::apply(text, &edits, patch::line_bounds(text, file.lines(), entity.start, entity.end))
+        {
             Ok(m) => m,
             Err(e) => return Outcome::Error(Problem { location: location(), message: e.to_string() }),
         };
@@ -271,7 +289,13 @@ fn dedent(text: &str, indent: &str) -> String {
 }
 
 /// Runs every plan over the files; returns candidates in deterministic order and fills `report`.
-pub fn generate(files: &[SourceFile], plans: &[Plan], seed: u64, progress: &dyn Progress, report: &mut Report) -> Vec<Candidate> {
+pub fn generate(
+    files: &[SourceFile],
+    plans: &[Plan],
+    seed: u64,
+    progress: &dyn Progress,
+    report: &mut Report,
+) -> Vec<Candidate> {
     let mut all = Vec::new();
     let mut seen = HashSet::new();
     let entities: Vec<(usize, usize)> =
@@ -286,7 +310,8 @@ pub fn generate(files: &[SourceFile], plans: &[Plan], seed: u64, progress: &dyn 
                 Ok(false) => {}
                 Err(err) => {
                     stats.errors += 1;
-                    let problem = Problem { location: format!("{}:{}:{}", err.path, err.line, err.column), message: err.message };
+                    let problem =
+                        Problem { location: format!("{}:{}:{}", err.path, err.line, err.column), message: err.message };
                     progress.problem(&problem);
                     report.script_errors.push(problem);
                 }
@@ -359,9 +384,11 @@ struct Metadata<'a> {
 
 /// The folder of an entity's candidates: `<file with / as __>/<name>_<sha256(signature)[:8]>`.
 pub fn candidate_dir(bug_gen: &Path, candidate: &Candidate) -> PathBuf {
-    bug_gen
-        .join(candidate.file.replace('/', "__"))
-        .join(format!("{}_{}", candidate.entity, patch::sha256_hex8(&candidate.signature)))
+    bug_gen.join(candidate.file.replace('/', "__")).join(format!(
+        "{}_{}",
+        candidate.entity,
+        patch::sha256_hex8(&candidate.signature)
+    ))
 }
 
 /// Writes candidates under `bug_gen` (atomically; an identical existing file is left alone).

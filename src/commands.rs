@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use rhai::{Dynamic, Map};
 
 use crate::ast::SourceFile;
-use crate::cli::{Args, Command, GenArgs, StrategiesAction, TryArgs};
 use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
+use crate::cli::{Args, Command, GenArgs, StrategiesAction, TryArgs};
 use crate::recipe::Recipe;
 use crate::script::{Origin, Strategy, catalog::Catalog};
 use crate::source::{self, SourceSpec};
@@ -59,7 +59,10 @@ fn plans(catalog: &Catalog, args: &GenArgs, recipe: &Recipe) -> Result<(Vec<Plan
     let (strategies, errors) = catalog.load(origins);
     let problems: Vec<Problem> = errors
         .iter()
-        .map(|e| Problem { location: format!("{}:{}:{}", e.path, e.line, e.column), message: format!("{}; strategy skipped", e.message) })
+        .map(|e| Problem {
+            location: format!("{}:{}:{}", e.path, e.line, e.column),
+            message: format!("{}; strategy skipped", e.message),
+        })
         .collect();
     if strategies.is_empty() {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -67,7 +70,11 @@ fn plans(catalog: &Catalog, args: &GenArgs, recipe: &Recipe) -> Result<(Vec<Plan
     }
     let mut plans = Vec::new();
     for strategy in strategies {
-        let id = ids.iter().find(|i| **i == strategy.id || i.ends_with(&format!("{}.rhai", strategy.id))).cloned().unwrap_or_default();
+        let id = ids
+            .iter()
+            .find(|i| **i == strategy.id || i.ends_with(&format!("{}.rhai", strategy.id)))
+            .cloned()
+            .unwrap_or_default();
         let entry = recipe.strategies.iter().find(|s| s.id == id);
         let mut overrides = Map::new();
         if let Some(e) = entry {
@@ -118,7 +125,8 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
     };
     let candidates = bug_gen::generate(&files, &plans, seed, &bar, &mut report);
     bar.finish();
-    bug_gen::write_candidates(&bug_gen, &candidates).map_err(|e| format!("cannot write candidates under {}: {e}", bug_gen.display()))?;
+    bug_gen::write_candidates(&bug_gen, &candidates)
+        .map_err(|e| format!("cannot write candidates under {}: {e}", bug_gen.display()))?;
     report.seconds = started.elapsed().as_secs_f64();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
@@ -143,9 +151,8 @@ fn try_command(catalog: &Catalog, args: &TryArgs) -> Result<u8, String> {
         Origin::File(p) => Some(p.clone()),
         Origin::Builtin(..) => None,
     };
-    let watched = || -> (Option<SystemTime>, Option<SystemTime>) {
-        (stamp(&args.file), script_path.as_deref().and_then(stamp))
-    };
+    let watched =
+        || -> (Option<SystemTime>, Option<SystemTime>) { (stamp(&args.file), script_path.as_deref().and_then(stamp)) };
     let mut last = watched();
     loop {
         if let Some(error) = strategy.refresh(true) {
@@ -168,10 +175,15 @@ fn try_command(catalog: &Catalog, args: &TryArgs) -> Result<u8, String> {
 fn try_once(strategy: &Arc<Strategy>, args: &TryArgs) -> Result<u8, String> {
     // Diff paths are relative (to the current directory when the file is under it).
     let cwd = std::env::current_dir().unwrap_or_default();
-    let relative = args.file.strip_prefix(&cwd).ok().or_else(|| args.file.file_name().map(Path::new).filter(|_| args.file.is_absolute()));
+    let relative = args
+        .file
+        .strip_prefix(&cwd)
+        .ok()
+        .or_else(|| args.file.file_name().map(Path::new).filter(|_| args.file.is_absolute()));
     let display = relative.unwrap_or(&args.file).to_string_lossy().replace('\\', "/");
     let bytes = std::fs::read(&args.file).map_err(|e| format!("{display}: {e}"))?;
-    let text = String::from_utf8(bytes).map_err(|e| format!("{display}: not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| format!("{display}: not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))?;
     let file = SourceFile::parse(&display, text).map_err(|e| format!("{display}:{e}"))?;
     let params = strategy.params(&Map::new());
     let plan = Plan { strategy: strategy.clone(), params, max_bugs: None };
@@ -191,7 +203,10 @@ fn try_once(strategy: &Arc<Strategy>, args: &TryArgs) -> Result<u8, String> {
         }
         shown += 1;
         let note = if applies { String::new() } else { " [outside the strategy's conditions]".to_string() };
-        println!("# {} on {} ({display}:{}, complexity {}){note}", plan.strategy.id, entity.qualified_name, entity.line_start, entity.complexity);
+        println!(
+            "# {} on {} ({display}:{}, complexity {}){note}",
+            plan.strategy.id, entity.qualified_name, entity.line_start, entity.complexity
+        );
         match bug_gen::mutate_entity(&plan, &file, index, args.seed) {
             Outcome::Candidate(c) => print!("{}", c.diff),
             Outcome::Nothing { unparsable: 0 } => println!("# no change"),
@@ -224,7 +239,11 @@ fn list_command(catalog: &Catalog, kind: &str) -> Result<u8, String> {
             m.conditions.join(", ")
         );
     }
-    println!("({} from {})", strategies.len(), catalog.root.as_ref().map_or("the built-in copies".to_string(), |r| r.join(kind).display().to_string()));
+    println!(
+        "({} from {})",
+        strategies.len(),
+        catalog.root.as_ref().map_or("the built-in copies".to_string(), |r| r.join(kind).display().to_string())
+    );
     for e in &errors {
         eprintln!("error: {e}");
     }

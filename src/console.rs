@@ -74,7 +74,10 @@ pub fn print_gen_summary(report: &Report) {
         report.entities
     );
     println!();
-    println!("{:<30} {:>8} {:>6} {:>10} {:>9} {:>10} {:>10} {:>6}", "strategy", "eligible", "tried", "candidates", "unchanged", "unparsable", "duplicates", "errors");
+    println!(
+        "{:<30} {:>8} {:>6} {:>10} {:>9} {:>10} {:>10} {:>6}",
+        "strategy", "eligible", "tried", "candidates", "unchanged", "unparsable", "duplicates", "errors"
+    );
     for (id, s) in &report.strategies {
         println!(
             "{:<30} {:>8} {:>6} {:>10} {:>9} {:>10} {:>10} {:>6}",

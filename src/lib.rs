@@ -5,10 +5,10 @@
 //! `run` is the command-line entry point; the modules are usable as a library.
 
 pub mod ast;
+pub mod bug_gen;
 mod cli;
 mod commands;
 pub mod console;
-pub mod bug_gen;
 pub mod git;
 pub mod patch;
 pub mod recipe;

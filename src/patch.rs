@@ -159,16 +159,14 @@ fn statement_deletion(text: &str, lines: &LineIndex, tree: &Tree, id: NodeId) ->
     let owns_start = before.chars().all(|c| c == ' ' || c == '\t');
     let owns_end = after_trimmed.is_empty() || after_trimmed.starts_with('#');
     if owns_start && owns_end {
-        let newline = if rest[after_len..].starts_with("\r\n") {
-            2
-        } else {
-            usize::from(after_len < rest.len())
-        };
+        let newline = if rest[after_len..].starts_with("\r\n") { 2 } else { usize::from(after_len < rest.len()) };
         let end = node.end as usize + after_len + newline;
         // Blank lines just above go too, as LibCST's leading lines do, so no gap doubles up.
         let floor = node.parent.map_or(0, |p| tree.node(p).start as usize);
         let mut start = line_start as usize;
-        while let Some(previous) = text[..start.saturating_sub(1)].rfind('\n').map(|i| i + 1).or((start > 0).then_some(0)) {
+        while let Some(previous) =
+            text[..start.saturating_sub(1)].rfind('\n').map(|i| i + 1).or((start > 0).then_some(0))
+        {
             if start == 0 || previous < floor || !text[previous..start].trim().is_empty() {
                 break;
             }
@@ -282,10 +280,7 @@ mod tests {
     #[test]
     fn overlapping_edits_are_rejected_with_both_spans_named() {
         let err = apply("a + b\n", &[edit(0, 3, "x"), edit(2, 5, "y")], (0, 6)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "overlapping edits: bytes 0..3 (line 1:1 to 1:4) and bytes 2..5 (line 1:3 to 1:6)"
-        );
+        assert_eq!(err.to_string(), "overlapping edits: bytes 0..3 (line 1:1 to 1:4) and bytes 2..5 (line 1:3 to 1:6)");
     }
 
     #[test]

@@ -71,12 +71,18 @@ impl Recipe {
             if let Some(l) = entry.likelihood
                 && !(0.0..=1.0).contains(&l)
             {
-                return Err(error(format!("line {line}: likelihood of `{}` must be between 0 and 1, not {l}", entry.id)));
+                return Err(error(format!(
+                    "line {line}: likelihood of `{}` must be between 0 and 1, not {l}",
+                    entry.id
+                )));
             }
             if let (Some(min), Some(max)) = (entry.min_complexity, entry.max_complexity)
                 && min > max
             {
-                return Err(error(format!("line {line}: min_complexity {min} of `{}` is above max_complexity {max}", entry.id)));
+                return Err(error(format!(
+                    "line {line}: min_complexity {min} of `{}` is above max_complexity {max}",
+                    entry.id
+                )));
             }
         }
         Ok(recipe)

@@ -79,10 +79,12 @@ mod tests {
 
     #[test]
     fn the_same_key_gives_the_same_stream_and_another_key_another() {
-        let a: Vec<u64> = (0..4).map({
-            let mut r = Rng::from_key(&["24", "s", "e"]);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::from_key(&["24", "s", "e"]);
+                move |_| r.next_u64()
+            })
+            .collect();
         let mut b = Rng::from_key(&["24", "s", "e"]);
         let mut c = Rng::from_key(&["24", "se", ""]);
         assert_eq!(a, (0..4).map(|_| b.next_u64()).collect::<Vec<_>>());

@@ -136,8 +136,16 @@ fn bad_files_and_bad_scripts_are_reported_and_the_run_completes() {
     let scripts = dir.path().join("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
     let header = "const EXPLANATION = \"test\";\nconst MIN_COMPLEXITY = 0;\n";
-    std::fs::write(scripts.join("syntax_error.rhai"), format!("{header}fn mutate(entity, params, rng) {{\n    let x = ;\n}}\n")).unwrap();
-    std::fs::write(scripts.join("forever.rhai"), format!("{header}fn mutate(entity, params, rng) {{\n    let n = 0;\n    loop {{ n += 1; }}\n}}\n")).unwrap();
+    std::fs::write(
+        scripts.join("syntax_error.rhai"),
+        format!("{header}fn mutate(entity, params, rng) {{\n    let x = ;\n}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        scripts.join("forever.rhai"),
+        format!("{header}fn mutate(entity, params, rng) {{\n    let n = 0;\n    loop {{ n += 1; }}\n}}\n"),
+    )
+    .unwrap();
     std::fs::write(
         scripts.join("overlapping.rhai"),
         format!("{header}fn mutate(entity, params, rng) {{\n    [patch::edit(entity.start, entity.start + 5, \"x\"), patch::edit(entity.start + 2, entity.start + 8, \"y\")]\n}}\n"),
@@ -147,24 +155,54 @@ fn bad_files_and_bad_scripts_are_reported_and_the_run_completes() {
     let out = dir.path().join("out");
     let output = bugsmith(
         &[
-            "gen", repo.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json",
-            "--strategy", "func_pm_op_change", "--strategy", &script("syntax_error.rhai"),
-            "--strategy", &script("forever.rhai"), "--strategy", &script("overlapping.rhai"),
+            "gen",
+            repo.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+            "--strategy",
+            "func_pm_op_change",
+            "--strategy",
+            &script("syntax_error.rhai"),
+            "--strategy",
+            &script("forever.rhai"),
+            "--strategy",
+            &script("overlapping.rhai"),
         ],
         dir.path(),
     );
     let summary = json(&output);
-    let skipped: Vec<String> = summary["skipped_files"].as_array().unwrap().iter().map(|p| format!("{}: {}", p["location"].as_str().unwrap(), p["message"].as_str().unwrap())).collect();
+    let skipped: Vec<String> = summary["skipped_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}: {}", p["location"].as_str().unwrap(), p["message"].as_str().unwrap()))
+        .collect();
     assert_eq!(skipped.len(), 2, "{skipped:?}");
     assert!(skipped[0].starts_with("pkg/broken.py:1:12: syntax error"), "{}", skipped[0]);
     assert!(skipped[1].starts_with("pkg/latin1.py:1: not UTF-8"), "{}", skipped[1]);
-    let errors: Vec<String> = summary["script_errors"].as_array().unwrap().iter().map(|p| format!("{}: {}", p["location"].as_str().unwrap(), p["message"].as_str().unwrap())).collect();
-    let find = |needle: &str| errors.iter().find(|e| e.contains(needle)).unwrap_or_else(|| panic!("no error about {needle} in {errors:#?}")).clone();
+    let errors: Vec<String> = summary["script_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}: {}", p["location"].as_str().unwrap(), p["message"].as_str().unwrap()))
+        .collect();
+    let find = |needle: &str| {
+        errors
+            .iter()
+            .find(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("no error about {needle} in {errors:#?}"))
+            .clone()
+    };
     assert!(find("syntax_error.rhai").contains("syntax_error.rhai:4:13:"), "{errors:#?}");
     let forever = find("forever.rhai");
     assert!(forever.contains("forever.rhai:3:1:") && forever.contains("total at pkg/good.py:1"), "{forever}");
     assert!(forever.contains("exceeded 5000000 operations") || forever.contains("longer than"), "{forever}");
-    assert!(find("overlapping.rhai").contains("overlapping edits: bytes 0..5 (line 1:1 to 1:6) and bytes 2..8 (line 1:3 to 1:9)"), "{errors:#?}");
+    assert!(
+        find("overlapping.rhai")
+            .contains("overlapping edits: bytes 0..5 (line 1:1 to 1:6) and bytes 2..8 (line 1:3 to 1:9)"),
+        "{errors:#?}"
+    );
     assert_eq!(summary["strategies"]["func_pm_op_change"]["candidates"], 1);
     assert_eq!(summary["candidates"], 1);
     // The user's directory is untouched: no repository was created in it.
@@ -176,10 +214,14 @@ fn try_prints_the_diff_for_one_entity() {
     let dir = tempfile::tempdir().unwrap();
     repository_with_bad_files(dir.path());
     let file = dir.path().join("pkg/good.py");
-    let output = bugsmith(&["try", "func_pm_op_change", file.to_str().unwrap(), "--entity", "total", "--seed", "3"], dir.path());
+    let output =
+        bugsmith(&["try", "func_pm_op_change", file.to_str().unwrap(), "--entity", "total", "--seed", "3"], dir.path());
     let text = stdout(&output);
     assert!(output.status.success());
-    assert!(text.starts_with("# func_pm_op_change on total (good.py:1, complexity 5)\ndiff --git a/good.py b/good.py\n"), "{text}");
+    assert!(
+        text.starts_with("# func_pm_op_change on total (good.py:1, complexity 5)\ndiff --git a/good.py b/good.py\n"),
+        "{text}"
+    );
     assert!(text.contains("\n-    return result - bonus\n+    return result + bonus\n"), "{text}");
 
     let missing = bugsmith(&["try", "func_pm_op_change", file.to_str().unwrap(), "--entity", "nope"], dir.path());
@@ -207,13 +249,27 @@ fn a_recipe_sets_params_and_caps() {
     let recipe = dir.path().join("recipe.yaml");
     std::fs::write(&recipe, "version: 1\nseed: 3\nstrategies:\n  - id: func_pm_op_change\n    likelihood: 1.0\n    min_complexity: 0\n  - id: func_pm_remove_loop\n    min_complexity: 99\n").unwrap();
     let out = dir.path().join("out");
-    let summary = json(&bugsmith(&["gen", repo.to_str().unwrap(), "--recipe", recipe.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"], dir.path()));
+    let summary = json(&bugsmith(
+        &[
+            "gen",
+            repo.to_str().unwrap(),
+            "--recipe",
+            recipe.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    ));
     assert_eq!(summary["strategies"]["func_pm_op_change"]["candidates"], 1);
     assert_eq!(summary["strategies"]["func_pm_remove_loop"]["eligible"], 0);
     assert_eq!(summary["strategies"].as_object().unwrap().len(), 2);
 
     std::fs::write(&recipe, "strategies:\n  - id: func_pm_op_change\n    likelyhood: 1.0\n").unwrap();
-    let bad = bugsmith(&["gen", repo.to_str().unwrap(), "--recipe", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()], dir.path());
+    let bad = bugsmith(
+        &["gen", repo.to_str().unwrap(), "--recipe", recipe.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        dir.path(),
+    );
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("unknown field `likelyhood`") && stderr.contains("line 3"), "{stderr}");

@@ -100,4 +100,3 @@ fn the_builtin_copies_match_the_scripts_on_disk() {
         assert_eq!(std::fs::read_to_string(path).unwrap(), *text, "{} is stale in the binary", path.display());
     }
 }
-

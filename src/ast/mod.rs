@@ -370,9 +370,7 @@ fn analyze(tree: &Tree, id: NodeId) -> (u32, i64) {
             "BoolOp" => bit("has_bool_op"),
             "FunctionDef" if n.count > 0 => bit("has_decorator"),
             "ClassDef" if n.flag => bit("has_parent"),
-            "Compare"
-                if n.ops.len() == 1 && matches!(n.ops[0].text.as_str(), "<" | ">" | "<=" | ">=") =>
-            {
+            "Compare" if n.ops.len() == 1 && matches!(n.ops[0].text.as_str(), "<" | ">" | "<=" | ">=") => {
                 bit("has_off_by_one")
             }
             _ => 0,
@@ -400,10 +398,7 @@ pub fn is_test_path(path: &str) -> bool {
     }
     let lower = file.to_lowercase();
     let stem = lower.strip_suffix(".py").unwrap_or(&lower);
-    lower.starts_with("test")
-        || stem == "conftest"
-        || stem.ends_with("_test")
-        || stem.ends_with("_tests")
+    lower.starts_with("test") || stem == "conftest" || stem.ends_with("_test") || stem.ends_with("_tests")
 }
 
 #[cfg(test)]

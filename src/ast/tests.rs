@@ -33,9 +33,23 @@ fn tags_follow_swe_smiths_rules() {
     assert_eq!(
         f.tag_names(),
         vec![
-            "is_function", "has_if", "has_if_else", "has_arithmetic", "has_assignment", "has_decorator",
-            "has_function_call", "has_import", "has_lambda", "has_list_comprehension", "has_list_indexing",
-            "has_off_by_one", "has_return", "has_wrapper", "has_binary_op", "has_bool_op", "has_unary_op",
+            "is_function",
+            "has_if",
+            "has_if_else",
+            "has_arithmetic",
+            "has_assignment",
+            "has_decorator",
+            "has_function_call",
+            "has_import",
+            "has_lambda",
+            "has_list_comprehension",
+            "has_list_indexing",
+            "has_off_by_one",
+            "has_return",
+            "has_wrapper",
+            "has_binary_op",
+            "has_bool_op",
+            "has_unary_op",
         ]
     );
 }
@@ -91,7 +105,9 @@ fn syntax_errors_carry_line_and_column() {
 
 #[test]
 fn modern_syntax_parses() {
-    let file = parse("def f[T](x: T) -> T:\n    match x:\n        case [a, *rest]:\n            return a\n    return f\"{x!r:>{10}}\"\n");
+    let file = parse(
+        "def f[T](x: T) -> T:\n    match x:\n        case [a, *rest]:\n            return a\n    return f\"{x!r:>{10}}\"\n",
+    );
     assert_eq!(file.entities().len(), 1);
 }
 
@@ -117,7 +133,8 @@ fn children_know_the_field_they_fill() {
 
 #[test]
 fn test_paths_match_swe_smiths_rule_without_its_false_positives() {
-    for path in ["tests/a.py", "pkg/test/b.py", "specs/c.py", "test_x.py", "pkg/x_test.py", "conftest.py", "Testing.py"] {
+    for path in ["tests/a.py", "pkg/test/b.py", "specs/c.py", "test_x.py", "pkg/x_test.py", "conftest.py", "Testing.py"]
+    {
         assert!(is_test_path(path), "{path}");
     }
     for path in ["latest.py", "pkg/contest.py", "attest/x.py", "pkg/protest.py", "src/mytests/x.py"] {

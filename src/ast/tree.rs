@@ -90,8 +90,23 @@ impl Tree {
 
 /// Roles whose value is a list (a script gets an array for these even when it holds one node).
 pub const LIST_ROLES: &[&str] = &[
-    "body", "orelse", "finalbody", "handlers", "decorators", "items", "targets", "values",
-    "comparators", "args", "posonlyargs", "kwonlyargs", "keywords", "cases", "elts", "clauses", "generators",
+    "body",
+    "orelse",
+    "finalbody",
+    "handlers",
+    "decorators",
+    "items",
+    "targets",
+    "values",
+    "comparators",
+    "args",
+    "posonlyargs",
+    "kwonlyargs",
+    "keywords",
+    "cases",
+    "elts",
+    "clauses",
+    "generators",
 ];
 
 struct Frame {

@@ -55,10 +55,7 @@ impl ScriptNode {
     /// Nodes of `kind` (any kind when empty) in this subtree, in source (pre-)order.
     fn descendants(&self, kind: &str) -> Array {
         let tree = self.file.tree();
-        tree.subtree(self.id)
-            .filter(|&i| kind.is_empty() || tree.node(i).kind == kind)
-            .map(|i| self.wrap(i))
-            .collect()
+        tree.subtree(self.id).filter(|&i| kind.is_empty() || tree.node(i).kind == kind).map(|i| self.wrap(i)).collect()
     }
 
     /// Like [`Self::descendants`], but every node comes after all nodes inside it.
@@ -96,8 +93,12 @@ impl ScriptNode {
             let before = text[..start].iter().rposition(|b| !b.is_ascii_whitespace());
             let after = text[end..].iter().position(|b| !b.is_ascii_whitespace()).map(|i| end + i);
             match (before, after) {
-                (Some(b), Some(a)) if text[b] == b'(' && text[a] == b')' && b > parent_start.saturating_sub(1) && a + 1 <= parent_end
-                    && !(b == parent_start && a + 1 == parent_end) =>
+                (Some(b), Some(a))
+                    if text[b] == b'('
+                        && text[a] == b')'
+                        && b > parent_start.saturating_sub(1)
+                        && a < parent_end
+                        && !(b == parent_start && a + 1 == parent_end) =>
                 {
                     start = b;
                     end = a + 1;
@@ -176,7 +177,8 @@ fn collect_edits(value: Dynamic, out: &mut Vec<Edit>) -> Result<(), String> {
                 .and_then(|v| u32::try_from(v).ok())
                 .ok_or_else(|| format!("an edit map needs an integer `{key}`"))
         };
-        let text = map.get("text").and_then(|v| v.clone().into_string().ok()).ok_or("an edit map needs a string `text`")?;
+        let text =
+            map.get("text").and_then(|v| v.clone().into_string().ok()).ok_or("an edit map needs a string `text`")?;
         out.push(Edit { start: int("start")?, end: int("end")?, text });
         return Ok(());
     }
@@ -260,14 +262,20 @@ fn register_entity(engine: &mut Engine) {
         .register_fn("nodes_bottom_up", |e: &mut ScriptEntity, kind: &str| e.node().descendants_bottom_up(kind))
         .register_fn("slice", |e: &mut ScriptEntity, start: i64, end: i64| -> Fallible<String> {
             let (s, t) = (to_offset(start)?, to_offset(end)?);
-            e.file.text().get(s as usize..t as usize).map(str::to_string).map_or_else(
-                || fail(format!("slice {start}..{end} is out of the file or splits a character")),
-                Ok,
-            )
+            e.file
+                .text()
+                .get(s as usize..t as usize)
+                .map(str::to_string)
+                .map_or_else(|| fail(format!("slice {start}..{end} is out of the file or splits a character")), Ok)
         })
         .register_fn("to_string", |e: &mut ScriptEntity| {
-            format!("{} {} ({}:{})", if e.entity().kind == EntityKind::Class { "class" } else { "def" },
-                e.entity().qualified_name, e.file.path(), e.entity().line_start)
+            format!(
+                "{} {} ({}:{})",
+                if e.entity().kind == EntityKind::Class { "class" } else { "def" },
+                e.entity().qualified_name,
+                e.file.path(),
+                e.entity().line_start
+            )
         });
 }
 

@@ -62,9 +62,10 @@ impl Catalog {
         }
         let origins = self.origins(kind);
         let known: Vec<String> = origins.iter().map(origin_id).collect();
-        origins.into_iter().find(|o| origin_id(o) == spec).ok_or_else(|| {
-            format!("unknown {kind} strategy `{spec}` (known: {})", known.join(", "))
-        })
+        origins
+            .into_iter()
+            .find(|o| origin_id(o) == spec)
+            .ok_or_else(|| format!("unknown {kind} strategy `{spec}` (known: {})", known.join(", ")))
     }
 
     /// Loads scripts; the ones that fail are returned as errors.

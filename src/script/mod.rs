@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, ParseError, Position, Scope, AST};
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Map, ParseError, Position, Scope};
 
 use crate::ast::{SourceFile, tag_bit};
 use crate::patch::Edit;
@@ -185,10 +185,9 @@ impl Strategy {
     /// Loads and checks a script.
     pub fn load(engine: Arc<Engine>, origin: Origin) -> Result<Strategy, ScriptError> {
         let (id, stamp) = match &origin {
-            Origin::File(path) => (
-                path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
-                modified(path),
-            ),
+            Origin::File(path) => {
+                (path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(), modified(path))
+            }
             Origin::Builtin(name, _) => {
                 (Path::new(name).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(), None)
             }
@@ -282,7 +281,13 @@ impl Strategy {
     }
 
     /// Calls `mutate(entity, params, rng)` and converts its result to edits.
-    pub fn mutate(&self, file: &SourceFile, index: usize, params: &Map, rng: &Arc<Mutex<Rng>>) -> Result<Vec<Edit>, ScriptError> {
+    pub fn mutate(
+        &self,
+        file: &SourceFile,
+        index: usize,
+        params: &Map,
+        rng: &Arc<Mutex<Rng>>,
+    ) -> Result<Vec<Edit>, ScriptError> {
         let compiled = self.current();
         let args = (api::ScriptEntity { file: file.clone(), index }, params.clone(), api::ScriptRng(rng.clone()));
         let value = self.call(&compiled, "mutate", args)?;
@@ -315,8 +320,12 @@ fn origin_name(origin: &Origin) -> String {
 fn compile(engine: &Engine, origin: &Origin) -> Result<Compiled, ScriptError> {
     let name = origin_name(origin);
     let text = match origin {
-        Origin::File(path) => std::fs::read_to_string(path)
-            .map_err(|e| ScriptError { path: name.clone(), line: 0, column: 0, message: format!("cannot read: {e}") })?,
+        Origin::File(path) => std::fs::read_to_string(path).map_err(|e| ScriptError {
+            path: name.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })?,
         Origin::Builtin(_, text) => (*text).to_string(),
     };
     let mut ast = engine.compile(&text).map_err(|e| ScriptError::from_parse(&name, &e))?;
@@ -355,7 +364,8 @@ fn read_meta(engine: &Engine, ast: &AST, name: &str, source: &str) -> Result<Met
     for c in &conditions {
         condition_bits |= tag_bit(c).ok_or_else(|| error(format!("CONDITIONS: unknown tag `{c}`")))?;
     }
-    let number = |key: &str| scope.get(key).and_then(|v| v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64)));
+    let number =
+        |key: &str| scope.get(key).and_then(|v| v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64)));
     let int = |key: &str| scope.get(key).and_then(|v| v.as_int().ok());
     let likelihood = number("LIKELIHOOD").unwrap_or(0.2);
     if !(0.0..=1.0).contains(&likelihood) {
