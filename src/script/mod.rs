@@ -171,6 +171,12 @@ pub struct Strategy {
     reload: Mutex<ReloadState>,
 }
 
+impl std::fmt::Debug for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Strategy").field("id", &self.id).field("origin", &self.display_path()).finish()
+    }
+}
+
 struct ReloadState {
     modified: Option<SystemTime>,
     checked: Instant,
