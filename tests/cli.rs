@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -273,4 +274,53 @@ fn a_recipe_sets_params_and_caps() {
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("unknown field `likelyhood`") && stderr.contains("line 3"), "{stderr}");
+}
+
+#[test]
+fn try_watch_reruns_when_the_script_changes() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    repository_with_bad_files(dir.path());
+    let script = dir.path().join("mine.rhai");
+    let write = |text: &str| {
+        std::fs::write(&script, format!("const EXPLANATION = \"e\";\nconst MIN_COMPLEXITY = 0;\nfn mutate(entity, params, rng) {{\n    let node = entity.nodes(\"Return\")[0];\n    patch::edit(node, \"{text}\")\n}}\n")).unwrap();
+    };
+    write("return 111");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+        .args(["try", script.to_str().unwrap(), dir.path().join("pkg/good.py").to_str().unwrap(), "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        })
+    };
+    let wait_for = |needle: &str| {
+        for _ in 0..100 {
+            if seen.lock().unwrap().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(wait_for("+    return 111"), "first run: {}", seen.lock().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    write("return 222");
+    let rerun = wait_for("+    return 222");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(rerun, "no re-run after the script changed: {}", seen.lock().unwrap());
 }

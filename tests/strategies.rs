@@ -68,11 +68,32 @@ fn run(strategy: &Arc<Strategy>, path: &Path) -> String {
     out
 }
 
+/// SWE-smith's 13 registered Python modifiers plus `func_pm_flip_operators`.
+const SWE_SMITH_MODIFIERS: [&str; 14] = [
+    "func_pm_class_rm_base",
+    "func_pm_class_rm_funcs",
+    "func_pm_class_shuffle_funcs",
+    "func_pm_ctrl_invert_if",
+    "func_pm_ctrl_shuffle",
+    "func_pm_op_change",
+    "func_pm_flip_operators",
+    "func_pm_op_swap",
+    "func_pm_op_break_chains",
+    "func_pm_op_change_const",
+    "func_pm_remove_loop",
+    "func_pm_remove_cond",
+    "func_pm_remove_assign",
+    "func_pm_remove_wrapper",
+];
+
 #[test]
 fn every_procedural_strategy_makes_clean_diffs_on_every_fixture() {
     let catalog = Catalog::locate(Some(&manifest().join("strategies")));
     let origins = catalog.origins("procedural");
-    assert_eq!(origins.len(), 14, "SWE-smith's 13 registered modifiers plus func_pm_flip_operators");
+    let ids: Vec<String> = origins.iter().map(origin_id).collect();
+    for swe_smith in SWE_SMITH_MODIFIERS {
+        assert!(ids.iter().any(|id| id == swe_smith), "{swe_smith} is missing");
+    }
     for origin in origins {
         let id = origin_id(&origin);
         let strategy = Arc::new(Strategy::load(catalog.engine(), origin).unwrap());
@@ -99,4 +120,21 @@ fn the_builtin_copies_match_the_scripts_on_disk() {
         let (Origin::File(path), Origin::Builtin(_, text)) = (disk, built) else { panic!("unexpected origins") };
         assert_eq!(std::fs::read_to_string(path).unwrap(), *text, "{} is stale in the binary", path.display());
     }
+}
+
+#[test]
+fn the_example_strategy_in_the_readme_works() {
+    let readme = std::fs::read_to_string(manifest().join("strategies/README.md")).unwrap();
+    let start = readme.find("```rhai\n").expect("a rhai example") + "```rhai\n".len();
+    let script = &readme[start..start + readme[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("func_pm_off_by_one.rhai");
+    std::fs::write(&path, script).unwrap();
+    let catalog = Catalog::locate(Some(&manifest().join("strategies")));
+    let strategy = Arc::new(Strategy::load(catalog.engine(), Origin::File(path)).unwrap());
+    let snapshot = run(&strategy, &manifest().join("tests/fixtures/python/shapes.py"));
+    assert!(
+        snapshot.contains("-        if factor <= 0 or value < 0:\n+        if factor < 0 or value <= 0:\n"),
+        "{snapshot}"
+    );
 }
