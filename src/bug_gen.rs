@@ -243,24 +243,25 @@ pub fn mutate_entity(plan: &Plan, file: &SourceFile, index: usize, seed: u64) ->
             continue;
         }
         let text = file.text();
-        let mutated = match patch::apply(text, &edits, patch::line_bounds(text, file.lines(), entity.start, entity.end))
-        {
+        let bounds = patch::line_bounds(text, file.lines(), entity.start, entity.end);
+        let mutated = match patch::apply(text, &edits, bounds) {
             Ok(m) => m,
             Err(e) => return Outcome::Error(Problem { location: location(), message: e.to_string() }),
         };
         if mutated == text {
             continue;
         }
-        if ast::check_syntax(&mutated).is_err() {
+        let delta = mutated.len() as i64 - text.len() as i64;
+        let region = &mutated[bounds.0 as usize..(i64::from(bounds.1) + delta) as usize];
+        if !ast::check_region_syntax(region, &entity.indent, || mutated.clone()) {
             unparsable += 1;
             continue;
         }
         let Some(diff) = patch::render_diff(file.path(), text, &mutated) else { continue };
-        let delta = mutated.len() as i64 - text.len() as i64;
         let rewrite_end = (i64::from(entity.end) + delta) as usize;
         return Outcome::Candidate(Box::new(Candidate {
             strategy: plan.strategy.id.clone(),
-            explanation: plan.strategy.meta().explanation,
+            explanation: plan.strategy.explanation(),
             file: file.path().to_string(),
             entity: entity.name.clone(),
             qualified_name: entity.qualified_name.clone(),
@@ -391,29 +392,31 @@ pub fn candidate_dir(bug_gen: &Path, candidate: &Candidate) -> PathBuf {
     ))
 }
 
-/// Writes candidates under `bug_gen` (atomically; an identical existing file is left alone).
+/// Writes candidates under `bug_gen`, in parallel (atomically; an identical existing file is
+/// left alone).
 pub fn write_candidates(bug_gen: &Path, candidates: &[Candidate]) -> std::io::Result<()> {
-    for c in candidates {
-        let dir = candidate_dir(bug_gen, c);
-        std::fs::create_dir_all(&dir)?;
-        let id = format!("{}__{}", c.strategy, c.hash);
-        let metadata = Metadata {
-            cost: 0.0,
-            explanation: &c.explanation,
-            output: "",
-            rewrite: &c.rewrite,
-            strategy: &c.strategy,
-            entity: &c.qualified_name,
-            file: &c.file,
-            line_start: c.line_start,
-            line_end: c.line_end,
-            signature: &c.signature,
-        };
-        let json = serde_json::to_string_pretty(&metadata).map_err(std::io::Error::other)? + "\n";
-        write_atomic(&dir.join(format!("bug__{id}.diff")), c.diff.as_bytes())?;
-        write_atomic(&dir.join(format!("metadata__{id}.json")), json.as_bytes())?;
-    }
-    Ok(())
+    candidates.par_iter().try_for_each(|c| write_candidate(bug_gen, c))
+}
+
+fn write_candidate(bug_gen: &Path, c: &Candidate) -> std::io::Result<()> {
+    let dir = candidate_dir(bug_gen, c);
+    std::fs::create_dir_all(&dir)?;
+    let id = format!("{}__{}", c.strategy, c.hash);
+    let metadata = Metadata {
+        cost: 0.0,
+        explanation: &c.explanation,
+        output: "",
+        rewrite: &c.rewrite,
+        strategy: &c.strategy,
+        entity: &c.qualified_name,
+        file: &c.file,
+        line_start: c.line_start,
+        line_end: c.line_end,
+        signature: &c.signature,
+    };
+    let json = serde_json::to_string_pretty(&metadata).map_err(std::io::Error::other)? + "\n";
+    write_atomic(&dir.join(format!("bug__{id}.diff")), c.diff.as_bytes())?;
+    write_atomic(&dir.join(format!("metadata__{id}.json")), json.as_bytes())
 }
 
 /// Writes a file through a temporary sibling and a rename, so a killed run leaves no torn file.

@@ -49,7 +49,7 @@ fn describe(lines: &LineIndex, text: &str, start: u32, end: u32) -> String {
 /// Applies edits to `text`. Every edit must lie within `bounds` and on character boundaries,
 /// and no two edits may overlap (two insertions at the same offset count as overlapping).
 pub fn apply(text: &str, edits: &[Edit], bounds: (u32, u32)) -> Result<String, EditError> {
-    let lines = LineIndex::new(text);
+    let lines = || LineIndex::new(text);
     let mut sorted: Vec<&Edit> = edits.iter().collect();
     sorted.sort_by_key(|e| (e.start, e.end));
     for e in &sorted {
@@ -57,13 +57,14 @@ pub fn apply(text: &str, edits: &[Edit], bounds: (u32, u32)) -> Result<String, E
         if !inside || !text.is_char_boundary(e.start as usize) || !text.is_char_boundary(e.end as usize) {
             return Err(EditError::OutOfBounds {
                 edit: format!("bytes {}..{}", e.start, e.end),
-                bounds: describe(&lines, text, bounds.0, bounds.1),
+                bounds: describe(&lines(), text, bounds.0, bounds.1),
             });
         }
     }
     for pair in sorted.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         if b.start < a.end || (a.start == b.start && (a.start == a.end || b.start == b.end)) {
+            let lines = lines();
             return Err(EditError::Overlap {
                 first: describe(&lines, text, a.start, a.end),
                 second: describe(&lines, text, b.start, b.end),
@@ -233,14 +234,65 @@ pub fn swap(file: &SourceFile, a: (NodeId, NodeId), b: (NodeId, NodeId)) -> Vec<
 }
 
 /// A minimal git-format patch turning `old` into `new` at `path` (three lines of context), or
-/// `None` when they are equal.
+/// `None` when they are equal. Only the window around the change (the common prefix and suffix
+/// cut off, three lines of context kept) goes through the line diff, so the cost follows the
+/// size of the change rather than of the file.
 pub fn render_diff(path: &str, old: &str, new: &str) -> Option<String> {
     if old == new {
         return None;
     }
-    let diff = similar::TextDiff::from_lines(old, new);
-    let body = diff.unified_diff().context_radius(3).header(&format!("a/{path}"), &format!("b/{path}")).to_string();
-    Some(format!("diff --git a/{path} b/{path}\n{body}"))
+    let (o, n) = (old.as_bytes(), new.as_bytes());
+    let common_prefix = o.iter().zip(n).take_while(|(a, b)| a == b).count();
+    let prefix = old[..common_prefix].rfind('\n').map_or(0, |i| i + 1);
+    let max_suffix = (o.len() - prefix).min(n.len() - prefix);
+    let common_suffix = o.iter().rev().zip(n.iter().rev()).take(max_suffix).take_while(|(a, b)| a == b).count();
+    // The unchanged tail starts at a line start.
+    let mut old_tail = o.len() - common_suffix;
+    while old_tail < o.len() && o[old_tail - 1] != b'\n' {
+        old_tail += 1;
+    }
+    let mut start = prefix;
+    for _ in 0..3 {
+        if start == 0 {
+            break;
+        }
+        start = old[..start - 1].rfind('\n').map_or(0, |i| i + 1);
+    }
+    let mut old_end = old_tail;
+    for _ in 0..3 {
+        match old[old_end..].find('\n') {
+            Some(i) => old_end += i + 1,
+            None => old_end = old.len(),
+        }
+    }
+    let new_end = new.len() - (old.len() - old_end);
+    let offset = o[..start].iter().filter(|&&b| b == b'\n').count();
+    let window = similar::TextDiff::from_lines(&old[start..old_end], &new[start..new_end]);
+    let body = window.unified_diff().context_radius(3).to_string();
+    let mut out = format!("diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n");
+    for line in body.split_inclusive('\n') {
+        match line.strip_prefix("@@ -").and_then(|rest| rest.split_once(" @@")) {
+            Some((ranges, tail)) => {
+                let (old_range, new_range) = ranges.split_once(" +").unwrap_or((ranges, ""));
+                let _ = std::fmt::Write::write_fmt(
+                    &mut out,
+                    format_args!("@@ -{} +{} @@{tail}", shift(old_range, offset), shift(new_range, offset)),
+                );
+            }
+            None => out.push_str(line),
+        }
+    }
+    Some(out)
+}
+
+/// Adds `offset` to the start of a hunk range (`5` or `5,3`).
+fn shift(range: &str, offset: usize) -> String {
+    let (start, rest) = range.split_once(',').map_or((range, None), |(a, b)| (a, Some(b)));
+    let start = start.parse::<usize>().unwrap_or(0) + offset;
+    match rest {
+        Some(len) => format!("{start},{len}"),
+        None => start.to_string(),
+    }
 }
 
 /// Eight characters of `[a-z0-9]` derived from the SHA-256 of `data` (a stable content id).
@@ -300,6 +352,26 @@ mod tests {
             diff,
             "diff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n a = 1\n-b = 2\n\\ No newline at end of file\n+b = 3\n\\ No newline at end of file\n"
         );
+    }
+
+    #[test]
+    fn diffs_of_a_change_deep_in_a_file_match_a_whole_file_diff() {
+        let old: String = (1..=40).map(|i| format!("line {i}\n")).collect();
+        let new = old.replace("line 20\n", "line twenty\nline 20b\n").replace("line 23\n", "");
+        let whole = similar::TextDiff::from_lines(old.as_str(), new.as_str())
+            .unified_diff()
+            .context_radius(3)
+            .header("a/f.py", "b/f.py")
+            .to_string();
+        assert_eq!(render_diff("f.py", &old, &new).unwrap(), format!("diff --git a/f.py b/f.py\n{whole}"));
+        let at_end = format!("{old}tail");
+        let changed_end = format!("{old}tale");
+        assert!(
+            render_diff("f.py", &at_end, &changed_end)
+                .unwrap()
+                .ends_with("-tail\n\\ No newline at end of file\n+tale\n\\ No newline at end of file\n")
+        );
+        assert!(render_diff("f.py", &at_end, &changed_end).unwrap().contains("@@ -38,4 +38,4 @@"));
     }
 
     #[test]

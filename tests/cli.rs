@@ -324,3 +324,19 @@ fn try_watch_reruns_when_the_script_changes() {
     reader.join().unwrap();
     assert!(rerun, "no re-run after the script changed: {}", seen.lock().unwrap());
 }
+
+#[test]
+fn gen_on_the_bundled_example_gives_every_strategy_a_candidate_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = manifest().join("tests/fixtures/repos/inventory");
+    let summary = json(&bugsmith(
+        &["gen", example.to_str().unwrap(), "--out", dir.path().to_str().unwrap(), "--json"],
+        dir.path(),
+    ));
+    assert!(summary["repo_name"].as_str().unwrap().starts_with("local__inventory."));
+    for (id, stats) in summary["strategies"].as_object().unwrap() {
+        assert!(stats["candidates"].as_u64().unwrap() >= 1, "{id} made no candidate");
+    }
+    // The private checkout is a git repository; the bundled directory is not touched.
+    assert!(!example.join(".git").exists());
+}

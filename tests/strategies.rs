@@ -138,3 +138,21 @@ fn the_example_strategy_in_the_readme_works() {
         "{snapshot}"
     );
 }
+
+#[test]
+fn every_recipe_in_recipes_loads_and_names_existing_strategies() {
+    let catalog = Catalog::locate(Some(&manifest().join("strategies")));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(manifest().join("recipes")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let recipe = bugsmith::recipe::Recipe::load(&path).unwrap();
+        for strategy in &recipe.strategies {
+            catalog.resolve("procedural", &strategy.id).unwrap();
+        }
+        seen += 1;
+    }
+    assert!(seen >= 2);
+}

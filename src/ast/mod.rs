@@ -73,6 +73,19 @@ pub fn check_syntax(text: &str) -> Result<(), SyntaxError> {
     ruff_python_parser::parse_module(text).map(|_| ()).map_err(|e| syntax_error(text, &e))
 }
 
+/// Checks that a replaced statement still parses: `region` is whole lines of a file holding
+/// one or more complete statements indented by `indent`. The region is parsed on its own,
+/// dedented, which is much cheaper than the whole file; when that fails (a dedent can trip on an
+/// unusually indented string or continuation line), `whole_file` decides.
+pub fn check_region_syntax(region: &str, indent: &str, whole_file: impl FnOnce() -> String) -> bool {
+    let dedented: String = if indent.is_empty() {
+        region.to_string()
+    } else {
+        region.split_inclusive('\n').map(|line| line.strip_prefix(indent).unwrap_or(line)).collect()
+    };
+    ruff_python_parser::parse_module(&dedented).is_ok() || check_syntax(&whole_file()).is_ok()
+}
+
 fn syntax_error(text: &str, error: &ruff_python_parser::ParseError) -> SyntaxError {
     let (line, column) = LineIndex::new(text).line_column(text, error.location.start().to_u32());
     SyntaxError { line, column, message: error.error.to_string() }

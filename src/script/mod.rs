@@ -8,6 +8,7 @@ pub mod catalog;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -169,6 +170,8 @@ pub struct Strategy {
     engine: Arc<Engine>,
     compiled: RwLock<Arc<Compiled>>,
     reload: Mutex<ReloadState>,
+    loaded: Instant,
+    checked_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Strategy {
@@ -179,8 +182,6 @@ impl std::fmt::Debug for Strategy {
 
 struct ReloadState {
     modified: Option<SystemTime>,
-    checked: Instant,
-    last_error: Option<ScriptError>,
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -204,7 +205,9 @@ impl Strategy {
             origin,
             engine,
             compiled: RwLock::new(Arc::new(compiled)),
-            reload: Mutex::new(ReloadState { modified: stamp, checked: Instant::now(), last_error: None }),
+            reload: Mutex::new(ReloadState { modified: stamp }),
+            loaded: Instant::now(),
+            checked_ms: AtomicU64::new(0),
         })
     }
 
@@ -217,11 +220,13 @@ impl Strategy {
     /// unless `force`). A failed recompile keeps the previous version and is returned once.
     pub fn refresh(&self, force: bool) -> Option<ScriptError> {
         let Origin::File(path) = &self.origin else { return None };
-        let mut state = self.reload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !force && state.checked.elapsed() < Duration::from_millis(200) {
+        // Cheap test first: hook calls happen from many threads thousands of times a second.
+        let now = self.loaded.elapsed().as_millis() as u64;
+        if !force && now.saturating_sub(self.checked_ms.load(Ordering::Relaxed)) < 200 {
             return None;
         }
-        state.checked = Instant::now();
+        self.checked_ms.store(now, Ordering::Relaxed);
+        let mut state = self.reload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let stamp = modified(path);
         if stamp == state.modified {
             return None;
@@ -230,13 +235,9 @@ impl Strategy {
         match compile(&self.engine, &self.origin) {
             Ok(compiled) => {
                 *self.compiled.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(compiled);
-                state.last_error = None;
                 None
             }
-            Err(error) => {
-                state.last_error = Some(error.clone());
-                Some(error)
-            }
+            Err(error) => Some(error),
         }
     }
 
@@ -248,6 +249,11 @@ impl Strategy {
     /// The script's metadata (current version).
     pub fn meta(&self) -> Meta {
         self.current().meta.clone()
+    }
+
+    /// The `EXPLANATION` constant (current version).
+    pub fn explanation(&self) -> String {
+        self.current().meta.explanation.clone()
     }
 
     /// The params map a hook receives: the metadata defaults, overridden by `overrides`.
