@@ -146,7 +146,41 @@ pub fn remove_statements(file: &SourceFile, nodes: &[NodeId]) -> Vec<Edit> {
         }
         edits.push(statement_deletion(text, file.lines(), tree, id));
     }
-    edits
+    let merged = merge_deletions(edits);
+    // A line emptied by several deletions (`a = 1; b = 2`) goes as a whole.
+    let widened = merged
+        .into_iter()
+        .map(|e| {
+            if !e.text.is_empty() {
+                return e;
+            }
+            let line_start = file.lines().line_start(file.lines().line(e.start));
+            let rest = &text[e.end as usize..];
+            let line_len = rest.find('\n').map_or(rest.len(), |i| i + 1);
+            let blank = |s: &str| s.chars().all(char::is_whitespace);
+            if e.start > line_start && blank(&text[line_start as usize..e.start as usize]) && blank(&rest[..line_len]) {
+                Edit { start: line_start, end: e.end + line_len as u32, text: String::new() }
+            } else {
+                e
+            }
+        })
+        .collect();
+    merge_deletions(widened)
+}
+
+/// Joins deletions that overlap or touch (`a = 1; b = 2` losing both statements).
+fn merge_deletions(mut edits: Vec<Edit>) -> Vec<Edit> {
+    edits.sort_by_key(|e| (e.start, e.end));
+    let mut merged: Vec<Edit> = Vec::with_capacity(edits.len());
+    for edit in edits {
+        match merged.last_mut() {
+            Some(last) if last.text.is_empty() && edit.text.is_empty() && edit.start <= last.end => {
+                last.end = last.end.max(edit.end);
+            }
+            _ => merged.push(edit),
+        }
+    }
+    merged
 }
 
 fn statement_deletion(text: &str, lines: &LineIndex, tree: &Tree, id: NodeId) -> Edit {

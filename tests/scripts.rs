@@ -110,3 +110,15 @@ fn the_rng_is_shared_with_helper_functions() {
     .unwrap();
     assert_eq!(mutate(&strategy).unwrap(), vec![]);
 }
+
+#[test]
+fn removing_every_statement_of_a_line_or_block_leaves_no_blank_line_and_keeps_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let strategy = load(dir.path(), "fn mutate(entity, params, rng) {\n    patch::remove_statements(entity.nodes(\"Assign\") + entity.nodes(\"AugAssign\"))\n}").unwrap();
+    let text = "def packed(values):\n    a = 1; b = 2; c = 3\n\n    big = 10  # gone too\n    for v in values:\n        a += v; b -= v\n    return a\n";
+    let file = SourceFile::parse("m.py", text.into()).unwrap();
+    let rng = Arc::new(Mutex::new(Rng::from_key(&["test"])));
+    let edits = strategy.mutate(&file, 0, &strategy.params(&Map::new()), &rng).unwrap();
+    let mutated = bugsmith::patch::apply(text, &edits, (0, text.len() as u32)).unwrap();
+    assert_eq!(mutated, "def packed(values):\n    for v in values:\n        pass\n    return a\n");
+}
