@@ -340,3 +340,38 @@ fn gen_on_the_bundled_example_gives_every_strategy_a_candidate_offline() {
     // The private checkout is a git repository; the bundled directory is not touched.
     assert!(!example.join(".git").exists());
 }
+
+#[test]
+fn gen_from_a_git_repository_checks_out_the_named_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("acme").join("widgets");
+    repository_with_bad_files(&repo);
+    std::fs::remove_file(repo.join("pkg/broken.py")).unwrap();
+    std::fs::remove_file(repo.join("pkg/latin1.py")).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git").arg("-C").arg(&repo).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first"]);
+    let first = git(&["rev-parse", "HEAD"]);
+    std::fs::write(
+        repo.join("pkg/more.py"),
+        "def later(a, b, c):\n    if a and b or c:\n        return a + b\n    return c\n",
+    )
+    .unwrap();
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "second"]);
+
+    let out = dir.path().join("out");
+    let url = format!("file://{}@{}", repo.display(), &first[..10]);
+    let summary = json(&bugsmith(&["gen", &url, "--out", out.to_str().unwrap(), "--json"], dir.path()));
+    assert_eq!(summary["repo_name"], format!("acme__widgets.{}", &first[..8]));
+    assert_eq!(summary["files"], 1, "only the first commit's file");
+
+    let head = json(&bugsmith(&["gen", repo.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"], dir.path()));
+    assert_eq!(head["files"], 2);
+    assert!(head["repo_name"].as_str().unwrap().starts_with("local__widgets."));
+}
