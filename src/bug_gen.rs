@@ -323,6 +323,8 @@ pub fn generate(
             Rng::from_key(&[&seed.to_string(), &plan.strategy.id, "sample"]).shuffle(&mut eligible);
         }
         let cap = plan.max_bugs.unwrap_or(usize::MAX);
+        // Without a cap the bar counts entities tried; with one, candidates kept.
+        let counts_tries = plan.max_bugs.is_none();
         progress.phase(&plan.strategy.id, eligible.len().min(cap) as u64);
         let mut kept = 0;
         let mut next = 0;
@@ -331,8 +333,16 @@ pub fn generate(
             let chunk = if plan.max_bugs.is_some() { (2 * (cap - kept)).max(16) } else { eligible.len() };
             let batch = &eligible[next..(next + chunk).min(eligible.len())];
             next += batch.len();
-            let outcomes: Vec<Outcome> =
-                batch.par_iter().map(|&(f, e)| mutate_entity(plan, &files[f], e, seed)).collect();
+            let outcomes: Vec<Outcome> = batch
+                .par_iter()
+                .map(|&(f, e)| {
+                    let outcome = mutate_entity(plan, &files[f], e, seed);
+                    if counts_tries {
+                        progress.advance(1);
+                    }
+                    outcome
+                })
+                .collect();
             for outcome in outcomes {
                 if kept >= cap {
                     break;
@@ -343,7 +353,9 @@ pub fn generate(
                         if seen.insert(c.diff.clone()) {
                             kept += 1;
                             stats.candidates += 1;
-                            progress.advance(1);
+                            if !counts_tries {
+                                progress.advance(1);
+                            }
                             all.push(*c);
                         } else {
                             stats.duplicates += 1;
@@ -352,9 +364,6 @@ pub fn generate(
                     Outcome::Nothing { unparsable } => {
                         stats.unparsable += unparsable;
                         stats.unchanged += 1;
-                        if plan.max_bugs.is_none() {
-                            progress.advance(1);
-                        }
                     }
                     Outcome::Error(problem) => {
                         stats.errors += 1;

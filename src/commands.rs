@@ -106,6 +106,7 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
     let seed = args.seed.or(recipe.seed).unwrap_or(DEFAULT_SEED);
     let (plans, load_problems) = plans(catalog, args, &recipe)?;
     let spec = SourceSpec::parse(&args.source).map_err(|e| e.to_string())?;
+    console::status(args.json, &format!("fetching {} …", args.source));
     let checkout = source::fetch(&spec, &source::cache_dir(cache)).map_err(|e| e.to_string())?;
     let paths: Vec<String> = crate::git::tracked_files(&checkout.root)
         .map_err(|e| e.to_string())?

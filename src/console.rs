@@ -63,6 +63,14 @@ impl Progress for Bar {
     }
 }
 
+/// A one-line status on stderr (only on a terminal, and not when `quiet`).
+pub fn status(quiet: bool, message: &str) {
+    use std::io::IsTerminal;
+    if !quiet && std::env::var_os("BUGSMITH_NO_PROGRESS").is_none() && std::io::stderr().is_terminal() {
+        eprintln!("{message}");
+    }
+}
+
 /// The one-screen summary of a `gen` run.
 pub fn print_gen_summary(report: &Report) {
     println!("repo        {}", report.repo_name);

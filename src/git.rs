@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use git2::{IndexAddOption, Oid, Repository, Signature, Time};
+use git2::{IndexAddOption, Repository, Signature, Time};
 
 /// A git operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -94,9 +94,4 @@ pub fn check_applies(dir: &Path, patch: &str) -> Result<(), GitError> {
     options.check(true);
     repo.apply_to_tree(&tree, &diff, Some(&mut options))?;
     Ok(())
-}
-
-/// Whether `text` names a full or abbreviated commit id.
-pub fn looks_like_commit(text: &str) -> bool {
-    Oid::from_str(text).is_ok() && text.len() >= 7
 }
