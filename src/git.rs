@@ -85,6 +85,25 @@ pub fn tracked_files(dir: &Path) -> Result<Vec<String>, GitError> {
     Ok(files)
 }
 
+/// The files of a git work tree that git would commit (tracked, plus untracked files that are
+/// not ignored), or `None` when `dir` is not the top of a work tree.
+pub fn worktree_files(dir: &Path) -> Option<Vec<String>> {
+    let repo = Repository::open(dir).ok()?;
+    if repo.workdir().and_then(|w| w.canonicalize().ok()) != dir.canonicalize().ok() {
+        return None;
+    }
+    let mut options = git2::StatusOptions::new();
+    options.include_untracked(true).recurse_untracked_dirs(true).include_unmodified(true).include_ignored(false);
+    let statuses = repo.statuses(Some(&mut options)).ok()?;
+    let mut files: Vec<String> = statuses
+        .iter()
+        .filter(|s| !s.status().contains(git2::Status::WT_DELETED))
+        .filter_map(|s| s.path().ok().map(str::to_string))
+        .collect();
+    files.sort();
+    Some(files)
+}
+
 /// Checks that a patch applies to `HEAD` of the repository at `dir` (libgit2, in memory).
 pub fn check_applies(dir: &Path, patch: &str) -> Result<(), GitError> {
     let repo = Repository::open(dir)?;

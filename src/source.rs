@@ -162,21 +162,47 @@ fn owner_and_repo(url: &str) -> (String, String) {
     (sanitize(owner), sanitize(repo))
 }
 
-/// Copies a directory tree, leaving out `.git`.
+/// Copies a directory: in a git work tree, the files git would commit; elsewhere everything but
+/// `.git`, virtual environments, `__pycache__` and `node_modules`.
 fn copy_tree(from: &Path, to: &Path) -> Result<(), SourceError> {
-    for entry in walkdir::WalkDir::new(from).follow_links(false).into_iter().filter_entry(|e| e.file_name() != ".git") {
+    if let Some(files) = git::worktree_files(from) {
+        for file in files {
+            let target = to.join(&file);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            copy_entry(&from.join(&file), &target)?;
+        }
+        return Ok(());
+    }
+    let skipped = |e: &walkdir::DirEntry| {
+        let name = e.file_name();
+        e.file_type().is_dir()
+            && (name == ".git"
+                || name == "__pycache__"
+                || name == "node_modules"
+                || e.path().join("pyvenv.cfg").exists())
+    };
+    for entry in walkdir::WalkDir::new(from).follow_links(false).into_iter().filter_entry(|e| !skipped(e)) {
         let entry = entry.map_err(|e| SourceError::Io(from.display().to_string(), e.into()))?;
         let relative = entry.path().strip_prefix(from).unwrap_or(entry.path());
         let target = to.join(relative);
-        let kind = entry.file_type();
-        if kind.is_dir() {
+        if entry.file_type().is_dir() {
             std::fs::create_dir_all(&target).map_err(io(&target))?;
-        } else if kind.is_symlink() {
-            let link = std::fs::read_link(entry.path()).map_err(io(entry.path()))?;
-            std::os::unix::fs::symlink(link, &target).map_err(io(&target))?;
         } else {
-            std::fs::copy(entry.path(), &target).map_err(io(entry.path()))?;
+            copy_entry(entry.path(), &target)?;
         }
+    }
+    Ok(())
+}
+
+/// Copies a file, or recreates a symbolic link.
+fn copy_entry(from: &Path, to: &Path) -> Result<(), SourceError> {
+    if from.symlink_metadata().map_err(io(from))?.file_type().is_symlink() {
+        let link = std::fs::read_link(from).map_err(io(from))?;
+        std::os::unix::fs::symlink(link, to).map_err(io(to))?;
+    } else {
+        std::fs::copy(from, to).map_err(io(from))?;
     }
     Ok(())
 }

@@ -342,7 +342,7 @@ fn gen_on_the_bundled_example_gives_every_strategy_a_candidate_offline() {
 }
 
 #[test]
-fn gen_from_a_git_repository_checks_out_the_named_commit() {
+fn gen_reads_the_named_commit_of_a_git_url_and_what_git_would_commit_of_a_directory() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("acme").join("widgets");
     repository_with_bad_files(&repo);
@@ -371,7 +371,27 @@ fn gen_from_a_git_repository_checks_out_the_named_commit() {
     assert_eq!(summary["repo_name"], format!("acme__widgets.{}", &first[..8]));
     assert_eq!(summary["files"], 1, "only the first commit's file");
 
+    // A work tree given as a directory: what git would commit, ignored files and venvs left out.
+    std::fs::write(repo.join(".gitignore"), "generated.py\n").unwrap();
+    std::fs::write(repo.join("generated.py"), "def junk(a, b, c):\n    return a + b + c\n").unwrap();
+    std::fs::write(repo.join("pkg/new_untracked.py"), "def fresh(a):\n    return a\n").unwrap();
+    std::fs::create_dir_all(repo.join("venv/lib")).unwrap();
+    std::fs::write(repo.join("venv/pyvenv.cfg"), "home = /usr\n").unwrap();
+    std::fs::write(repo.join("venv/.gitignore"), "*\n").unwrap();
+    std::fs::write(repo.join("venv/lib/site.py"), "def site(a):\n    return a\n").unwrap();
     let head = json(&bugsmith(&["gen", repo.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"], dir.path()));
-    assert_eq!(head["files"], 2);
+    assert_eq!(head["files"], 3, "good.py, more.py and the untracked new_untracked.py");
     assert!(head["repo_name"].as_str().unwrap().starts_with("local__widgets."));
+
+    // A plain directory: virtual environments and caches are not copied.
+    let plain = dir.path().join("plain");
+    repository_with_bad_files(&plain);
+    std::fs::create_dir_all(plain.join(".venv/lib")).unwrap();
+    std::fs::write(plain.join(".venv/pyvenv.cfg"), "home = /usr\n").unwrap();
+    std::fs::create_dir_all(plain.join("env/lib")).unwrap();
+    std::fs::write(plain.join("env/pyvenv.cfg"), "home = /usr\n").unwrap();
+    std::fs::write(plain.join("env/lib/site.py"), "def site(a):\n    return a\n").unwrap();
+    let plain_summary =
+        json(&bugsmith(&["gen", plain.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"], dir.path()));
+    assert_eq!(plain_summary["files"], 1, "only pkg/good.py parses; env/ is a virtual environment");
 }
