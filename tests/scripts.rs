@@ -122,3 +122,14 @@ fn removing_every_statement_of_a_line_or_block_leaves_no_blank_line_and_keeps_a_
     let mutated = bugsmith::patch::apply(text, &edits, (0, text.len() as u32)).unwrap();
     assert_eq!(mutated, "def packed(values):\n    for v in values:\n        pass\n    return a\n");
 }
+
+#[test]
+fn runaway_recursion_is_stopped_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let strategy =
+        load(dir.path(), "fn deeper(n) {\n    deeper(n + 1)\n}\nfn mutate(entity, params, rng) {\n    deeper(0)\n}\n")
+            .unwrap();
+    let error = mutate(&strategy).unwrap_err();
+    assert!(error.starts_with(&format!("{}:", dir.path().join("probe.rhai").display())), "{error}");
+    assert!(error.to_lowercase().contains("stack overflow"), "{error}");
+}
