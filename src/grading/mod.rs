@@ -1,0 +1,334 @@
+//! Reading test results and grading a candidate against the baseline. Pure: text in, values
+//! out. Test ids are pytest node ids (`tests/test_x.py::TestA::test_b[p]`) whatever the source.
+//!
+//! Sources: pytest's JUnit XML side file (`-o junit_family=xunit1`, written outside the work tree),
+//! pytest's verbose text as a fallback, unittest's verbose text.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use quick_xml::XmlVersion;
+use quick_xml::events::{BytesStart, Event};
+use serde::{Deserialize, Serialize};
+
+/// One test's outcome.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TestStatus {
+    /// Passed (an unexpected pass of a non-strict xfail counts as passed).
+    Passed,
+    /// Skipped.
+    Skipped,
+    /// Expected failure.
+    Xfail,
+    /// An assertion or exception in the test.
+    Failed,
+    /// An error in setup or teardown.
+    Error,
+}
+
+impl TestStatus {
+    fn worst(self, other: TestStatus) -> TestStatus {
+        self.max(other)
+    }
+}
+
+/// Results of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestRun {
+    /// Status per test id.
+    pub tests: BTreeMap<String, TestStatus>,
+    /// Files (or modules) that failed to import during collection.
+    pub collection_errors: BTreeSet<String>,
+}
+
+impl TestRun {
+    /// Number of tests with this status.
+    pub fn count(&self, status: TestStatus) -> usize {
+        self.tests.values().filter(|s| **s == status).count()
+    }
+
+    fn record(&mut self, id: String, status: TestStatus) {
+        let entry = self.tests.entry(id).or_insert(status);
+        *entry = entry.worst(status);
+    }
+}
+
+/// The XML could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable JUnit XML: {0}")]
+pub struct JunitError(String);
+
+fn attribute(element: &BytesStart<'_>, name: &str) -> Option<String> {
+    element
+        .attributes()
+        .flatten()
+        .find(|a| a.key.as_ref() == name)
+        .and_then(|a| a.normalized_value(XmlVersion::Implicit1_0).ok().map(|v| v.into_owned()))
+}
+
+/// Parses pytest's JUnit XML (xunit1: `file` attributes present) into node ids and statuses.
+pub fn parse_junit(xml: &str) -> Result<TestRun, JunitError> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut run = TestRun::default();
+    // The open <testcase>: its id, whether it is a collection error, and its status so far.
+    let mut current: Option<(String, Option<String>, TestStatus)> = None;
+    loop {
+        let event = reader.read_event().map_err(|e| JunitError(e.to_string()))?;
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) if e.name().as_ref() == "testcase" => {
+                let classname = attribute(e, "classname").unwrap_or_default();
+                let name = attribute(e, "name").unwrap_or_default();
+                let file = attribute(e, "file");
+                let collection_file = (classname.is_empty()).then(|| module_to_path(&name, file.as_deref()));
+                let id = node_id(&classname, &name, file.as_deref());
+                if matches!(event, Event::Empty(_)) {
+                    run.record(id, TestStatus::Passed);
+                } else {
+                    current = Some((id, collection_file, TestStatus::Passed));
+                }
+            }
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                if let Some((_, _, status)) = current.as_mut() {
+                    let found = match e.name().as_ref() {
+                        "failure" => Some(TestStatus::Failed),
+                        "error" => Some(TestStatus::Error),
+                        "skipped" => Some(if attribute(e, "type").as_deref() == Some("pytest.xfail") {
+                            TestStatus::Xfail
+                        } else {
+                            TestStatus::Skipped
+                        }),
+                        _ => None,
+                    };
+                    if let Some(found) = found {
+                        *status = if *status == TestStatus::Passed { found } else { status.worst(found) };
+                    }
+                }
+            }
+            Event::End(ref e) if e.name().as_ref() == "testcase" => {
+                if let Some((id, collection_file, status)) = current.take() {
+                    match collection_file {
+                        Some(file) if status == TestStatus::Error || status == TestStatus::Failed => {
+                            run.collection_errors.insert(file);
+                        }
+                        _ => run.record(id, status),
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(run)
+}
+
+/// `tests.test_x` (+ file `tests/test_x.py`) → `tests/test_x.py`.
+fn module_to_path(module: &str, file: Option<&str>) -> String {
+    file.map_or_else(|| format!("{}.py", module.replace('.', "/")), str::to_string)
+}
+
+/// The pytest node id of a JUnit test case.
+fn node_id(classname: &str, name: &str, file: Option<&str>) -> String {
+    let Some(file) = file else {
+        // xunit2 without `file`: the best guess is a module path for all but the last part.
+        return match classname.rsplit_once('.') {
+            Some((module, class)) if class.starts_with(char::is_uppercase) => {
+                format!("{}.py::{class}::{name}", module.replace('.', "/"))
+            }
+            _ => format!("{}.py::{name}", classname.replace('.', "/")),
+        };
+    };
+    let module = file.trim_end_matches(".py").replace(['/', '\\'], ".");
+    let classes = classname.strip_prefix(&module).unwrap_or("").trim_start_matches('.');
+    let mut id = file.to_string();
+    for class in classes.split('.').filter(|c| !c.is_empty()) {
+        id.push_str("::");
+        id.push_str(class);
+    }
+    id.push_str("::");
+    id.push_str(name);
+    id
+}
+
+const STATUS_WORDS: [(&str, TestStatus); 6] = [
+    ("PASSED", TestStatus::Passed),
+    ("XPASS", TestStatus::Passed),
+    ("FAILED", TestStatus::Failed),
+    ("ERROR", TestStatus::Error),
+    ("SKIPPED", TestStatus::Skipped),
+    ("XFAIL", TestStatus::Xfail),
+];
+
+fn status_word(word: &str) -> Option<TestStatus> {
+    STATUS_WORDS.iter().find(|(w, _)| *w == word).map(|(_, s)| *s)
+}
+
+/// Parses pytest's verbose text: `id STATUS [ 50%]` lines and `-rA` summary lines
+/// `STATUS id - message`. Ids may contain spaces; collection errors (`ERROR tests/x.py`) are
+/// recorded per file.
+pub fn parse_pytest_text(text: &str) -> TestRun {
+    let mut run = TestRun::default();
+    for line in text.lines() {
+        let line = line.trim_end();
+        // `id STATUS [ 50%]` (the percentage is optional, e.g. with -n or narrow terminals).
+        let body = match line.rfind(" [") {
+            Some(at) if line.ends_with("%]") => line[..at].trim_end(),
+            _ => line,
+        };
+        if let Some((id, status)) = verbose_line(body) {
+            run.record(id.to_string(), status);
+            continue;
+        }
+        // `STATUS id` or `STATUS id - message` from the short summary.
+        if let Some((word, rest)) = line.split_once(' ')
+            && let Some(status) = status_word(word)
+        {
+            let id = rest.split(" - ").next().unwrap_or(rest).trim();
+            if id.contains("::") {
+                run.record(id.to_string(), status);
+            } else if status == TestStatus::Error && id.ends_with(".py") {
+                run.collection_errors.insert(id.to_string());
+            }
+        }
+    }
+    run
+}
+
+/// `id STATUS` or `id STATUS (reason)`: the id and the status.
+fn verbose_line(body: &str) -> Option<(&str, TestStatus)> {
+    STATUS_WORDS.iter().find_map(|(word, status)| {
+        let at = body.rfind(&format!(" {word}"))?;
+        let rest = &body[at + 1 + word.len()..];
+        let id = &body[..at];
+        (id.contains("::") && !id.contains(" - ") && (rest.is_empty() || rest.starts_with(" (")))
+            .then_some((id, *status))
+    })
+}
+
+/// Parses unittest's verbose text: `test_name (module.Class[.test_name]) ... ok|FAIL|ERROR|skipped …|expected failure`.
+pub fn parse_unittest_text(text: &str) -> TestRun {
+    let mut run = TestRun::default();
+    for line in text.lines() {
+        let Some((name, outcome)) = line.split_once(" ... ") else { continue };
+        let status = match outcome.trim() {
+            "ok" | "unexpected success" => TestStatus::Passed,
+            "FAIL" => TestStatus::Failed,
+            "ERROR" => TestStatus::Error,
+            "expected failure" => TestStatus::Xfail,
+            o if o.starts_with("skipped") => TestStatus::Skipped,
+            _ => continue,
+        };
+        run.record(name.trim().to_string(), status);
+    }
+    run
+}
+
+/// The clean suite, run one or more times.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Baseline {
+    /// Status of each test whose outcome was the same in every run.
+    pub tests: BTreeMap<String, TestStatus>,
+    /// Tests whose outcome differed between runs; never in F2P or P2P.
+    pub flaky: BTreeSet<String>,
+    /// Seconds of the slowest run.
+    pub seconds: f64,
+    /// Runs made.
+    pub runs: usize,
+}
+
+impl Baseline {
+    /// Combines repeated clean runs.
+    pub fn from_runs(runs: &[TestRun], seconds: f64) -> Baseline {
+        let mut baseline = Baseline { seconds, runs: runs.len(), ..Baseline::default() };
+        let all: BTreeSet<&String> = runs.iter().flat_map(|r| r.tests.keys()).collect();
+        for id in all {
+            let statuses: BTreeSet<Option<TestStatus>> = runs.iter().map(|r| r.tests.get(id).copied()).collect();
+            match statuses.into_iter().collect::<Vec<_>>().as_slice() {
+                [Some(status)] => {
+                    baseline.tests.insert(id.clone(), *status);
+                }
+                _ => {
+                    baseline.flaky.insert(id.clone());
+                }
+            }
+        }
+        baseline
+    }
+
+    /// Tests that passed in every clean run.
+    pub fn passing(&self) -> usize {
+        self.tests.values().filter(|s| **s == TestStatus::Passed).count()
+    }
+}
+
+/// How a test that passed on the clean code failed with the bug.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The test ran and failed.
+    Failed,
+    /// Setup or teardown errored.
+    Error,
+    /// Its file failed to import during collection.
+    CollectionError,
+    /// It did not appear in the results at all.
+    Missing,
+}
+
+/// SWE-smith's report lists, plus why each F2P test failed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Grade {
+    /// Passed on the clean code, fail with the bug.
+    #[serde(rename = "FAIL_TO_PASS")]
+    pub fail_to_pass: Vec<String>,
+    /// Passed on both.
+    #[serde(rename = "PASS_TO_PASS")]
+    pub pass_to_pass: Vec<String>,
+    /// Failed on both.
+    #[serde(rename = "FAIL_TO_FAIL")]
+    pub fail_to_fail: Vec<String>,
+    /// Failed on the clean code, pass with the bug.
+    #[serde(rename = "PASS_TO_FAIL")]
+    pub pass_to_fail: Vec<String>,
+    /// For each F2P test: failed, error, collection_error or missing.
+    pub failure_kinds: BTreeMap<String, FailureKind>,
+}
+
+/// Compares a candidate's run with the baseline. Flaky tests, skips and xfails are left out;
+/// unlike SWE-smith, a test that vanished or errored counts as failing.
+pub fn grade(baseline: &Baseline, run: &TestRun) -> Grade {
+    let mut grade = Grade::default();
+    for (id, clean) in &baseline.tests {
+        let file = id.split("::").next().unwrap_or(id);
+        let now = run.tests.get(id).copied();
+        match clean {
+            TestStatus::Passed => match now {
+                Some(TestStatus::Passed) => grade.pass_to_pass.push(id.clone()),
+                Some(TestStatus::Skipped | TestStatus::Xfail) => {}
+                Some(status) => {
+                    let kind = if status == TestStatus::Error { FailureKind::Error } else { FailureKind::Failed };
+                    grade.fail_to_pass.push(id.clone());
+                    grade.failure_kinds.insert(id.clone(), kind);
+                }
+                None => {
+                    let kind = if run.collection_errors.contains(file) {
+                        FailureKind::CollectionError
+                    } else {
+                        FailureKind::Missing
+                    };
+                    grade.fail_to_pass.push(id.clone());
+                    grade.failure_kinds.insert(id.clone(), kind);
+                }
+            },
+            TestStatus::Failed | TestStatus::Error => match now {
+                Some(TestStatus::Passed) => grade.pass_to_fail.push(id.clone()),
+                Some(TestStatus::Skipped | TestStatus::Xfail) => {}
+                _ => grade.fail_to_fail.push(id.clone()),
+            },
+            TestStatus::Skipped | TestStatus::Xfail => {}
+        }
+    }
+    grade
+}
+
+#[cfg(test)]
+mod tests;

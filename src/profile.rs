@@ -1,0 +1,294 @@
+//! Profiles: how to install and test a repository at a commit (SWE-smith's `RepoProfile`), as
+//! YAML. `Profile::detect` writes one for standard layouts without any language model.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::patch::sha256_hex8;
+use crate::source::Checkout;
+
+/// The default base image (built locally by `.ci/base-image.sh`).
+pub const DEFAULT_BASE_IMAGE: &str = "bugsmith-base:bookworm";
+
+/// How test output is read.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogParser {
+    /// pytest: a JUnit XML side file, the verbose text as a fallback.
+    #[default]
+    Pytest,
+    /// unittest's verbose text (`test_x (module.Class) ... ok`).
+    Unittest,
+}
+
+/// A repository profile.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The source, as `gen` takes it (directory, `URL[@rev]`, `pypi:NAME==VERSION`).
+    pub source: String,
+    /// The checkout's full commit id (a content hash for directories and sdists).
+    pub commit: String,
+    /// `owner__repo.<commit8>`; checked against the source on load.
+    pub repo_name: String,
+    /// `bugsmith.<arch>.<owner>_1776_<repo>.<commit8>` (lower case), the Docker image.
+    pub image_name: String,
+    /// Python version the environment is meant for (informational for the local backend).
+    #[serde(default = "default_python")]
+    pub python_version: String,
+    /// Shell commands run in the checkout, in a fresh virtualenv, to install it.
+    #[serde(default)]
+    pub install: Vec<String>,
+    /// The test command, run in the checkout.
+    pub test_cmd: String,
+    /// How its output is read.
+    #[serde(default)]
+    pub log_parser: LogParser,
+    /// Seconds a candidate's test run may take; default `max(20, 5 × baseline)`.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    /// Seconds the clean baseline run may take.
+    #[serde(default = "default_timeout_ref")]
+    pub timeout_ref: u64,
+    /// Clean runs of the baseline (tests whose outcome differs are flaky).
+    #[serde(default = "default_baseline_runs")]
+    pub baseline_runs: u32,
+    /// Docker base image.
+    #[serde(default = "default_base_image")]
+    pub base_image: String,
+    /// Path prefixes `gen` never mutates (besides SWE-smith's test-path rule).
+    #[serde(default)]
+    pub exclude_paths: Vec<String>,
+    /// Environment variables for installs and test runs.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+fn default_python() -> String {
+    "3".into()
+}
+fn default_timeout_ref() -> u64 {
+    900
+}
+fn default_baseline_runs() -> u32 {
+    2
+}
+fn default_base_image() -> String {
+    DEFAULT_BASE_IMAGE.into()
+}
+
+/// A profile could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ProfileError {
+    /// The file.
+    pub path: String,
+    /// What is wrong (with the line where the YAML parser knows it).
+    pub message: String,
+}
+
+/// SWE-smith's image name for a repository, with our prefix: lower case.
+pub fn image_name(owner: &str, repo: &str, commit: &str) -> String {
+    let arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" };
+    format!("bugsmith.{arch}.{owner}_1776_{repo}.{}", &commit[..8.min(commit.len())]).to_lowercase()
+}
+
+impl Profile {
+    /// Parses a profile's text (`path` for messages) and checks its derived names.
+    pub fn parse(path: &str, text: &str) -> Result<Profile, ProfileError> {
+        let error = |message: String| ProfileError { path: path.to_string(), message };
+        let profile: Profile = serde_yaml::from_str(text).map_err(|e| error(e.to_string()))?;
+        if profile.test_cmd.trim().is_empty() {
+            return Err(error("test_cmd is empty".into()));
+        }
+        if !profile.repo_name.ends_with(&format!(".{}", &profile.commit[..8.min(profile.commit.len())])) {
+            return Err(error(format!(
+                "repo_name `{}` does not end with the commit's first 8 characters (line {})",
+                profile.repo_name,
+                crate::recipe::line_of(text, "repo_name")
+            )));
+        }
+        Ok(profile)
+    }
+
+    /// Reads a profile file.
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ProfileError { path: path.display().to_string(), message: e.to_string() })?;
+        Profile::parse(&path.display().to_string(), &text)
+    }
+
+    /// Hash of everything that shapes the environment: rebuild when it changes.
+    pub fn env_hash(&self) -> String {
+        let key = serde_json::json!([self.commit, self.python_version, self.install, self.base_image, self.env]);
+        sha256_hex8(&key.to_string())
+    }
+
+    /// The test command with the side file for structured results (pytest only).
+    pub fn test_command(&self, junit_path: &str) -> String {
+        match self.log_parser {
+            LogParser::Pytest => {
+                format!("{} -p no:cacheprovider -o junit_family=xunit1 --junitxml={junit_path}", self.test_cmd)
+            }
+            LogParser::Unittest => self.test_cmd.clone(),
+        }
+    }
+
+    /// The YAML text, with a header comment.
+    pub fn to_yaml(&self) -> String {
+        let body = serde_yaml::to_string(self).unwrap_or_default();
+        format!("# bugsmith profile: how to install and test {} (edit freely; see README)\n{body}", self.repo_name)
+    }
+
+    /// A profile for a checkout of a standard Python layout, found without any language model:
+    /// extras and dependency groups named test/tests/testing/dev in pyproject.toml, setup.cfg
+    /// or setup.py, requirements files for tests, and whether the tests use pytest.
+    pub fn detect(source: &str, checkout: &Checkout) -> Profile {
+        let root = &checkout.root;
+        let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap_or_default();
+        let pyproject = read("pyproject.toml");
+        let setup_cfg = read("setup.cfg");
+        let setup_py = read("setup.py");
+        let installable = !pyproject.is_empty() || !setup_py.is_empty() || !setup_cfg.is_empty();
+        let mut install = vec!["python -m pip install --upgrade pip".to_string()];
+        let extra = ["test", "tests", "testing", "dev"].into_iter().find(|name| {
+            has_extra_toml(&pyproject, name) || has_extra_cfg(&setup_cfg, name) || has_extra_setup_py(&setup_py, name)
+        });
+        if installable {
+            install.push(match extra {
+                Some(name) => format!("python -m pip install -e '.[{name}]'"),
+                None => "python -m pip install -e .".to_string(),
+            });
+        }
+        for file in [
+            "requirements-test.txt",
+            "requirements-tests.txt",
+            "requirements_test.txt",
+            "test-requirements.txt",
+            "test_requirements.txt",
+            "requirements-dev.txt",
+            "requirements_dev.txt",
+            "dev-requirements.txt",
+            "requirements/test.txt",
+            "requirements/tests.txt",
+            "requirements/dev.txt",
+        ] {
+            if root.join(file).is_file() {
+                install.push(format!("python -m pip install -r {file}"));
+            }
+        }
+        if let Some(group) = ["test", "tests", "dev"].into_iter().find(|g| has_dependency_group(&pyproject, g)) {
+            install.push(format!("python -m pip install --group {group}"));
+        }
+        install.push("python -m pip install pytest".into());
+        let unittest_only = !uses_pytest(root, &pyproject, &setup_cfg) && root.join("test.py").is_file();
+        let (test_cmd, log_parser) = if unittest_only {
+            ("python test.py --verbose".to_string(), LogParser::Unittest)
+        } else {
+            ("python -m pytest --disable-warnings --color=no --tb=no --verbose".to_string(), LogParser::Pytest)
+        };
+        Profile {
+            source: source.to_string(),
+            commit: checkout.commit.clone(),
+            repo_name: checkout.repo_name.clone(),
+            image_name: image_name(&checkout.owner, &checkout.repo, &checkout.commit),
+            python_version: python_version(),
+            install,
+            test_cmd,
+            log_parser,
+            timeout: None,
+            timeout_ref: default_timeout_ref(),
+            baseline_runs: default_baseline_runs(),
+            base_image: default_base_image(),
+            exclude_paths: Vec::new(),
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+/// `python3`'s major.minor on this machine.
+fn python_version() -> String {
+    std::process::Command::new("python3")
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(default_python)
+}
+
+/// Lines of a TOML/INI section (`[header]` up to the next header).
+fn section<'a>(text: &'a str, header: &str) -> Vec<&'a str> {
+    let mut lines = text.lines().skip_while(|l| l.trim() != header);
+    if lines.next().is_none() {
+        return Vec::new();
+    }
+    lines.take_while(|l| !l.trim_start().starts_with('[') || l.trim_start().starts_with("[\"")).collect()
+}
+
+fn defines_key(lines: &[&str], key: &str) -> bool {
+    lines.iter().any(|l| {
+        let l = l.trim_start();
+        l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+            || l.strip_prefix(&format!("\"{key}\"")).is_some_and(|rest| rest.trim_start().starts_with('='))
+    })
+}
+
+fn has_extra_toml(pyproject: &str, name: &str) -> bool {
+    defines_key(&section(pyproject, "[project.optional-dependencies]"), name)
+        || defines_key(&section(pyproject, "[tool.poetry.extras]"), name)
+}
+
+fn has_dependency_group(pyproject: &str, name: &str) -> bool {
+    defines_key(&section(pyproject, "[dependency-groups]"), name)
+}
+
+fn has_extra_cfg(setup_cfg: &str, name: &str) -> bool {
+    defines_key(&section(setup_cfg, "[options.extras_require]"), name)
+}
+
+fn has_extra_setup_py(setup_py: &str, name: &str) -> bool {
+    setup_py.contains("extras_require")
+        && (setup_py.contains(&format!("'{name}'")) || setup_py.contains(&format!("\"{name}\"")))
+}
+
+fn uses_pytest(root: &Path, pyproject: &str, setup_cfg: &str) -> bool {
+    pyproject.contains("pytest")
+        || setup_cfg.contains("pytest")
+        || ["pytest.ini", "conftest.py", "tests/conftest.py", "tox.ini"]
+            .iter()
+            .any(|f| std::fs::read_to_string(root.join(f)).is_ok_and(|t| *f != "tox.ini" || t.contains("pytest")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extras_are_found_in_pyproject_setup_cfg_and_setup_py() {
+        let pyproject = "[project]\nname = 'x'\n[project.optional-dependencies]\ndocs = ['sphinx']\ntests = [\n  'pytest',\n]\n[tool.x]\ntest = 1\n";
+        assert!(has_extra_toml(pyproject, "tests"));
+        assert!(!has_extra_toml(pyproject, "test"));
+        assert!(has_extra_cfg("[options.extras_require]\ntesting =\n    pytest\n", "testing"));
+        assert!(has_extra_setup_py("setup(extras_require={'dev': ['pytest']})", "dev"));
+        assert!(has_dependency_group("[dependency-groups]\ntest = ['pytest']\n", "test"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_names_are_errors() {
+        let good = "source: pypi:x==1\ncommit: 0123456789abcdef\nrepo_name: pypi__x.01234567\nimage_name: i\ntest_cmd: pytest\n";
+        assert!(Profile::parse("p.yaml", good).is_ok());
+        let unknown = format!("{good}tset_cmd: x\n");
+        let err = Profile::parse("p.yaml", &unknown).unwrap_err().to_string();
+        assert!(err.contains("unknown field `tset_cmd`") && err.contains("line 6"), "{err}");
+        let bad = good.replace("pypi__x.01234567", "pypi__x.ffffffff");
+        assert!(Profile::parse("p.yaml", &bad).unwrap_err().to_string().contains("line 3"));
+    }
+
+    #[test]
+    fn image_names_follow_swe_smith() {
+        assert_eq!(image_name("Mewwts", "addict", "75284f9593dfb929"), "bugsmith.x86_64.mewwts_1776_addict.75284f95");
+    }
+}
