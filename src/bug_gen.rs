@@ -22,10 +22,17 @@ use crate::script::Strategy;
 pub struct Plan {
     /// The loaded script.
     pub strategy: Arc<Strategy>,
-    /// Params handed to its hooks (script defaults already merged with recipe values).
-    pub params: Map,
+    /// Params from the recipe, over the script's constants (see [`Strategy::params`]).
+    pub overrides: Map,
     /// Cap on this strategy's candidates.
     pub max_bugs: Option<usize>,
+}
+
+impl Plan {
+    /// The params the hooks get: the script's current constants under the recipe's values.
+    pub fn params(&self) -> Map {
+        self.strategy.params(&self.overrides)
+    }
 }
 
 /// Something that was skipped, with where and why.
@@ -100,7 +107,7 @@ pub struct Report {
     pub skipped_files: Vec<Problem>,
     /// Entities found.
     pub entities: usize,
-    /// Per strategy, in run order.
+    /// Per strategy, by id.
     pub strategies: BTreeMap<String, StrategyStats>,
     /// Script errors, each with file:line:column and the entity.
     pub script_errors: Vec<Problem>,
@@ -208,7 +215,7 @@ pub enum Outcome {
 
 /// Runs a strategy on one entity: up to `max_attempts` calls of `mutate` until one yields a
 /// change that still parses.
-pub fn mutate_entity(plan: &Plan, file: &SourceFile, index: usize, seed: u64) -> Outcome {
+pub fn mutate_entity(plan: &Plan, params: &Map, file: &SourceFile, index: usize, seed: u64) -> Outcome {
     let entity = &file.entities()[index];
     let key = [
         seed.to_string(),
@@ -218,13 +225,13 @@ pub fn mutate_entity(plan: &Plan, file: &SourceFile, index: usize, seed: u64) ->
         entity.start.to_string(),
     ];
     let rng = Arc::new(Mutex::new(Rng::from_key(&key.iter().map(String::as_str).collect::<Vec<_>>())));
-    let attempts = plan.params.get("max_attempts").and_then(|v| v.as_int().ok()).unwrap_or(5).max(1);
+    let attempts = params.get("max_attempts").and_then(|v| v.as_int().ok()).unwrap_or(5).max(1);
     let location = || {
         format!("{} ({} at {}:{})", plan.strategy.display_path(), entity.qualified_name, file.path(), entity.line_start)
     };
     let mut unparsable = 0;
     for _ in 0..attempts {
-        let edits = match plan.strategy.mutate(file, index, &plan.params, &rng) {
+        let edits = match plan.strategy.mutate(file, index, params, &rng) {
             Ok(edits) => edits,
             Err(e) => {
                 return Outcome::Error(Problem {
@@ -289,6 +296,30 @@ fn dedent(text: &str, indent: &str) -> String {
     out
 }
 
+/// [`mutate_entity`], with a panic (a bug in bugsmith, not in the script) turned into an error
+/// for this entity so the run goes on.
+fn guarded(plan: &Plan, params: &Map, file: &SourceFile, index: usize, seed: u64) -> Outcome {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mutate_entity(plan, params, file, index, seed)))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_default();
+            let entity = &file.entities()[index];
+            Outcome::Error(Problem {
+                location: format!(
+                    "{} ({} at {}:{})",
+                    plan.strategy.display_path(),
+                    entity.qualified_name,
+                    file.path(),
+                    entity.line_start
+                ),
+                message: format!("internal error, please report it: {what}"),
+            })
+        })
+}
+
 /// Runs every plan over the files; returns candidates in deterministic order and fills `report`.
 pub fn generate(
     files: &[SourceFile],
@@ -304,9 +335,19 @@ pub fn generate(
     report.entities = entities.len();
     for plan in plans {
         let stats = report.strategies.entry(plan.strategy.id.clone()).or_default();
+        // A script edited during a long run is picked up here, between strategies.
+        if let Some(err) = plan.strategy.refresh() {
+            let problem = Problem {
+                location: format!("{}:{}:{}", err.path, err.line, err.column),
+                message: format!("{}; the previous version is used", err.message),
+            };
+            progress.problem(&problem);
+            report.script_errors.push(problem);
+        }
+        let params = plan.params();
         let mut eligible = Vec::new();
         for &(f, e) in &entities {
-            match plan.strategy.applies_to(&files[f], e, &plan.params) {
+            match plan.strategy.applies_to(&files[f], e, &params) {
                 Ok(true) => eligible.push((f, e)),
                 Ok(false) => {}
                 Err(err) => {
@@ -336,7 +377,7 @@ pub fn generate(
             let outcomes: Vec<Outcome> = batch
                 .par_iter()
                 .map(|&(f, e)| {
-                    let outcome = mutate_entity(plan, &files[f], e, seed);
+                    let outcome = guarded(plan, &params, &files[f], e, seed);
                     if counts_tries {
                         progress.advance(1);
                     }

@@ -52,30 +52,21 @@ fn plans(catalog: &Catalog, args: &GenArgs, recipe: &Recipe) -> Result<(Vec<Plan
     } else {
         catalog.origins("procedural").iter().map(crate::script::catalog::origin_id).collect()
     };
-    let mut origins = Vec::new();
-    for id in &ids {
-        origins.push(catalog.resolve("procedural", id)?);
-    }
-    let (strategies, errors) = catalog.load(origins);
-    let problems: Vec<Problem> = errors
-        .iter()
-        .map(|e| Problem {
-            location: format!("{}:{}:{}", e.path, e.line, e.column),
-            message: format!("{}; strategy skipped", e.message),
-        })
-        .collect();
-    if strategies.is_empty() {
-        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        return Err(format!("no strategy could be loaded:\n  {}", list.join("\n  ")));
-    }
     let mut plans = Vec::new();
-    for strategy in strategies {
-        let id = ids
-            .iter()
-            .find(|i| **i == strategy.id || i.ends_with(&format!("{}.rhai", strategy.id)))
-            .cloned()
-            .unwrap_or_default();
-        let entry = recipe.strategies.iter().find(|s| s.id == id);
+    let mut problems = Vec::new();
+    for id in &ids {
+        let origin = catalog.resolve("procedural", id)?;
+        let strategy = match Strategy::load(catalog.engine(), origin) {
+            Ok(strategy) => strategy,
+            Err(e) => {
+                problems.push(Problem {
+                    location: format!("{}:{}:{}", e.path, e.line, e.column),
+                    message: format!("{}; strategy skipped", e.message),
+                });
+                continue;
+            }
+        };
+        let entry = recipe.strategies.iter().find(|s| &s.id == id);
         let mut overrides = Map::new();
         if let Some(e) = entry {
             for (k, v) in &e.params {
@@ -92,7 +83,11 @@ fn plans(catalog: &Catalog, args: &GenArgs, recipe: &Recipe) -> Result<(Vec<Plan
             }
         }
         let max_bugs = args.max_bugs.or(entry.and_then(|e| e.max_bugs)).or(recipe.max_bugs);
-        plans.push(Plan { params: strategy.params(&overrides), strategy: Arc::new(strategy), max_bugs });
+        plans.push(Plan { strategy: Arc::new(strategy), overrides, max_bugs });
+    }
+    if plans.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(format!("no strategy could be loaded:\n  {}", list.join("\n  ")));
     }
     Ok((plans, problems))
 }
@@ -156,7 +151,7 @@ fn try_command(catalog: &Catalog, args: &TryArgs) -> Result<u8, String> {
         || -> (Option<SystemTime>, Option<SystemTime>) { (stamp(&args.file), script_path.as_deref().and_then(stamp)) };
     let mut last = watched();
     loop {
-        if let Some(error) = strategy.refresh(true) {
+        if let Some(error) = strategy.refresh() {
             eprintln!("error: {error}");
         } else if let Err(message) = try_once(&strategy, args) {
             eprintln!("error: {message}");
@@ -186,8 +181,8 @@ fn try_once(strategy: &Arc<Strategy>, args: &TryArgs) -> Result<u8, String> {
     let text = String::from_utf8(bytes)
         .map_err(|e| format!("{display}: not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))?;
     let file = SourceFile::parse(&display, text).map_err(|e| format!("{display}:{e}"))?;
-    let params = strategy.params(&Map::new());
-    let plan = Plan { strategy: strategy.clone(), params, max_bugs: None };
+    let plan = Plan { strategy: strategy.clone(), overrides: Map::new(), max_bugs: None };
+    let params = plan.params();
     let mut shown = 0;
     let mut skipped = 0;
     for (index, entity) in file.entities().iter().enumerate() {
@@ -197,7 +192,7 @@ fn try_once(strategy: &Arc<Strategy>, args: &TryArgs) -> Result<u8, String> {
         {
             continue;
         }
-        let applies = plan.strategy.applies_to(&file, index, &plan.params).map_err(|e| e.to_string())?;
+        let applies = plan.strategy.applies_to(&file, index, &params).map_err(|e| e.to_string())?;
         if !applies && !args.all_entities && args.entity.is_none() {
             skipped += 1;
             continue;
@@ -208,7 +203,7 @@ fn try_once(strategy: &Arc<Strategy>, args: &TryArgs) -> Result<u8, String> {
             "# {} on {} ({display}:{}, complexity {}){note}",
             plan.strategy.id, entity.qualified_name, entity.line_start, entity.complexity
         );
-        match bug_gen::mutate_entity(&plan, &file, index, args.seed) {
+        match bug_gen::mutate_entity(&plan, &params, &file, index, args.seed) {
             Outcome::Candidate(c) => print!("{}", c.diff),
             Outcome::Nothing { unparsable: 0 } => println!("# no change"),
             Outcome::Nothing { unparsable } => println!("# no change ({unparsable} attempts did not parse)"),

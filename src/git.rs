@@ -22,12 +22,14 @@ pub enum GitError {
     },
 }
 
-/// Commits every file of `dir` (honouring `.gitignore`) as one commit with a fixed author and
-/// time, so the commit id is a content hash of the tree. Returns the commit id.
-pub fn snapshot(dir: &Path, message: &str) -> Result<String, GitError> {
+/// Commits every file of `dir` as one commit with a fixed author and time, so the commit id is
+/// a content hash of the tree. `.gitignore` is honoured unless `everything` (an sdist ships
+/// generated files its own `.gitignore` names). Returns the commit id.
+pub fn snapshot(dir: &Path, message: &str, everything: bool) -> Result<String, GitError> {
     let repo = Repository::init(dir)?;
     let mut index = repo.index()?;
-    index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
+    let option = if everything { IndexAddOption::FORCE } else { IndexAddOption::DEFAULT };
+    index.add_all(["*"], option, None)?;
     index.write()?;
     let tree = repo.find_tree(index.write_tree()?)?;
     let signature = Signature::new("bugsmith", "bugsmith@localhost", &Time::new(0, 0))?;
@@ -56,7 +58,8 @@ pub fn clone(url: &str, dest: &Path, revision: Option<&str>) -> Result<String, G
         Repository::open(dest)?
     };
     if let Some(revision) = revision {
-        let object = repo.revparse_single(revision)?;
+        // A branch other than the default one exists only as `origin/<name>` after a clone.
+        let object = repo.revparse_single(revision).or_else(|_| repo.revparse_single(&format!("origin/{revision}")))?;
         let commit = object.peel_to_commit()?;
         repo.checkout_tree(commit.as_object(), Some(git2::build::CheckoutBuilder::new().force()))?;
         repo.set_head_detached(commit.id())?;
@@ -97,8 +100,9 @@ pub fn worktree_files(dir: &Path) -> Option<Vec<String>> {
     let statuses = repo.statuses(Some(&mut options)).ok()?;
     let mut files: Vec<String> = statuses
         .iter()
-        .filter(|s| !s.status().contains(git2::Status::WT_DELETED))
+        .filter(|s| !s.status().intersects(git2::Status::WT_DELETED | git2::Status::INDEX_DELETED))
         .filter_map(|s| s.path().ok().map(str::to_string))
+        .filter(|p| dir.join(p).symlink_metadata().is_ok_and(|m| !m.is_dir()))
         .collect();
     files.sort();
     Some(files)

@@ -96,9 +96,19 @@ pub fn line_bounds(text: &str, lines: &LineIndex, start: u32, end: u32) -> (u32,
 
 /// The text of `start..end` with the edits that lie inside it applied (edits elsewhere ignored).
 pub fn text_with(text: &str, start: u32, end: u32, edits: &[Edit]) -> Result<String, EditError> {
+    if start > end
+        || end as usize > text.len()
+        || !text.is_char_boundary(start as usize)
+        || !text.is_char_boundary(end as usize)
+    {
+        return Err(EditError::OutOfBounds {
+            edit: format!("bytes {start}..{end}"),
+            bounds: format!("bytes 0..{}", text.len()),
+        });
+    }
     let inside: Vec<Edit> = edits
         .iter()
-        .filter(|e| start <= e.start && e.end <= end)
+        .filter(|e| start <= e.start && e.start <= e.end && e.end <= end)
         .map(|e| Edit { start: e.start - start, end: e.end - start, text: e.text.clone() })
         .collect();
     apply(&text[start as usize..end as usize], &inside, (0, end - start))
@@ -223,14 +233,20 @@ fn statement_deletion(text: &str, lines: &LineIndex, tree: &Tree, id: NodeId) ->
 }
 
 /// The span a statement occupies when moved: itself plus a comment after it on its last line.
-fn movable_span(text: &str, tree: &Tree, id: NodeId, next: Option<NodeId>) -> (u32, u32) {
+fn movable_span(text: &str, tree: &Tree, id: NodeId) -> (u32, u32) {
     let node = tree.node(id);
-    let extended = end_with_trailing_comment(text, node.end);
-    let end = match next {
-        Some(n) if tree.node(n).start < extended => node.end,
-        _ => extended,
-    };
-    (node.start, end)
+    (node.start, with_comment_if_alone(text, node.start, node.end))
+}
+
+/// `end` extended over a trailing comment, but only when the text from `start` to there is on
+/// lines of its own (`a = 1; b = 2  # c` must not carry `# c` along with `b = 2`).
+fn with_comment_if_alone(text: &str, start: u32, end: u32) -> u32 {
+    let line_start = text[..start as usize].rfind(['\n', '\r']).map_or(0, |i| i + 1);
+    if text[line_start..start as usize].chars().all(|c| c == ' ' || c == '\t') {
+        end_with_trailing_comment(text, end)
+    } else {
+        end
+    }
 }
 
 /// One edit that rearranges sibling nodes: slot `i` receives `nodes[order[i]]`. The text
@@ -241,8 +257,11 @@ pub fn permute(file: &SourceFile, nodes: &[NodeId], order: &[usize]) -> Option<E
     if nodes.is_empty() || order.len() != nodes.len() {
         return None;
     }
-    let spans: Vec<(u32, u32)> =
-        (0..nodes.len()).map(|i| movable_span(text, tree, nodes[i], nodes.get(i + 1).copied())).collect();
+    let spans: Vec<(u32, u32)> = nodes.iter().map(|&n| movable_span(text, tree, n)).collect();
+    // Siblings in source order, none inside another: otherwise the gaps are meaningless.
+    if spans.windows(2).any(|w| w[1].0 < w[0].1) {
+        return None;
+    }
     let mut out = String::new();
     for (slot, &source) in order.iter().enumerate() {
         let (s, e) = *spans.get(source)?;
@@ -260,9 +279,14 @@ pub fn swap(file: &SourceFile, a: (NodeId, NodeId), b: (NodeId, NodeId)) -> Vec<
     let text = file.text();
     let tree = file.tree();
     let span = |(first, last): (NodeId, NodeId)| {
-        (tree.node(first).start, end_with_trailing_comment(text, tree.node(last).end))
+        let start = tree.node(first).start;
+        (start, with_comment_if_alone(text, start, tree.node(last).end.max(start)))
     };
     let (a, b) = (span(a), span(b));
+    let (a, b) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+    if b.0 < a.1 {
+        return Vec::new();
+    }
     let slice = |(s, e): (u32, u32)| text[s as usize..e as usize].to_string();
     vec![Edit { start: a.0, end: a.1, text: slice(b) }, Edit { start: b.0, end: b.1, text: slice(a) }]
 }
@@ -277,12 +301,12 @@ pub fn render_diff(path: &str, old: &str, new: &str) -> Option<String> {
     }
     let (o, n) = (old.as_bytes(), new.as_bytes());
     let common_prefix = o.iter().zip(n).take_while(|(a, b)| a == b).count();
-    let prefix = old[..common_prefix].rfind('\n').map_or(0, |i| i + 1);
+    let prefix = o[..common_prefix].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let max_suffix = (o.len() - prefix).min(n.len() - prefix);
     let common_suffix = o.iter().rev().zip(n.iter().rev()).take(max_suffix).take_while(|(a, b)| a == b).count();
     // The unchanged tail starts at a line start.
     let mut old_tail = o.len() - common_suffix;
-    while old_tail < o.len() && o[old_tail - 1] != b'\n' {
+    while old_tail < o.len() && old_tail > prefix && o[old_tail - 1] != b'\n' {
         old_tail += 1;
     }
     let mut start = prefix;

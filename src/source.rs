@@ -122,7 +122,7 @@ pub fn fetch(spec: &SourceSpec, cache: &Path) -> Result<Checkout, SourceError> {
     let (owner, repo, commit) = match spec {
         SourceSpec::Local(dir) => {
             copy_tree(dir, &work)?;
-            let commit = git::snapshot(&work, "bugsmith snapshot")?;
+            let commit = git::snapshot(&work, "bugsmith snapshot", false)?;
             let name = std::fs::canonicalize(dir)
                 .ok()
                 .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
@@ -137,7 +137,7 @@ pub fn fetch(spec: &SourceSpec, cache: &Path) -> Result<Checkout, SourceError> {
         SourceSpec::Pypi { name, version } => {
             let archive = download_sdist(name, version, cache)?;
             unpack(&archive, &work)?;
-            let commit = git::snapshot(&work, &format!("{name}=={version} (sdist)"))?;
+            let commit = git::snapshot(&work, &format!("{name}=={version} (sdist)"), true)?;
             ("pypi".to_string(), sanitize(&name.to_lowercase()), commit)
         }
     };
@@ -211,10 +211,17 @@ fn copy_entry(from: &Path, to: &Path) -> Result<(), SourceError> {
 fn download_sdist(name: &str, version: &str, cache: &Path) -> Result<PathBuf, SourceError> {
     let dir = cache.join("sdists").join(format!("{}-{version}", sanitize(name)));
     let find = |dir: &Path| -> Option<PathBuf> {
-        std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
-            let n = p.to_string_lossy();
-            n.ends_with(".tar.gz") || n.ends_with(".zip") || n.ends_with(".tgz")
-        })
+        let mut archives: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.to_string_lossy();
+                n.ends_with(".tar.gz") || n.ends_with(".zip") || n.ends_with(".tgz")
+            })
+            .collect();
+        archives.sort();
+        archives.into_iter().next()
     };
     if let Some(found) = find(&dir) {
         return Ok(found);

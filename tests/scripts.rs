@@ -92,10 +92,10 @@ fn an_edited_script_is_reloaded_and_a_broken_edit_keeps_the_last_good_version() 
     assert_eq!(strategy.meta().likelihood, 0.5);
     let path = dir.path().join("probe.rhai");
     write(&path, "const LIKELIHOOD = 0.9;\nfn mutate(entity, params, rng) { () }");
-    assert_eq!(strategy.refresh(true), None);
+    assert_eq!(strategy.refresh(), None);
     assert_eq!(strategy.meta().likelihood, 0.9);
     write(&path, "const LIKELIHOOD = 0.1;\nfn mutate(entity, params, rng) { let = }");
-    let error = strategy.refresh(true).expect("the broken version is reported");
+    let error = strategy.refresh().expect("the broken version is reported");
     assert_eq!((error.line, error.column), (4, 38));
     assert_eq!(strategy.meta().likelihood, 0.9);
 }

@@ -29,7 +29,7 @@ fn fixtures() -> Vec<PathBuf> {
 fn apply_with_libgit2(name: &str, old: &str, diff: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(name), old).unwrap();
-    bugsmith::git::snapshot(dir.path(), "fixture").unwrap();
+    bugsmith::git::snapshot(dir.path(), "fixture", false).unwrap();
     let repo = git2::Repository::open(dir.path()).unwrap();
     let parsed = git2::Diff::from_buffer(diff.as_bytes()).unwrap();
     repo.apply(&parsed, git2::ApplyLocation::WorkDir, None).unwrap();
@@ -44,14 +44,15 @@ fn run(strategy: &Arc<Strategy>, path: &Path) -> String {
     let file = SourceFile::parse(&name, text.clone()).unwrap();
     let mut overrides = Map::new();
     overrides.insert("min_complexity".into(), 0_i64.into());
-    let plan = Plan { params: strategy.params(&overrides), strategy: strategy.clone(), max_bugs: None };
+    let plan = Plan { overrides, strategy: strategy.clone(), max_bugs: None };
+    let params = plan.params();
     let mut out = String::new();
     for (index, entity) in file.entities().iter().enumerate() {
-        if !plan.strategy.applies_to(&file, index, &plan.params).unwrap() {
+        if !plan.strategy.applies_to(&file, index, &params).unwrap() {
             continue;
         }
         out.push_str(&format!("## {} (line {})\n", entity.qualified_name, entity.line_start));
-        match mutate_entity(&plan, &file, index, 24) {
+        match mutate_entity(&plan, &params, &file, index, 24) {
             Outcome::Candidate(candidate) => {
                 let new = apply_with_libgit2(&name, &text, &candidate.diff);
                 assert!(bugsmith::ast::check_syntax(&new).is_ok(), "{name}: mutated file does not parse:\n{new}");

@@ -6,7 +6,7 @@ mod tree;
 
 use std::sync::Arc;
 
-pub use tree::{LIST_ROLES, NodeData, NodeId, Operator, Tree};
+pub use tree::{KNOWN_ROLES, LIST_ROLES, NodeData, NodeId, Operator, Tree};
 
 /// A parse failure, with a 1-based line and column.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +78,11 @@ pub fn check_syntax(text: &str) -> Result<(), SyntaxError> {
 /// dedented, which is much cheaper than the whole file; when that fails (a dedent can trip on an
 /// unusually indented string or continuation line), `whole_file` decides.
 pub fn check_region_syntax(region: &str, indent: &str, whole_file: impl FnOnce() -> String) -> bool {
+    // A first line that lost its indentation parses alone but not in place.
+    let first = region.trim_start_matches(['\n', '\r']);
+    if !first.starts_with(indent) || first[indent.len()..].starts_with([' ', '\t']) {
+        return check_syntax(&whole_file()).is_ok();
+    }
     let dedented: String = if indent.is_empty() {
         region.to_string()
     } else {
@@ -401,8 +406,9 @@ fn analyze(tree: &Tree, id: NodeId) -> (u32, i64) {
     (tags, complexity)
 }
 
-/// Whether a repository-relative path is a test file (SWE-smith's rule, without its false
-/// positives: a stem must *be* `test`/`tests` or end in `_test`/`_tests`, so `latest.py` is code).
+/// Whether a repository-relative path is a test file: SWE-smith's rule (a `tests`/`test`/`specs`
+/// folder, a name starting with `test`, `conftest.py`) without its false positive for stems that
+/// merely end in `test` (`latest.py` is code; `x_test.py` and `x_tests.py` are tests).
 pub fn is_test_path(path: &str) -> bool {
     let mut parts: Vec<&str> = path.split('/').collect();
     let file = parts.pop().unwrap_or("");

@@ -88,6 +88,52 @@ impl Tree {
     }
 }
 
+/// Every field name the tree gives children (list roles and single ones).
+pub const KNOWN_ROLES: &[&str] = &[
+    "body",
+    "orelse",
+    "finalbody",
+    "handlers",
+    "decorators",
+    "items",
+    "targets",
+    "values",
+    "comparators",
+    "args",
+    "posonlyargs",
+    "kwonlyargs",
+    "keywords",
+    "cases",
+    "elts",
+    "clauses",
+    "generators",
+    "name",
+    "parameters",
+    "returns",
+    "arguments",
+    "test",
+    "target",
+    "iter",
+    "context_expr",
+    "optional_vars",
+    "type",
+    "subject",
+    "pattern",
+    "guard",
+    "value",
+    "annotation",
+    "left",
+    "right",
+    "operand",
+    "func",
+    "arg",
+    "attr",
+    "slice",
+    "elt",
+    "vararg",
+    "kwarg",
+];
+
 /// Roles whose value is a list (a script gets an array for these even when it holds one node).
 pub const LIST_ROLES: &[&str] = &[
     "body",
@@ -113,6 +159,8 @@ struct Frame {
     id: NodeId,
     /// Roles the parent expects for its direct children, by node address.
     roles: Vec<(usize, &'static str)>,
+    /// Where the last match was: children mostly come in the order the roles were listed.
+    cursor: usize,
 }
 
 struct Builder<'a> {
@@ -361,9 +409,14 @@ impl<'a> SourceOrderVisitor<'a> for Builder<'_> {
     fn enter_node(&mut self, node: AnyNodeRef<'a>) -> TraversalSignal {
         let id = self.tree.nodes.len() as NodeId;
         let address = node.as_ptr().as_ptr() as usize;
-        let (parent, role) = match self.stack.last() {
+        let (parent, role) = match self.stack.last_mut() {
             Some(frame) => {
-                let role = frame.roles.iter().find(|(p, _)| *p == address).map_or("", |(_, r)| *r);
+                let n = frame.roles.len();
+                let found = (0..n).map(|k| (frame.cursor + k) % n).find(|&i| frame.roles[i].0 == address);
+                let role = found.map_or("", |i| {
+                    frame.cursor = i + 1;
+                    frame.roles[i].1
+                });
                 (Some(frame.id), role)
             }
             None => (None, ""),
@@ -384,7 +437,7 @@ impl<'a> SourceOrderVisitor<'a> for Builder<'_> {
             flag,
             count,
         });
-        self.stack.push(Frame { id, roles });
+        self.stack.push(Frame { id, roles, cursor: 0 });
         TraversalSignal::Traverse
     }
 

@@ -67,14 +67,17 @@ impl ScriptNode {
         ids.into_iter().map(|i| self.wrap(i)).collect()
     }
 
-    fn role(&self, role: &str) -> Dynamic {
+    fn role(&self, role: &str) -> Fallible<Dynamic> {
+        if !ast::KNOWN_ROLES.contains(&role) {
+            return fail(format!("a Node has no field `{role}` (fields: {})", ast::KNOWN_ROLES.join(", ")));
+        }
         let tree = self.file.tree();
         let mut children = tree.children_with_role(self.id, role);
-        if LIST_ROLES.contains(&role) {
+        Ok(if LIST_ROLES.contains(&role) {
             Dynamic::from_array(children.map(|c| self.wrap(c)).collect())
         } else {
             children.next().map_or(Dynamic::UNIT, |c| self.wrap(c))
-        }
+        })
     }
 
     /// The node's span widened over parentheses that wrap exactly this node (`(a)` in
@@ -322,7 +325,12 @@ fn register_rng(engine: &mut Engine) {
             if high < low {
                 return fail(format!("rng.int({low}, {high}): empty range"));
             }
-            Ok(low + r.with(|g| g.below((high - low) as u64 + 1)) as i64)
+            let span = i128::from(high) - i128::from(low) + 1;
+            let offset = match u64::try_from(span) {
+                Ok(span) => r.with(|g| g.below(span)),
+                Err(_) => r.with(crate::rng::Rng::next_u64),
+            };
+            Ok((i128::from(low) + i128::from(offset)) as i64)
         })
         .register_fn("choice", |r: &mut ScriptRng, items: Array| -> Fallible<Dynamic> {
             if items.is_empty() {
@@ -334,10 +342,13 @@ fn register_rng(engine: &mut Engine) {
             r.with(|g| g.shuffle(&mut items));
             items
         })
-        .register_fn("permutation", |r: &mut ScriptRng, n: i64| -> Array {
-            let mut order: Vec<i64> = (0..n.max(0)).collect();
+        .register_fn("permutation", |r: &mut ScriptRng, n: i64| -> Fallible<Array> {
+            if !(0..=1_000_000).contains(&n) {
+                return fail(format!("rng.permutation({n}): n must be between 0 and 1000000"));
+            }
+            let mut order: Vec<i64> = (0..n).collect();
             r.with(|g| g.shuffle(&mut order));
-            order.into_iter().map(Dynamic::from).collect()
+            Ok(order.into_iter().map(Dynamic::from).collect())
         });
 }
 
@@ -393,7 +404,10 @@ fn patch_module() -> Module {
             return fail("permute: the order must be a permutation of 0..nodes.len()");
         }
         let ids: Vec<NodeId> = nodes.iter().map(|n| n.id).collect();
-        Ok(patch::permute(&file, &ids, &order).map(Dynamic::from).into_iter().collect())
+        match patch::permute(&file, &ids, &order) {
+            Some(edit) => Ok(vec![Dynamic::from(edit)]),
+            None => fail("permute: the nodes must be distinct siblings in source order"),
+        }
     });
     m.set_native_fn("swap", |a: Dynamic, b: Dynamic| -> Fallible<Array> {
         let (a, b) = (nodes_from(&a, "swap: first run")?, nodes_from(&b, "swap: second run")?);
@@ -401,6 +415,9 @@ fn patch_module() -> Module {
         let (Some(a0), Some(a1), Some(b0), Some(b1)) = (a.first(), a.last(), b.first(), b.last()) else {
             return fail("swap: both runs need at least one node");
         };
+        if a0.data().start > a1.data().start || b0.data().start > b1.data().start {
+            return fail("swap: give each run in source order");
+        }
         if a1.data().end > b0.data().start && b1.data().end > a0.data().start {
             return fail("swap: the two runs overlap");
         }

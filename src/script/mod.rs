@@ -8,9 +8,8 @@ pub mod catalog;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Map, ParseError, Position, Scope};
 
@@ -170,8 +169,6 @@ pub struct Strategy {
     engine: Arc<Engine>,
     compiled: RwLock<Arc<Compiled>>,
     reload: Mutex<ReloadState>,
-    loaded: Instant,
-    checked_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Strategy {
@@ -181,23 +178,22 @@ impl std::fmt::Debug for Strategy {
 }
 
 struct ReloadState {
-    modified: Option<SystemTime>,
+    stamp: Option<String>,
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// What tells a changed file: a hash of its contents (timestamps are too coarse for an editor
+/// that saves twice in a few milliseconds).
+fn stamp(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|text| crate::patch::hash8(&text))
 }
 
 impl Strategy {
     /// Loads and checks a script.
     pub fn load(engine: Arc<Engine>, origin: Origin) -> Result<Strategy, ScriptError> {
-        let (id, stamp) = match &origin {
-            Origin::File(path) => {
-                (path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(), modified(path))
-            }
-            Origin::Builtin(name, _) => {
-                (Path::new(name).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(), None)
-            }
+        let id = catalog::origin_id(&origin);
+        let stamp = match &origin {
+            Origin::File(path) => stamp(path),
+            Origin::Builtin(..) => None,
         };
         let compiled = compile(&engine, &origin)?;
         Ok(Strategy {
@@ -205,9 +201,7 @@ impl Strategy {
             origin,
             engine,
             compiled: RwLock::new(Arc::new(compiled)),
-            reload: Mutex::new(ReloadState { modified: stamp }),
-            loaded: Instant::now(),
-            checked_ms: AtomicU64::new(0),
+            reload: Mutex::new(ReloadState { stamp }),
         })
     }
 
@@ -216,25 +210,20 @@ impl Strategy {
         origin_name(&self.origin)
     }
 
-    /// Recompiles the script if its file changed since the last look (at most every 200 ms
-    /// unless `force`). A failed recompile keeps the previous version and is returned once.
-    pub fn refresh(&self, force: bool) -> Option<ScriptError> {
+    /// Recompiles the script if its file changed since it was last compiled. A failed recompile keeps the previous version and is returned; the file is
+    /// tried again on the next call. Callers refresh between runs, never in the middle of one,
+    /// so every candidate of a run comes from one version of the script.
+    pub fn refresh(&self) -> Option<ScriptError> {
         let Origin::File(path) = &self.origin else { return None };
-        // Cheap test first: hook calls happen from many threads thousands of times a second.
-        let now = self.loaded.elapsed().as_millis() as u64;
-        if !force && now.saturating_sub(self.checked_ms.load(Ordering::Relaxed)) < 200 {
-            return None;
-        }
-        self.checked_ms.store(now, Ordering::Relaxed);
         let mut state = self.reload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stamp = modified(path);
-        if stamp == state.modified {
+        let stamp = stamp(path);
+        if stamp == state.stamp {
             return None;
         }
-        state.modified = stamp;
         match compile(&self.engine, &self.origin) {
             Ok(compiled) => {
                 *self.compiled.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(compiled);
+                state.stamp = stamp;
                 None
             }
             Err(error) => Some(error),
@@ -242,7 +231,6 @@ impl Strategy {
     }
 
     fn current(&self) -> Arc<Compiled> {
-        self.refresh(false);
         self.compiled.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
