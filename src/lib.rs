@@ -5,6 +5,7 @@
 //! `run` is the command-line entry point; the modules are usable as a library.
 
 pub mod ast;
+pub mod backend;
 pub mod bug_gen;
 mod cli;
 mod commands;

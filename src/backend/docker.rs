@@ -1,0 +1,405 @@
+//! The `docker` backend (bollard; the only module that talks to the daemon). One image per
+//! repo@commit, built from the profile's base image by running the install commands in a
+//! container with host networking (and the host's CA bundle), then committed. Workers are warm
+//! containers without network, with memory and pids limits, running as a non-root user; each
+//! validates many candidates. Containers are removed when dropped, on errors and on Ctrl-C.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::runtime::Runtime;
+
+use super::{Backend, BackendError, Exec, ExecOutput, FREEZE_INSTALLED_STATE, Result, Worker, tail};
+use crate::profile::Profile;
+use crate::source::Checkout;
+
+/// The user tests run as inside worker containers.
+const TEST_USER: &str = "bugsmith";
+/// Where the repository lives in images, as in SWE-smith.
+const WORKDIR: &str = "/testbed";
+const VENV: &str = "/venv";
+const SCRATCH: &str = "/home/bugsmith/scratch";
+const SENTINEL: &str = "/home/bugsmith/.bugsmith-sentinel";
+const HOST_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
+const IMAGE_CA: &str = "/usr/local/share/bugsmith-host-ca.crt";
+/// Label holding the profile's environment hash on images.
+const ENV_LABEL: &str = "bugsmith.env-hash";
+/// Label marking containers bugsmith made (for cleanup).
+const OWNER_LABEL: &str = "bugsmith.run";
+
+/// Limits for worker containers.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Memory in bytes.
+    pub memory: i64,
+    /// Maximum number of processes.
+    pub pids: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { memory: 4 << 30, pids: 1024 }
+    }
+}
+
+fn docker_error(what: &str) -> impl FnOnce(bollard::errors::Error) -> BackendError + '_ {
+    move |e| BackendError(format!("docker: {what}: {e}"))
+}
+
+/// The Docker backend; one per process.
+pub struct DockerBackend {
+    docker: Docker,
+    runtime: Arc<Runtime>,
+    limits: Limits,
+    /// Containers alive now, removed on Ctrl-C.
+    live: Arc<Mutex<HashSet<String>>>,
+    run_id: String,
+}
+
+impl DockerBackend {
+    /// Connects to the daemon (`DOCKER_HOST` or the local socket) and checks it answers.
+    pub fn connect(limits: Limits) -> Result<DockerBackend> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| BackendError(format!("cannot start the async runtime: {e}")))?;
+        let docker = Docker::connect_with_local_defaults().map_err(docker_error("cannot connect"))?;
+        let where_ = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), docker.ping()).await }).map_or_else(
+            |_| Err(BackendError(format!("the Docker daemon at {where_} did not answer within 5 s"))),
+            |r| {
+                r.map_err(|e| {
+                    BackendError(format!(
+                        "cannot reach the Docker daemon at {where_} ({e}); is dockerd running? (DOCKER_HOST selects another)"
+                    ))
+                })
+            },
+        )?;
+        let live: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let backend = DockerBackend {
+            docker: docker.clone(),
+            runtime: Arc::new(runtime),
+            limits,
+            live: live.clone(),
+            run_id: format!(
+                "{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+            ),
+        };
+        // Ctrl-C: remove our containers, then exit as interrupted.
+        backend.runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let ids: Vec<String> = live.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default();
+                for id in ids {
+                    let _ = docker
+                        .remove_container(&id, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+                        .await;
+                }
+                eprintln!("interrupted: removed {} container(s)", live.lock().map(|l| l.len()).unwrap_or(0));
+                std::process::exit(130);
+            }
+        });
+        Ok(backend)
+    }
+
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    async fn create(&self, image: &str, host_config: HostConfig, user: Option<&str>) -> Result<String> {
+        let mut labels = HashMap::new();
+        labels.insert(OWNER_LABEL.to_string(), self.run_id.clone());
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            user: user.map(str::to_string),
+            working_dir: Some(WORKDIR.into()),
+            labels: Some(labels),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
+            .await
+            .map_err(docker_error("cannot create a container"))?;
+        self.live.lock().map_err(|_| BackendError("lock".into()))?.insert(created.id.clone());
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            self.remove(&created.id).await;
+            return Err(BackendError(format!("docker: cannot start a container from {image}: {e}")));
+        }
+        Ok(created.id)
+    }
+
+    async fn remove(&self, id: &str) {
+        let _ =
+            self.docker.remove_container(id, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await;
+        if let Ok(mut live) = self.live.lock() {
+            live.remove(id);
+        }
+    }
+
+    async fn upload(&self, id: &str, tar: Vec<u8>) -> Result<()> {
+        self.docker
+            .upload_to_container(
+                id,
+                Some(UploadToContainerOptionsBuilder::default().path("/").build()),
+                bollard::body_full(bytes::Bytes::from(tar)),
+            )
+            .await
+            .map_err(docker_error("cannot copy files into the container"))
+    }
+
+    async fn exec(&self, id: &str, exec: &Exec, user: Option<&str>) -> Result<ExecOutput> {
+        let started = Instant::now();
+        let env: Vec<String> = exec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let created = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    env: Some(env),
+                    cmd: Some(vec!["bash".to_string(), "-c".to_string(), exec.script.clone()]),
+                    user: user.map(str::to_string),
+                    working_dir: Some(WORKDIR.to_string()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(docker_error("cannot create an exec"))?;
+        let started_exec = self
+            .docker
+            .start_exec(&created.id, Some(StartExecOptions { detach: false, ..Default::default() }))
+            .await
+            .map_err(docker_error("cannot start an exec"))?;
+        let mut output = Vec::new();
+        let collected = match started_exec {
+            StartExecResults::Attached { output: mut stream, .. } => {
+                tokio::time::timeout(exec.timeout, async {
+                    while let Some(chunk) = stream.next().await {
+                        match chunk {
+                            Ok(log) => output.extend_from_slice(&log.into_bytes()),
+                            Err(e) => return Err(BackendError(format!("docker: exec output: {e}"))),
+                        }
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            StartExecResults::Detached => Ok(Ok(())),
+        };
+        let timed_out = match collected {
+            Ok(result) => {
+                result?;
+                false
+            }
+            Err(_) => true,
+        };
+        let exit_code = if timed_out {
+            None
+        } else {
+            self.docker.inspect_exec(&created.id).await.map_err(docker_error("cannot inspect an exec"))?.exit_code
+        };
+        Ok(ExecOutput {
+            exit_code,
+            output: String::from_utf8_lossy(&output).into_owned(),
+            duration: started.elapsed(),
+            timed_out,
+        })
+    }
+
+    /// Whether an image exists, with its environment label.
+    async fn image_label(&self, image: &str) -> Option<Option<String>> {
+        let inspect = self.docker.inspect_image(image).await.ok()?;
+        Some(inspect.config.and_then(|c| c.labels).and_then(|l| l.get(ENV_LABEL).cloned()))
+    }
+}
+
+/// A tar archive holding `dir` as `/testbed` and the host's CA bundle.
+fn build_context(dir: &Path) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder
+        .append_dir_all(WORKDIR.trim_start_matches('/'), dir)
+        .map_err(|e| BackendError(format!("cannot pack {}: {e}", dir.display())))?;
+    if Path::new(HOST_CA).is_file() {
+        builder
+            .append_path_with_name(HOST_CA, IMAGE_CA.trim_start_matches('/'))
+            .map_err(|e| BackendError(format!("cannot pack {HOST_CA}: {e}")))?;
+    }
+    builder.into_inner().map_err(|e| BackendError(format!("cannot pack: {e}")))
+}
+
+impl Backend for DockerBackend {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn build_env(&self, profile: &Profile, checkout: &Checkout, log_dir: &Path) -> Result<String> {
+        let hash = profile.env_hash();
+        let image = profile.image_name.clone();
+        self.block_on(async {
+            if self.image_label(&image).await == Some(Some(hash.clone())) {
+                return Ok(format!("docker:{image}:{hash}"));
+            }
+            if self.image_label(&profile.base_image).await.is_none() {
+                return Err(BackendError(format!(
+                    "base image {} is missing: build it with .ci/base-image.sh (no registry is used)",
+                    profile.base_image
+                )));
+            }
+            std::fs::create_dir_all(log_dir).map_err(|e| BackendError(format!("{}: {e}", log_dir.display())))?;
+            let host = HostConfig { network_mode: Some("host".into()), ..Default::default() };
+            let id = self.create(&profile.base_image, host, Some("root")).await?;
+            let result = self.install(&id, profile, checkout, log_dir).await;
+            let committed = match result {
+                Ok(()) => self.commit(&id, profile, &hash).await,
+                Err(e) => Err(e),
+            };
+            self.remove(&id).await;
+            committed.map(|()| format!("docker:{image}:{hash}"))
+        })
+    }
+
+    fn start_worker<'a>(
+        &'a self,
+        profile: &Profile,
+        _checkout: &Checkout,
+        _index: usize,
+    ) -> Result<Box<dyn Worker + 'a>> {
+        let host = HostConfig {
+            network_mode: Some("none".into()),
+            memory: Some(self.limits.memory),
+            memory_swap: Some(self.limits.memory),
+            pids_limit: Some(self.limits.pids),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            ..Default::default()
+        };
+        let id = self.block_on(self.create(&profile.image_name, host, Some(TEST_USER)))?;
+        let mut env = vec![
+            ("SENTINEL".to_string(), SENTINEL.to_string()),
+            ("HOME".to_string(), format!("/home/{TEST_USER}")),
+            ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
+        ];
+        env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(Box::new(DockerWorker { backend: self, id, env }))
+    }
+}
+
+impl DockerBackend {
+    async fn install(&self, id: &str, profile: &Profile, checkout: &Checkout, log_dir: &Path) -> Result<()> {
+        let context = build_context(&checkout.root)?;
+        self.upload(id, context).await?;
+        let mut log = String::new();
+        let mut steps = vec![
+            format!("useradd -m -u 1000 {TEST_USER} 2>/dev/null || true"),
+            format!("git config --system --add safe.directory {WORKDIR}"),
+            format!("python3 -m venv {VENV}"),
+        ];
+        steps.extend(profile.install.iter().cloned());
+        steps.push(FREEZE_INSTALLED_STATE.to_string());
+        steps.push(format!(
+            "mkdir -p {SCRATCH} && echo bugsmith > {SENTINEL} && chown -R {TEST_USER}: {WORKDIR} /home/{TEST_USER}"
+        ));
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), format!("{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")),
+            ("VIRTUAL_ENV".into(), VENV.into()),
+            ("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into()),
+        ];
+        if Path::new(HOST_CA).is_file() {
+            for key in ["PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"] {
+                env.push((key.into(), IMAGE_CA.into()));
+            }
+        }
+        env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for step in &steps {
+            log.push_str(&format!("$ {step}\n"));
+            let exec = Exec {
+                script: step.clone(),
+                env: env.clone(),
+                timeout: Duration::from_secs(profile.timeout_ref.max(600)),
+            };
+            let out = self.exec(id, &exec, Some("root")).await?;
+            log.push_str(&out.output);
+            if out.timed_out || out.exit_code != Some(0) {
+                let _ = std::fs::write(log_dir.join("build_image.log"), &log);
+                return Err(BackendError(format!(
+                    "image build failed at `{step}` ({}); log: {}\n{}",
+                    if out.timed_out { "timed out".to_string() } else { format!("exit {:?}", out.exit_code) },
+                    log_dir.join("build_image.log").display(),
+                    tail(&out.output, 15)
+                )));
+            }
+        }
+        std::fs::write(log_dir.join("build_image.log"), &log)
+            .map_err(|e| BackendError(format!("{}: {e}", log_dir.display())))
+    }
+
+    async fn commit(&self, id: &str, profile: &Profile, hash: &str) -> Result<()> {
+        let mut labels = HashMap::new();
+        labels.insert(ENV_LABEL.to_string(), hash.to_string());
+        let config = ContainerConfig {
+            env: Some(vec![
+                format!("PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+                format!("VIRTUAL_ENV={VENV}"),
+                "LANG=C.UTF-8".into(),
+            ]),
+            working_dir: Some(WORKDIR.into()),
+            labels: Some(labels),
+            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            ..Default::default()
+        };
+        let options = CommitContainerOptionsBuilder::default()
+            .container(id)
+            .repo(&profile.image_name)
+            .tag("latest")
+            .pause(true)
+            .build();
+        self.docker.commit_container(options, config).await.map_err(docker_error("cannot commit the image"))?;
+        Ok(())
+    }
+}
+
+struct DockerWorker<'a> {
+    backend: &'a DockerBackend,
+    id: String,
+    env: Vec<(String, String)>,
+}
+
+impl Worker for DockerWorker<'_> {
+    fn workdir(&self) -> String {
+        WORKDIR.into()
+    }
+
+    fn scratch(&self) -> String {
+        SCRATCH.into()
+    }
+
+    fn exec(&mut self, exec: &Exec) -> Result<ExecOutput> {
+        let mut env = self.env.clone();
+        env.extend(exec.env.iter().cloned());
+        let exec = Exec { env, ..exec.clone() };
+        self.backend.block_on(self.backend.exec(&self.id, &exec, Some(TEST_USER)))
+    }
+}
+
+impl Drop for DockerWorker<'_> {
+    fn drop(&mut self) {
+        self.backend.block_on(self.backend.remove(&self.id));
+    }
+}

@@ -1,0 +1,211 @@
+//! The `local` backend: a virtualenv per profile under the cache, and a private clone of the
+//! installed checkout per worker. No isolation beyond that: use `docker` for code you do not trust.
+//!
+//! The virtualenv's editable install points at the build checkout, so workers put their own
+//! clone first on `PYTHONPATH` (its root, and `src/` when the package uses that layout).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{Backend, BackendError, Exec, ExecOutput, FREEZE_INSTALLED_STATE, Result, Worker, tail};
+use crate::profile::Profile;
+use crate::source::Checkout;
+
+/// Virtualenvs and worker clones live under `<cache>/local/`.
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    /// A backend keeping its environments under `cache`.
+    pub fn new(cache: &Path) -> LocalBackend {
+        LocalBackend { root: cache.join("local") }
+    }
+
+    fn env_dir(&self, profile: &Profile) -> PathBuf {
+        self.root.join("envs").join(format!("{}-{}", profile.repo_name, profile.env_hash()))
+    }
+}
+
+fn io_error(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BackendError {
+    move |e| BackendError(format!("{what}: {e}"))
+}
+
+/// Environment variables that make a shell use the virtualenv.
+fn venv_env(venv: &Path) -> Vec<(String, String)> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    vec![
+        ("PATH".into(), format!("{}:{path}", venv.join("bin").display())),
+        ("VIRTUAL_ENV".into(), venv.display().to_string()),
+        ("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into()),
+    ]
+}
+
+/// Runs a shell command with a hard timeout, killing its whole process group when exceeded.
+fn run(script: &str, dir: &Path, env: &[(String, String)], timeout: Duration) -> Result<ExecOutput> {
+    use std::os::unix::process::CommandExt;
+    let started = Instant::now();
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env_remove("PYTHONPATH")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(io_error("cannot start bash"))?;
+    let pid = child.id();
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let err_reader = std::thread::spawn(move || {
+            let mut err = Vec::new();
+            if let Some(s) = stderr.as_mut() {
+                let _ = s.read_to_end(&mut err);
+            }
+            err
+        });
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_end(&mut out);
+        }
+        out.extend(err_reader.join().unwrap_or_default());
+        let _ = sender.send(out);
+    });
+    let output = match receiver.recv_timeout(timeout) {
+        Ok(out) => Some(out),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+            None
+        }
+    };
+    let status = child.wait().map_err(io_error("cannot wait for bash"))?;
+    let timed_out = output.is_none();
+    let output = output.or_else(|| receiver.recv_timeout(Duration::from_secs(5)).ok()).unwrap_or_default();
+    Ok(ExecOutput {
+        exit_code: status.code().map(i64::from),
+        output: String::from_utf8_lossy(&output).into_owned(),
+        duration: started.elapsed(),
+        timed_out,
+    })
+}
+
+impl Backend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn build_env(&self, profile: &Profile, checkout: &Checkout, log_dir: &Path) -> Result<String> {
+        let dir = self.env_dir(profile);
+        let id = format!("local:{}", dir.display());
+        if dir.join("ready").exists() {
+            return Ok(id);
+        }
+        std::fs::create_dir_all(log_dir).map_err(io_error(log_dir.display()))?;
+        // Built in place (virtualenvs and editable installs cannot move); `ready` marks success.
+        let _ = std::fs::remove_dir_all(&dir);
+        let src = dir.join("src");
+        crate::git::clone(&checkout.root.display().to_string(), &src, None).map_err(|e| BackendError(e.to_string()))?;
+        let mut log = String::new();
+        let python = find_python(&profile.python_version);
+        let venv = dir.join("venv");
+        let mut steps = vec![format!("{python} -m venv {}", venv.display())];
+        steps.extend(profile.install.iter().cloned());
+        steps.push(FREEZE_INSTALLED_STATE.to_string());
+        let mut env = venv_env(&venv);
+        env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for step in &steps {
+            log.push_str(&format!("$ {step}\n"));
+            let out = run(step, &src, &env, Duration::from_secs(profile.timeout_ref.max(600)))?;
+            log.push_str(&out.output);
+            let failed = out.timed_out || out.exit_code != Some(0);
+            if failed {
+                let _ = std::fs::write(log_dir.join("build_env.log"), &log);
+                return Err(BackendError(format!(
+                    "environment build failed at `{step}` ({}); log: {}\n{}",
+                    if out.timed_out { "timed out".to_string() } else { format!("exit {:?}", out.exit_code) },
+                    log_dir.join("build_env.log").display(),
+                    tail(&out.output, 15)
+                )));
+            }
+        }
+        std::fs::write(log_dir.join("build_env.log"), &log).map_err(io_error(log_dir.display()))?;
+        std::fs::write(dir.join("ready"), profile.env_hash()).map_err(io_error(dir.display()))?;
+        Ok(id)
+    }
+
+    fn start_worker<'a>(
+        &'a self,
+        profile: &Profile,
+        _checkout: &Checkout,
+        index: usize,
+    ) -> Result<Box<dyn Worker + 'a>> {
+        let env_dir = self.env_dir(profile);
+        if !env_dir.join("ready").exists() {
+            return Err(BackendError(format!(
+                "no environment for {}: run `bugsmith env build` first",
+                profile.repo_name
+            )));
+        }
+        let workers = self.root.join("workers");
+        std::fs::create_dir_all(&workers).map_err(io_error(workers.display()))?;
+        let home = tempfile::Builder::new()
+            .prefix(&format!("{}-{index}-", profile.repo_name))
+            .tempdir_in(&workers)
+            .map_err(io_error(workers.display()))?;
+        let repo = home.path().join("repo");
+        crate::git::clone(&env_dir.join("src").display().to_string(), &repo, None)
+            .map_err(|e| BackendError(e.to_string()))?;
+        let scratch = home.path().join("scratch");
+        std::fs::create_dir_all(&scratch).map_err(io_error(scratch.display()))?;
+        let sentinel = home.path().join("sentinel");
+        std::fs::write(&sentinel, "bugsmith").map_err(io_error(sentinel.display()))?;
+        let mut env = venv_env(&env_dir.join("venv"));
+        let mut python_path = repo.display().to_string();
+        if repo.join("src").is_dir() {
+            python_path = format!("{}:{python_path}", repo.join("src").display());
+        }
+        env.push(("PYTHONPATH".into(), python_path));
+        env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
+        env.push(("SENTINEL".into(), sentinel.display().to_string()));
+        env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(Box::new(LocalWorker { _home: home, repo, scratch, env }))
+    }
+}
+
+/// `python<version>` when this machine has it, else `python3`.
+fn find_python(version: &str) -> String {
+    let candidate = format!("python{version}");
+    let works = Command::new(&candidate).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if works.is_ok_and(|s| s.success()) { candidate } else { "python3".into() }
+}
+
+struct LocalWorker {
+    /// Removed when the worker is dropped.
+    _home: tempfile::TempDir,
+    repo: PathBuf,
+    scratch: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Worker for LocalWorker {
+    fn workdir(&self) -> String {
+        self.repo.display().to_string()
+    }
+
+    fn scratch(&self) -> String {
+        self.scratch.display().to_string()
+    }
+
+    fn exec(&mut self, exec: &Exec) -> Result<ExecOutput> {
+        let mut env = self.env.clone();
+        env.extend(exec.env.iter().cloned());
+        run(&exec.script, &self.repo, &env, exec.timeout)
+    }
+}

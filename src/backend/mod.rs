@@ -1,0 +1,83 @@
+//! Where tests run. One narrow trait — put files, run a command with env vars and a timeout,
+//! read files — so a Kubernetes pod backend fits later. Two backends: `local` (virtualenvs and
+//! private checkouts on this machine) and `docker` (one image per repo@commit, warm containers).
+//!
+//! Everything a candidate needs happens in one command (see `runner.sh`): apply the patch, run
+//! the tests under `timeout`, print the results between markers, reset the work tree and check
+//! that nothing outside it was touched. One round trip per candidate keeps the overhead low.
+
+pub mod docker;
+pub mod local;
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::profile::Profile;
+use crate::source::Checkout;
+
+/// A backend failed (not a test failing: the machinery).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+/// Shorthand.
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// A command to run in a worker.
+#[derive(Clone, Debug)]
+pub struct Exec {
+    /// Shell script (bash).
+    pub script: String,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Hard limit; the worker is killed when it is exceeded.
+    pub timeout: Duration,
+}
+
+/// What a command did.
+#[derive(Clone, Debug)]
+pub struct ExecOutput {
+    /// Exit status, `None` when killed.
+    pub exit_code: Option<i64>,
+    /// stdout and stderr, interleaved.
+    pub output: String,
+    /// Wall time.
+    pub duration: Duration,
+    /// The hard limit was hit.
+    pub timed_out: bool,
+}
+
+/// One warm environment that runs many candidates, one at a time.
+pub trait Worker: Send {
+    /// The repository's directory in the worker (`/testbed` in containers).
+    fn workdir(&self) -> String;
+    /// A private directory outside the work tree for patches and result files.
+    fn scratch(&self) -> String;
+    /// Runs a command in the work tree.
+    fn exec(&mut self, exec: &Exec) -> Result<ExecOutput>;
+}
+
+/// An environment builder and worker factory.
+pub trait Backend: Sync {
+    /// `local` or `docker`.
+    fn name(&self) -> &'static str;
+    /// Builds (or finds) the environment for the profile; the build log goes to `log_dir`.
+    /// Idempotent: an environment for the same profile content is reused. Returns its id.
+    fn build_env(&self, profile: &Profile, checkout: &Checkout, log_dir: &Path) -> Result<String>;
+    /// Starts a worker on a built environment.
+    fn start_worker<'a>(&'a self, profile: &Profile, checkout: &Checkout, index: usize)
+    -> Result<Box<dyn Worker + 'a>>;
+}
+
+/// The script that validates one candidate inside a worker (see module docs).
+pub const RUNNER: &str = include_str!("runner.sh");
+
+/// Commands run after the install commands: record the installed state as a commit, so a
+/// reset (`git reset --hard; git clean -fdx`) returns to exactly it.
+pub const FREEZE_INSTALLED_STATE: &str = "git add -A -f . >/dev/null 2>&1; git -c user.name=bugsmith -c user.email=bugsmith@localhost -c commit.gpgsign=false commit -q --allow-empty -m 'bugsmith: installed state' --date='1970-01-01T00:00:00Z'";
+
+/// The last lines of a text, for error messages.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
