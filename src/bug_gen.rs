@@ -142,6 +142,8 @@ pub trait Progress: Sync {
     fn advance(&self, n: u64);
     /// A problem to show now.
     fn problem(&self, problem: &Problem);
+    /// A short live status (such as the yield so far).
+    fn note(&self, _text: &str) {}
 }
 
 /// Progress that shows nothing.

@@ -39,11 +39,83 @@ pub enum Command {
         #[command(subcommand)]
         action: StrategiesAction,
     },
+    /// Write a profile (install and test commands) for a source, without any language model.
+    Profile {
+        #[command(subcommand)]
+        action: ProfileAction,
+    },
+    /// Build the test environment of a profile.
+    Env {
+        #[command(subcommand)]
+        action: EnvAction,
+    },
+    /// Run the tests of every candidate and record F2P/P2P reports.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileAction {
+    /// Detect install and test commands for a source and write a profile.
+    Init {
+        /// A local directory, a git URL (URL[@revision]) or pypi:NAME==VERSION.
+        source: String,
+        /// Where to write the profile.
+        #[arg(short = 'o', long = "output", value_name = "PROFILE.yaml")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvAction {
+    /// Build (or find) the environment; skipped when one for the same profile content exists.
+    Build {
+        /// The profile.
+        profile: PathBuf,
+        /// Where to build.
+        #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+        backend: BackendKind,
+        /// Output directory (the build log goes under build_images/env/<repo_name>/).
+        #[arg(long, default_value = "logs", value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// Where tests run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Virtualenvs and private checkouts on this machine.
+    Local,
+    /// Containers (Docker daemon at DOCKER_HOST or the local socket).
+    Docker,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ValidateArgs {
+    /// The profile.
+    pub profile: PathBuf,
+    /// Candidate folder (default: <out>/bug_gen/<repo_name>).
+    #[arg(long, value_name = "DIR")]
+    pub candidates: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "logs", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Where tests run.
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    pub backend: BackendKind,
+    /// Seconds a candidate's tests may run (default: the profile's, else max(20, 5 × baseline)).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Replace a worker after this many candidates.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub recycle_after: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, ClapArgs)]
 pub struct GenArgs {
-    /// A local directory, a git URL (URL[@revision]) or pypi:NAME==VERSION.
+    /// A local directory, a git URL (URL[@revision]), pypi:NAME==VERSION, or a profile file.
     pub source: String,
     /// YAML recipe choosing strategies, params, max_bugs and seed.
     #[arg(long, value_name = "RECIPE")]

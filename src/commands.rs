@@ -8,11 +8,19 @@ use std::time::{Duration, Instant, SystemTime};
 use rhai::{Dynamic, Map};
 
 use crate::ast::SourceFile;
+use crate::backend::Backend;
+use crate::backend::docker::{DockerBackend, Limits};
+use crate::backend::local::LocalBackend;
 use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
-use crate::cli::{Args, Command, GenArgs, StrategiesAction, TryArgs};
+use crate::cli::{
+    Args, BackendKind, Command, EnvAction, GenArgs, ProfileAction, StrategiesAction, TryArgs, ValidateArgs,
+};
+use crate::profile::Profile;
 use crate::recipe::Recipe;
 use crate::script::{Origin, Strategy, catalog::Catalog};
+use crate::source::Checkout;
 use crate::source::{self, SourceSpec};
+use crate::validate;
 use crate::{EXIT_FAILURE, EXIT_OK, console};
 
 /// The seed SWE-smith uses by default.
@@ -25,7 +33,99 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
         Command::Try(try_args) => try_command(&catalog, &try_args),
         Command::Strategies { action: StrategiesAction::List { kind } } => list_command(&catalog, &kind),
         Command::Strategies { action: StrategiesAction::Check } => check_command(&catalog),
+        Command::Profile { action: ProfileAction::Init { source, output } } => {
+            profile_init_command(&source, &output, args.global.cache_dir.as_deref())
+        }
+        Command::Env { action: EnvAction::Build { profile, backend, out } } => {
+            env_build_command(&profile, backend, &out, args.global.cache_dir.as_deref())
+        }
+        Command::Validate(validate_args) => {
+            validate_command(&validate_args, args.global.jobs, args.global.cache_dir.as_deref())
+        }
     }
+}
+
+fn load_profile(path: &Path) -> Result<Profile, String> {
+    Profile::load(path).map_err(|e| e.to_string())
+}
+
+/// The profile's checkout, checked against the names the profile recorded.
+fn checkout_for(profile: &Profile, cache: Option<&Path>) -> Result<Checkout, String> {
+    let spec = SourceSpec::parse(&profile.source).map_err(|e| e.to_string())?;
+    let checkout = source::fetch(&spec, &source::cache_dir(cache)).map_err(|e| e.to_string())?;
+    if checkout.repo_name != profile.repo_name {
+        return Err(format!(
+            "the profile's source {} now gives {}, not {} as the profile says: run `bugsmith profile init` again",
+            profile.source, checkout.repo_name, profile.repo_name
+        ));
+    }
+    Ok(checkout)
+}
+
+fn make_backend(kind: BackendKind, cache: Option<&Path>) -> Result<Box<dyn Backend>, String> {
+    Ok(match kind {
+        BackendKind::Local => Box::new(LocalBackend::new(&source::cache_dir(cache))),
+        BackendKind::Docker => Box::new(DockerBackend::connect(Limits::default()).map_err(|e| e.to_string())?),
+    })
+}
+
+fn profile_init_command(source_text: &str, output: &Path, cache: Option<&Path>) -> Result<u8, String> {
+    let spec = SourceSpec::parse(source_text).map_err(|e| e.to_string())?;
+    console::status(false, &format!("fetching {source_text} …"));
+    let checkout = source::fetch(&spec, &source::cache_dir(cache)).map_err(|e| e.to_string())?;
+    let profile = Profile::detect(source_text, &checkout);
+    std::fs::write(output, profile.to_yaml()).map_err(|e| format!("{}: {e}", output.display()))?;
+    println!("wrote {} for {}", output.display(), profile.repo_name);
+    println!("  install:  {}", profile.install.join(" && "));
+    println!("  test_cmd: {} ({:?} results)", profile.test_cmd, profile.log_parser);
+    Ok(EXIT_OK)
+}
+
+fn env_build_command(path: &Path, kind: BackendKind, out: &Path, cache: Option<&Path>) -> Result<u8, String> {
+    let started = Instant::now();
+    let profile = load_profile(path)?;
+    let checkout = checkout_for(&profile, cache)?;
+    let backend = make_backend(kind, cache)?;
+    let log_dir = out.join("build_images").join("env").join(&profile.repo_name);
+    console::status(false, &format!("building the {} environment of {} …", backend.name(), profile.repo_name));
+    let env = backend.build_env(&profile, &checkout, &log_dir).map_err(|e| e.to_string())?;
+    println!("environment {env} ready in {:.1} s (log under {})", started.elapsed().as_secs_f64(), log_dir.display());
+    Ok(EXIT_OK)
+}
+
+fn validate_command(args: &ValidateArgs, jobs: Option<usize>, cache: Option<&Path>) -> Result<u8, String> {
+    let profile = load_profile(&args.profile)?;
+    let checkout = checkout_for(&profile, cache)?;
+    let candidates_dir = args.candidates.clone().unwrap_or_else(|| args.out.join("bug_gen").join(&profile.repo_name));
+    let candidates = validate::find_candidates(&candidates_dir, &profile.repo_name);
+    if candidates.is_empty() {
+        return Err(format!(
+            "no candidates (bug__*.diff) under {}: run `bugsmith gen {}` first",
+            candidates_dir.display(),
+            args.profile.display()
+        ));
+    }
+    let backend = make_backend(args.backend, cache)?;
+    let log_dir = args.out.join("build_images").join("env").join(&profile.repo_name);
+    console::status(args.json, &format!("preparing the {} environment …", backend.name()));
+    let env = backend.build_env(&profile, &checkout, &log_dir).map_err(|e| e.to_string())?;
+    let settings = validate::Settings {
+        jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
+        timeout: args.timeout,
+        recycle_after: args.recycle_after.max(1),
+        run_dir: args.out.join("run_validation").join(&profile.repo_name),
+    };
+    let bar = console::Bar::new(args.json);
+    console::status(args.json, "running the clean baseline …");
+    let summary = validate::validate(backend.as_ref(), &profile, &checkout, &env, &candidates, &settings, &bar);
+    bar.finish();
+    let summary = summary?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    } else {
+        console::print_validate_summary(&summary);
+    }
+    Ok(EXIT_OK)
 }
 
 fn json_to_dynamic(value: &serde_json::Value) -> Dynamic {
@@ -100,13 +200,18 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
     };
     let seed = args.seed.or(recipe.seed).unwrap_or(DEFAULT_SEED);
     let (plans, load_problems) = plans(catalog, args, &recipe)?;
-    let spec = SourceSpec::parse(&args.source).map_err(|e| e.to_string())?;
     console::status(args.json, &format!("fetching {} …", args.source));
-    let checkout = source::fetch(&spec, &source::cache_dir(cache)).map_err(|e| e.to_string())?;
+    let (checkout, excluded) = if is_profile_path(&args.source) {
+        let profile = load_profile(Path::new(&args.source))?;
+        (checkout_for(&profile, cache)?, profile.exclude_paths)
+    } else {
+        let spec = SourceSpec::parse(&args.source).map_err(|e| e.to_string())?;
+        (source::fetch(&spec, &source::cache_dir(cache)).map_err(|e| e.to_string())?, Vec::new())
+    };
     let paths: Vec<String> = crate::git::tracked_files(&checkout.root)
         .map_err(|e| e.to_string())?
         .into_iter()
-        .filter(|p| bug_gen::is_candidate_source(p))
+        .filter(|p| bug_gen::is_candidate_source(p) && !excluded.iter().any(|x| p.starts_with(x.as_str())))
         .collect();
     let bar = console::Bar::new(args.json);
     let (files, skipped) = bug_gen::parse_files(&checkout.root, &paths, &bar);
@@ -130,6 +235,11 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
         console::print_gen_summary(&report);
     }
     Ok(EXIT_OK)
+}
+
+/// Whether `gen`'s source names a profile file rather than a source.
+fn is_profile_path(source: &str) -> bool {
+    (source.ends_with(".yaml") || source.ends_with(".yml")) && Path::new(source).is_file()
 }
 
 fn resolve_one(catalog: &Catalog, spec: &str) -> Result<Arc<Strategy>, String> {

@@ -26,7 +26,7 @@ impl Bar {
         };
         let bar = ProgressBar::with_draw_target(Some(0), target);
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>28.bold} [{bar:30}] {pos}/{len} {elapsed}")
+            ProgressStyle::with_template("{prefix:>28.bold} [{bar:30}] {pos}/{len} {elapsed} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
@@ -54,6 +54,10 @@ impl Progress for Bar {
         self.bar.inc(n);
     }
 
+    fn note(&self, text: &str) {
+        self.bar.set_message(text.to_string());
+    }
+
     fn problem(&self, problem: &Problem) {
         let mut shown = self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *shown += 1;
@@ -61,6 +65,48 @@ impl Progress for Bar {
             self.bar.suspend(|| eprintln!("warning: {problem}"));
         }
     }
+}
+
+/// The one-screen summary of a `validate` run.
+pub fn print_validate_summary(summary: &crate::validate::Summary) {
+    use crate::validate::Verdict;
+    println!("repo        {} ({} backend, env {})", summary.repo_name, summary.backend, summary.env);
+    println!(
+        "baseline    {} tests, {} passing, {} flaky (left out); candidate timeout {} s",
+        summary.baseline_tests, summary.baseline_passing, summary.baseline_flaky, summary.timeout
+    );
+    println!();
+    let verdicts = [
+        (Verdict::Valid, "valid"),
+        (Verdict::NoPassToPass, "no P2P"),
+        (Verdict::NoTestBroken, "no test broken"),
+        (Verdict::Timeout, "timeout"),
+        (Verdict::ApplyFailed, "apply failed"),
+        (Verdict::Error, "error"),
+    ];
+    print!("{:<30}", "strategy");
+    for (_, name) in &verdicts {
+        print!(" {name:>14}");
+    }
+    println!();
+    for (id, counts) in &summary.strategies {
+        print!("{id:<30}");
+        for (verdict, _) in &verdicts {
+            print!(" {:>14}", counts.get(verdict).copied().unwrap_or(0));
+        }
+        println!();
+    }
+    println!();
+    let total: usize = summary.strategies.values().flat_map(|c| c.values()).sum();
+    println!(
+        "{} valid of {} ({} run now, {} already done) in {:.1} s: {:.1} candidates/min",
+        summary.total(Verdict::Valid),
+        total,
+        summary.ran,
+        summary.skipped_done,
+        summary.seconds,
+        summary.per_minute
+    );
 }
 
 /// A one-line status on stderr (only on a terminal, and not when `quiet`).

@@ -18,6 +18,7 @@ pub mod recipe;
 pub mod rng;
 pub mod script;
 pub mod source;
+pub mod validate;
 
 use std::process::ExitCode;
 

@@ -152,7 +152,7 @@ impl Profile {
         let setup_cfg = read("setup.cfg");
         let setup_py = read("setup.py");
         let installable = !pyproject.is_empty() || !setup_py.is_empty() || !setup_cfg.is_empty();
-        let mut install = vec!["python -m pip install --upgrade pip".to_string()];
+        let mut install = Vec::new();
         let extra = ["test", "tests", "testing", "dev"].into_iter().find(|name| {
             has_extra_toml(&pyproject, name) || has_extra_cfg(&setup_cfg, name) || has_extra_setup_py(&setup_py, name)
         });
@@ -180,6 +180,8 @@ impl Profile {
             }
         }
         if let Some(group) = ["test", "tests", "dev"].into_iter().find(|g| has_dependency_group(&pyproject, g)) {
+            // `--group` needs pip 25.1 or newer.
+            install.push("python -m pip install --upgrade pip".into());
             install.push(format!("python -m pip install --group {group}"));
         }
         install.push("python -m pip install pytest".into());

@@ -1,0 +1,529 @@
+//! Validation: run each candidate's tests in a warm worker, compare with the clean baseline and
+//! write SWE-smith's `run_validation/<repo_name>/<instance_id>/report.json`. Resumable: a report
+//! whose key (environment, patch, test command) matches is not run again.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, Exec, RUNNER, Worker};
+use crate::bug_gen::{Problem, Progress, write_atomic};
+use crate::grading::{self, Baseline, Grade, TestRun};
+use crate::patch::hash8;
+use crate::profile::{LogParser, Profile};
+use crate::source::Checkout;
+
+/// A candidate patch on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CandidateFile {
+    /// `<repo_name>.<strategy>__<hash8>`.
+    pub instance_id: String,
+    /// The strategy id.
+    pub strategy: String,
+    /// The `bug__*.diff` file.
+    pub path: PathBuf,
+}
+
+/// Every `bug__<strategy>__<hash>.diff` under `dir`, sorted by instance id.
+pub fn find_candidates(dir: &Path, repo_name: &str) -> Vec<CandidateFile> {
+    let mut found: Vec<CandidateFile> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let id = name.strip_prefix("bug__")?.strip_suffix(".diff")?.to_string();
+            let strategy = id.rsplit_once("__").map_or(id.clone(), |(s, _)| s.to_string());
+            Some(CandidateFile { instance_id: format!("{repo_name}.{id}"), strategy, path: e.into_path() })
+        })
+        .collect();
+    found.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    found.dedup_by(|a, b| a.instance_id == b.instance_id);
+    found
+}
+
+/// What one run in a worker produced.
+#[derive(Clone, Debug, Default)]
+pub struct RunResult {
+    /// The patch applied (always true for the baseline).
+    pub applied: bool,
+    /// Exit status of the test command (124 or 137: killed by the timeout).
+    pub exit_code: Option<i64>,
+    /// The test command hit its timeout.
+    pub timed_out: bool,
+    /// Seconds the tests ran.
+    pub seconds: f64,
+    /// Parsed results.
+    pub tests: TestRun,
+    /// Where the results came from: `junit`, `text` or `unittest text`.
+    pub source: &'static str,
+    /// Whether the exit status agrees with the results (0 ⇔ nothing failed).
+    pub exit_code_agrees: bool,
+    /// The worker needs replacing (work tree not reset, files outside it removed, hung).
+    pub broken: Option<String>,
+    /// The test output (or the `git apply` output when the patch did not apply).
+    pub output: String,
+}
+
+/// Runs the tests once in a worker, with `patch` applied first (empty: the clean code).
+pub fn run_once(worker: &mut dyn Worker, profile: &Profile, patch: &str, timeout: Duration) -> RunResult {
+    let scratch = worker.scratch();
+    let junit = format!("{scratch}/junit.xml");
+    let env = vec![
+        ("WORKDIR".to_string(), worker.workdir()),
+        ("SCRATCH".to_string(), scratch),
+        ("BUGSMITH_PATCH".to_string(), base64::engine::general_purpose::STANDARD.encode(patch)),
+        ("TEST_CMD".to_string(), profile.test_command(&junit)),
+        ("TEST_TIMEOUT".to_string(), timeout.as_secs().max(1).to_string()),
+    ];
+    let exec = Exec { script: RUNNER.to_string(), env, timeout: timeout + Duration::from_secs(60) };
+    let output = match worker.exec(&exec) {
+        Ok(output) => output,
+        Err(e) => return RunResult { broken: Some(e.to_string()), ..RunResult::default() },
+    };
+    if output.timed_out {
+        return RunResult {
+            timed_out: true,
+            broken: Some("the worker did not answer after the test timeout".into()),
+            output: output.output,
+            ..RunResult::default()
+        };
+    }
+    parse_runner_output(&output.output, profile.log_parser)
+}
+
+/// Reads the marker lines the runner script prints.
+fn parse_runner_output(text: &str, parser: LogParser) -> RunResult {
+    let mut result = RunResult::default();
+    let (head, tests_output) = text.split_once(">>>>> bugsmith output\n").unwrap_or((text, ""));
+    let mut junit = None;
+    for line in head.lines() {
+        let Some(marker) = line.strip_prefix(">>>>> bugsmith ") else { continue };
+        if marker == "applied" {
+            result.applied = true;
+        } else if marker == "apply failed" {
+            result.output = head.split_once(">>>>> bugsmith apply failed\n").map_or("", |(_, rest)| rest).to_string();
+            return result;
+        } else if let Some(code) = marker.strip_prefix("exit ") {
+            result.exit_code = code.trim().parse().ok();
+        } else if let Some(millis) = marker.strip_prefix("millis ") {
+            result.seconds = millis.trim().parse::<f64>().unwrap_or(0.0) / 1000.0;
+        } else if let Some(data) = marker.strip_prefix("junit ") {
+            junit = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok();
+        } else if let Some(reason) = marker.strip_prefix("broken ") {
+            result.broken = Some(reason.to_string());
+        }
+    }
+    result.output = tests_output.to_string();
+    result.timed_out = matches!(result.exit_code, Some(124 | 137));
+    let parsed_junit = junit.and_then(|xml| grading::parse_junit(&String::from_utf8_lossy(&xml)).ok());
+    (result.tests, result.source) = match (parser, parsed_junit) {
+        (LogParser::Pytest, Some(run)) => (run, "junit"),
+        (LogParser::Pytest, None) => (grading::parse_pytest_text(tests_output), "text"),
+        (LogParser::Unittest, _) => (grading::parse_unittest_text(tests_output), "unittest text"),
+    };
+    let failures = result.tests.count(grading::TestStatus::Failed)
+        + result.tests.count(grading::TestStatus::Error)
+        + result.tests.collection_errors.len();
+    result.exit_code_agrees = (result.exit_code == Some(0)) == (failures == 0);
+    result
+}
+
+/// How one candidate ended.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// ≥ 1 F2P and ≥ 1 P2P: a task instance.
+    Valid,
+    /// F2P but no P2P (everything broke).
+    NoPassToPass,
+    /// No test broke.
+    NoTestBroken,
+    /// The tests timed out.
+    Timeout,
+    /// The patch did not apply.
+    ApplyFailed,
+    /// The machinery failed (see the report).
+    Error,
+}
+
+/// `report.json`: SWE-smith's keys plus what we know more precisely.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// The instance id.
+    pub instance_id: String,
+    /// The lists, and why each F2P test failed.
+    #[serde(flatten)]
+    pub grade: Grade,
+    /// SWE-smith's flag.
+    pub timed_out: bool,
+    /// The timeout used, in seconds.
+    pub timeout: u64,
+    /// The outcome.
+    pub verdict: Verdict,
+    /// Whether the patch applied.
+    pub patch_applied: bool,
+    /// Exit status of the test command.
+    pub exit_code: Option<i64>,
+    /// Whether it agrees with the parsed results.
+    pub exit_code_agrees: bool,
+    /// `junit`, `text` or `unittest text`.
+    pub results_from: String,
+    /// Seconds the tests ran.
+    pub test_seconds: f64,
+    /// Backend that ran it.
+    pub backend: String,
+    /// What went wrong, for `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Environment, patch and test command: a report with the same key is not redone.
+    pub key: String,
+}
+
+/// Settings of a validation run.
+pub struct Settings {
+    /// Parallel workers.
+    pub jobs: usize,
+    /// Seconds per candidate; default from the profile or `max(20, 5 × baseline)`.
+    pub timeout: Option<u64>,
+    /// A worker is replaced after this many candidates.
+    pub recycle_after: usize,
+    /// The `run_validation/<repo_name>` folder.
+    pub run_dir: PathBuf,
+}
+
+/// Counts per strategy.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// `owner__repo.<commit8>`.
+    pub repo_name: String,
+    /// Backend used.
+    pub backend: String,
+    /// Environment id.
+    pub env: String,
+    /// Tests in the baseline, passing, flaky.
+    pub baseline_tests: usize,
+    /// Tests passing in every baseline run.
+    pub baseline_passing: usize,
+    /// Tests whose outcome differed between baseline runs.
+    pub baseline_flaky: usize,
+    /// Seconds per candidate run allowed.
+    pub timeout: u64,
+    /// Verdicts per strategy.
+    pub strategies: BTreeMap<String, BTreeMap<Verdict, usize>>,
+    /// Candidates whose report was already there.
+    pub skipped_done: usize,
+    /// Candidates run now.
+    pub ran: usize,
+    /// Wall time.
+    pub seconds: f64,
+    /// Candidates validated per minute (run now).
+    pub per_minute: f64,
+}
+
+impl Summary {
+    /// Candidates with this verdict, over all strategies.
+    pub fn total(&self, verdict: Verdict) -> usize {
+        self.strategies.values().filter_map(|v| v.get(&verdict)).sum()
+    }
+}
+
+/// The baseline file, next to the reports (SWE-smith's `<repo_name>.ref` folder).
+#[derive(Serialize, Deserialize)]
+struct StoredBaseline {
+    key: String,
+    baseline: Baseline,
+}
+
+/// Runs (or reuses) the clean baseline; fails when it times out or no test passes.
+pub fn baseline(
+    worker: &mut dyn Worker,
+    profile: &Profile,
+    env_id: &str,
+    settings: &Settings,
+) -> Result<Baseline, String> {
+    let ref_dir = settings.run_dir.join(format!("{}.ref", profile.repo_name));
+    let key = hash8(&format!("{env_id}\n{}\n{}", profile.test_command("JUNIT"), profile.baseline_runs));
+    let path = ref_dir.join("baseline.json");
+    if let Some(stored) =
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<StoredBaseline>(&t).ok())
+        && stored.key == key
+    {
+        return Ok(stored.baseline);
+    }
+    std::fs::create_dir_all(&ref_dir).map_err(|e| format!("{}: {e}", ref_dir.display()))?;
+    let mut runs = Vec::new();
+    let mut slowest: f64 = 0.0;
+    for i in 0..profile.baseline_runs.max(1) {
+        let result = run_once(worker, profile, "", Duration::from_secs(profile.timeout_ref));
+        let _ = write_atomic(&ref_dir.join("test_output.txt"), result.output.as_bytes());
+        if result.timed_out {
+            return Err(format!(
+                "the clean test suite of {} timed out after {} s (run {}; timeout_ref in the profile); output: {}",
+                profile.repo_name,
+                profile.timeout_ref,
+                i + 1,
+                ref_dir.join("test_output.txt").display()
+            ));
+        }
+        if let Some(reason) = result.broken {
+            return Err(format!("the baseline run failed: {reason}"));
+        }
+        slowest = slowest.max(result.seconds);
+        runs.push(result.tests);
+    }
+    let baseline = Baseline::from_runs(&runs, slowest);
+    if baseline.passing() < 1 {
+        return Err(format!(
+            "no test passes on the clean code of {} ({} results); check test_cmd and install in the profile; output: {}",
+            profile.repo_name,
+            runs.last().map_or(0, |r| r.tests.len()),
+            ref_dir.join("test_output.txt").display()
+        ));
+    }
+    let stored = StoredBaseline { key, baseline: baseline.clone() };
+    let json = serde_json::to_string_pretty(&stored).map_err(|e| e.to_string())?;
+    write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(baseline)
+}
+
+/// The timeout for candidates: the setting, else the profile's, else `max(20, 5 × baseline)`.
+pub fn candidate_timeout(settings: &Settings, profile: &Profile, baseline: &Baseline) -> u64 {
+    settings.timeout.or(profile.timeout).unwrap_or_else(|| (5.0 * baseline.seconds).ceil().max(20.0) as u64)
+}
+
+fn report_for(
+    candidate: &CandidateFile,
+    baseline: &Baseline,
+    result: &RunResult,
+    timeout: u64,
+    backend: &str,
+    key: String,
+) -> Report {
+    let grade = if result.applied && !result.timed_out && result.broken.is_none() {
+        grading::grade(baseline, &result.tests)
+    } else {
+        Grade::default()
+    };
+    let verdict = if !result.applied && result.broken.is_none() {
+        Verdict::ApplyFailed
+    } else if result.timed_out {
+        Verdict::Timeout
+    } else if result.broken.is_some() {
+        Verdict::Error
+    } else if grade.fail_to_pass.is_empty() {
+        Verdict::NoTestBroken
+    } else if grade.pass_to_pass.is_empty() {
+        Verdict::NoPassToPass
+    } else {
+        Verdict::Valid
+    };
+    Report {
+        instance_id: candidate.instance_id.clone(),
+        grade,
+        timed_out: result.timed_out,
+        timeout,
+        verdict,
+        patch_applied: result.applied,
+        exit_code: result.exit_code,
+        exit_code_agrees: result.exit_code_agrees,
+        results_from: result.source.to_string(),
+        test_seconds: result.seconds,
+        backend: backend.to_string(),
+        error: result.broken.clone(),
+        key,
+    }
+}
+
+/// The key of a candidate's report.
+fn report_key(env_id: &str, patch: &str, profile: &Profile) -> String {
+    hash8(&format!("{env_id}\n{}\n{patch}", profile.test_command("JUNIT")))
+}
+
+/// Validates candidates with `settings.jobs` workers; already finished ones are skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn validate(
+    backend: &dyn Backend,
+    profile: &Profile,
+    checkout: &Checkout,
+    env_id: &str,
+    candidates: &[CandidateFile],
+    settings: &Settings,
+    progress: &dyn Progress,
+) -> Result<Summary, String> {
+    let started = Instant::now();
+    let mut first = backend.start_worker(profile, checkout, 0).map_err(|e| e.to_string())?;
+    let baseline = baseline(first.as_mut(), profile, env_id, settings)?;
+    let timeout = candidate_timeout(settings, profile, &baseline);
+    let mut summary = Summary {
+        repo_name: profile.repo_name.clone(),
+        backend: backend.name().to_string(),
+        env: env_id.to_string(),
+        baseline_tests: baseline.tests.len() + baseline.flaky.len(),
+        baseline_passing: baseline.passing(),
+        baseline_flaky: baseline.flaky.len(),
+        timeout,
+        ..Summary::default()
+    };
+    // Finished candidates (same key) are counted and skipped.
+    let mut queue = VecDeque::new();
+    for candidate in candidates {
+        let patch =
+            std::fs::read_to_string(&candidate.path).map_err(|e| format!("{}: {e}", candidate.path.display()))?;
+        let key = report_key(env_id, &patch, profile);
+        let report_path = settings.run_dir.join(&candidate.instance_id).join("report.json");
+        let done = std::fs::read_to_string(&report_path).ok().and_then(|t| serde_json::from_str::<Report>(&t).ok());
+        match done {
+            Some(report) if report.key == key => {
+                *summary
+                    .strategies
+                    .entry(candidate.strategy.clone())
+                    .or_default()
+                    .entry(report.verdict)
+                    .or_default() += 1;
+                summary.skipped_done += 1;
+            }
+            _ => queue.push_back((candidate.clone(), patch, key)),
+        }
+    }
+    progress.phase("validating", queue.len() as u64);
+    let queue = Mutex::new(queue);
+    let tally = Mutex::new(summary);
+    let jobs = settings.jobs.max(1);
+    let failure: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        let mut first = Some(first);
+        for index in 0..jobs {
+            let worker = first.take();
+            let (queue, tally, failure, baseline) = (&queue, &tally, &failure, &baseline);
+            scope.spawn(move || {
+                let mut worker = worker;
+                let mut used = 0;
+                loop {
+                    let Some((candidate, patch, key)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                        break;
+                    };
+                    if worker.is_none() || used >= settings.recycle_after {
+                        drop(worker.take()); // the old one goes before a new one starts
+                        match backend.start_worker(profile, checkout, index) {
+                            Ok(w) => worker = Some(w),
+                            Err(e) => {
+                                *failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                    Some(e.to_string());
+                                break;
+                            }
+                        }
+                        used = 0;
+                    }
+                    let Some(active) = worker.as_mut() else { break };
+                    let result = run_once(active.as_mut(), profile, &patch, Duration::from_secs(timeout));
+                    used += 1;
+                    if result.broken.is_some() || result.timed_out {
+                        worker = None; // a fresh worker for the next candidate
+                    }
+                    let report = report_for(&candidate, baseline, &result, timeout, backend.name(), key);
+                    if let Err(e) = write_candidate(&settings.run_dir, &candidate, &patch, &result, &report) {
+                        progress.problem(&Problem { location: candidate.instance_id.clone(), message: e });
+                    }
+                    if let Ok(mut t) = tally.lock() {
+                        *t.strategies
+                            .entry(candidate.strategy.clone())
+                            .or_default()
+                            .entry(report.verdict)
+                            .or_default() += 1;
+                        t.ran += 1;
+                        let valid = t.total(Verdict::Valid);
+                        progress.note(&format!("{valid} valid of {} done", t.ran + t.skipped_done));
+                    }
+                    progress.advance(1);
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap_or(None) {
+        return Err(format!("cannot start a worker: {e}"));
+    }
+    let mut summary = tally.into_inner().map_err(|_| "lock".to_string())?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.per_minute = summary.ran as f64 * 60.0 / summary.seconds.max(1e-9);
+    Ok(summary)
+}
+
+/// Writes a candidate's folder: the patch, the test output, a short log, then the report last.
+fn write_candidate(
+    run_dir: &Path,
+    candidate: &CandidateFile,
+    patch: &str,
+    result: &RunResult,
+    report: &Report,
+) -> Result<(), String> {
+    let dir = run_dir.join(&candidate.instance_id);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let log = format!(
+        "instance {}\npatch applied: {}\nexit code: {:?} (agrees with results: {})\nresults from: {}\ntests ran {:.2} s (timeout {} s, timed out: {})\nverdict: {:?}\n{}",
+        candidate.instance_id,
+        result.applied,
+        result.exit_code,
+        result.exit_code_agrees,
+        result.source,
+        result.seconds,
+        report.timeout,
+        result.timed_out,
+        report.verdict,
+        result.broken.as_deref().map(|b| format!("worker: {b}\n")).unwrap_or_default()
+    );
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    let write = |name: &str, bytes: &[u8]| write_atomic(&dir.join(name), bytes).map_err(|e| format!("{name}: {e}"));
+    write("patch.diff", patch.as_bytes())?;
+    write("test_output.txt", result.output.as_bytes())?;
+    write("run_instance.log", log.as_bytes())?;
+    write("report.json", json.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_output_is_read_from_its_markers() {
+        let xml = base64::engine::general_purpose::STANDARD.encode(
+            r#"<testsuites><testsuite><testcase classname="t" name="test_a" file="t.py"/><testcase classname="t" name="test_b" file="t.py"><failure/></testcase></testsuite></testsuites>"#,
+        );
+        let text = format!(
+            ">>>>> bugsmith applied\n>>>>> bugsmith exit 1\n>>>>> bugsmith millis 1500\n>>>>> bugsmith junit {xml}\n>>>>> bugsmith output\nt.py::test_a PASSED\n>>>>> bugsmith exit 0\n"
+        );
+        let result = parse_runner_output(&text, LogParser::Pytest);
+        assert!(result.applied && !result.timed_out && result.exit_code_agrees);
+        assert_eq!((result.exit_code, result.seconds, result.source), (Some(1), 1.5, "junit"));
+        assert_eq!(result.tests.tests.len(), 2);
+        assert!(result.output.contains(">>>>> bugsmith exit 0"), "test output after the marker is data, not markers");
+        let failed = parse_runner_output(
+            ">>>>> bugsmith apply failed\nerror: patch failed\n>>>>> bugsmith output\n",
+            LogParser::Pytest,
+        );
+        assert!(!failed.applied);
+        assert!(failed.output.contains("patch failed"));
+        let killed = parse_runner_output(
+            ">>>>> bugsmith applied\n>>>>> bugsmith exit 124\n>>>>> bugsmith output\n",
+            LogParser::Pytest,
+        );
+        assert!(killed.timed_out);
+    }
+
+    #[test]
+    fn candidates_are_found_by_file_name_and_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/bug__func_pm_op_swap__zz99aa11.diff"), "x").unwrap();
+        std::fs::write(dir.path().join("a/bug__func_pm_remove_loop__aa11bb22.diff"), "y").unwrap();
+        std::fs::write(dir.path().join("a/metadata__func_pm_remove_loop__aa11bb22.json"), "{}").unwrap();
+        let found = find_candidates(dir.path(), "o__r.12345678");
+        let ids: Vec<&str> = found.iter().map(|c| c.instance_id.as_str()).collect();
+        assert_eq!(ids, ["o__r.12345678.func_pm_op_swap__zz99aa11", "o__r.12345678.func_pm_remove_loop__aa11bb22"]);
+        assert_eq!(found[1].strategy, "func_pm_remove_loop");
+    }
+}
