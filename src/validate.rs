@@ -453,6 +453,11 @@ pub fn validate(
     Ok(summary)
 }
 
+/// The next queued item; the lock is released before the item is worked on.
+fn pop<T>(queue: &Mutex<VecDeque<T>>) -> Option<T> {
+    queue.lock().ok()?.pop_front()
+}
+
 /// Writes a candidate's folder: the patch, the test output, a short log, then the report last.
 fn write_candidate(
     run_dir: &Path,
