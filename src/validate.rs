@@ -403,10 +403,7 @@ pub fn validate(
             scope.spawn(move || {
                 let mut worker = worker;
                 let mut used = 0;
-                loop {
-                    let Some((candidate, patch, key)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-                        break;
-                    };
+                while let Some((candidate, patch, key)) = pop(queue) {
                     if worker.is_none() || used >= settings.recycle_after {
                         drop(worker.take()); // the old one goes before a new one starts
                         match backend.start_worker(profile, checkout, index) {
