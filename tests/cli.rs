@@ -1,41 +1,15 @@
 //! The `bugsmith` binary end to end: `gen` on real PyPI sdists, bad input of every kind,
 //! `try`, and `strategies list|check`.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use common::{bugsmith, json, manifest, shared_cache, stdout};
 use serde_json::Value;
-
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs the binary with the repository's strategies, a shared download cache and no progress bar.
-fn bugsmith(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bugsmith"))
-        .args(args)
-        .env("BUGSMITH_STRATEGIES", manifest().join("strategies"))
-        .env("BUGSMITH_CACHE", cache)
-        .env("BUGSMITH_NO_PROGRESS", "1")
-        .output()
-        .expect("run bugsmith")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
-
-fn json(output: &Output) -> Value {
-    assert!(output.status.success(), "bugsmith failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("JSON summary")
-}
-
-/// Sdists are downloaded once per target directory.
-fn shared_cache() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bugsmith-cache")
-}
 
 /// Every file under `dir`, by relative path.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {

@@ -74,8 +74,12 @@ impl DockerBackend {
             .enable_all()
             .build()
             .map_err(|e| BackendError(format!("cannot start the async runtime: {e}")))?;
-        let docker = Docker::connect_with_local_defaults().map_err(docker_error("cannot connect"))?;
         let where_ = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let docker = Docker::connect_with_local_defaults().map_err(|e| {
+            BackendError(format!(
+                "cannot reach the Docker daemon at {where_} ({e}); is dockerd running? (DOCKER_HOST selects another)"
+            ))
+        })?;
         runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), docker.ping()).await }).map_or_else(
             |_| Err(BackendError(format!("the Docker daemon at {where_} did not answer within 5 s"))),
             |r| {
