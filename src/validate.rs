@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, Exec, RUNNER, Worker};
+use crate::backend::{Backend, Worker};
 use crate::bug_gen::{Problem, Progress, write_atomic};
 use crate::grading::{self, Baseline, Grade, TestRun};
 use crate::patch::hash8;
@@ -80,8 +80,7 @@ pub fn run_once(worker: &mut dyn Worker, profile: &Profile, patch: &str, timeout
         ("TEST_CMD".to_string(), profile.test_command(&junit)),
         ("TEST_TIMEOUT".to_string(), timeout.as_secs().max(1).to_string()),
     ];
-    let exec = Exec { script: RUNNER.to_string(), env, timeout: timeout + Duration::from_secs(60) };
-    let output = match worker.exec(&exec) {
+    let output = match worker.run_candidate(env, timeout + Duration::from_secs(60)) {
         Ok(output) => output,
         Err(e) => return RunResult { broken: Some(e.to_string()), ..RunResult::default() },
     };

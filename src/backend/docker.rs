@@ -213,7 +213,8 @@ impl DockerBackend {
             }
             Err(_) => true,
         };
-        let exit_code = if timed_out {
+        // The runner reports everything in its output; only other commands need the status.
+        let exit_code = if timed_out || !exec.want_exit_code {
             None
         } else {
             self.docker.inspect_exec(&created.id).await.map_err(docker_error("cannot inspect an exec"))?.exit_code
@@ -301,7 +302,7 @@ impl Backend for DockerBackend {
             ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
         ];
         env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Ok(Box::new(DockerWorker { backend: self, id, env }))
+        Ok(Box::new(DockerWorker { backend: self, id, env, session: None, requests: 0 }))
     }
 }
 
@@ -337,6 +338,7 @@ impl DockerBackend {
                 script: step.clone(),
                 env: env.clone(),
                 timeout: Duration::from_secs(profile.timeout_ref.max(600)),
+                want_exit_code: true,
             };
             let out = self.exec(id, &exec, Some("root")).await?;
             log.push_str(&out.output);
@@ -383,6 +385,107 @@ struct DockerWorker<'a> {
     backend: &'a DockerBackend,
     id: String,
     env: Vec<(String, String)>,
+    /// The open runner session, when one is running.
+    session: Option<Session>,
+    requests: u64,
+}
+
+/// A long-lived `bash` in the container that runs the runner once per request line, so a
+/// candidate costs no `docker exec` set-up (the dominant cost of a warm container).
+struct Session {
+    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    output: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<Item = std::result::Result<bollard::container::LogOutput, bollard::errors::Error>>
+                + Send,
+        >,
+    >,
+    buffer: Vec<u8>,
+}
+
+/// Reads `NONCE KEY=BASE64 …` lines, exports the variables, runs the runner, ends with the nonce.
+const SESSION_LOOP: &str = r#"while read -r nonce pairs; do
+  for pair in $pairs; do export "${pair%%=*}=$(printf '%s' "${pair#*=}" | base64 -d)"; done
+  bash -c "$RUNNER_SCRIPT" < /dev/null 2>&1
+  echo ">>>>> bugsmith done $nonce"
+done"#;
+
+impl DockerBackend {
+    async fn open_session(&self, id: &str, env: &[(String, String)]) -> Result<Session> {
+        let mut env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        env.push(format!("RUNNER_SCRIPT={}", super::RUNNER));
+        let created = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    env: Some(env),
+                    cmd: Some(vec!["bash".to_string(), "-c".to_string(), SESSION_LOOP.to_string()]),
+                    user: Some(TEST_USER.to_string()),
+                    working_dir: Some(WORKDIR.to_string()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(docker_error("cannot create the runner session"))?;
+        match self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(docker_error("cannot start the runner session"))?
+        {
+            StartExecResults::Attached { output, input } => Ok(Session { input, output, buffer: Vec::new() }),
+            StartExecResults::Detached => Err(BackendError("docker: the runner session is detached".into())),
+        }
+    }
+}
+
+impl Session {
+    /// Sends one request and reads up to its end marker.
+    async fn request(&mut self, nonce: &str, env: &[(String, String)], timeout: Duration) -> Result<Option<String>> {
+        use tokio::io::AsyncWriteExt;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut line = nonce.to_string();
+        for (key, value) in env {
+            line.push(' ');
+            line.push_str(key);
+            line.push('=');
+            line.push_str(&base64::Engine::encode(&engine, value));
+        }
+        line.push('\n');
+        self.input
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| BackendError(format!("docker: runner session: {e}")))?;
+        self.input.flush().await.map_err(|e| BackendError(format!("docker: runner session: {e}")))?;
+        let marker = format!(">>>>> bugsmith done {nonce}\n");
+        let read = tokio::time::timeout(timeout, async {
+            loop {
+                if let Some(at) = find(&self.buffer, marker.as_bytes()) {
+                    let text = String::from_utf8_lossy(&self.buffer[..at]).into_owned();
+                    self.buffer.drain(..at + marker.len());
+                    return Ok(text);
+                }
+                match self.output.next().await {
+                    Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk.into_bytes()),
+                    Some(Err(e)) => return Err(BackendError(format!("docker: runner session: {e}"))),
+                    None => return Err(BackendError("docker: the runner session ended".into())),
+                }
+            }
+        })
+        .await;
+        match read {
+            Ok(result) => result.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 impl Worker for DockerWorker<'_> {
@@ -399,6 +502,38 @@ impl Worker for DockerWorker<'_> {
         env.extend(exec.env.iter().cloned());
         let exec = Exec { env, ..exec.clone() };
         self.backend.block_on(self.backend.exec(&self.id, &exec, Some(TEST_USER)))
+    }
+
+    fn run_candidate(&mut self, env: Vec<(String, String)>, timeout: Duration) -> Result<ExecOutput> {
+        let started = Instant::now();
+        let backend = self.backend;
+        if self.session.is_none() {
+            self.session = Some(backend.block_on(backend.open_session(&self.id, &self.env))?);
+        }
+        self.requests += 1;
+        let nonce = format!(
+            "{:016x}{:x}",
+            crate::rng::Rng::from_key(&[&self.id, &self.requests.to_string(), &format!("{:?}", started)]).next_u64(),
+            self.requests
+        );
+        let session = self.session.as_mut().ok_or_else(|| BackendError("no session".into()))?;
+        let answer = backend.block_on(session.request(&nonce, &env, timeout));
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.session = None;
+                return Err(e);
+            }
+        };
+        if answer.is_none() {
+            self.session = None;
+        }
+        Ok(ExecOutput {
+            exit_code: None,
+            timed_out: answer.is_none(),
+            output: answer.unwrap_or_default(),
+            duration: started.elapsed(),
+        })
     }
 }
 

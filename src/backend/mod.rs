@@ -32,6 +32,8 @@ pub struct Exec {
     pub env: Vec<(String, String)>,
     /// Hard limit; the worker is killed when it is exceeded.
     pub timeout: Duration,
+    /// Whether the caller needs the exit status (a round trip more for some backends).
+    pub want_exit_code: bool,
 }
 
 /// What a command did.
@@ -55,6 +57,11 @@ pub trait Worker: Send {
     fn scratch(&self) -> String;
     /// Runs a command in the work tree.
     fn exec(&mut self, exec: &Exec) -> Result<ExecOutput>;
+    /// Runs [`RUNNER`] with these variables. Backends where starting a command is costly keep
+    /// one runner session open and feed it requests instead.
+    fn run_candidate(&mut self, env: Vec<(String, String)>, timeout: Duration) -> Result<ExecOutput> {
+        self.exec(&Exec { script: RUNNER.to_string(), env, timeout, want_exit_code: false })
+    }
 }
 
 /// An environment builder and worker factory.

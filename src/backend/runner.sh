@@ -10,18 +10,16 @@ if [ -s "$SCRATCH/patch.diff" ] && ! git apply --whitespace=nowarn "$SCRATCH/pat
   exit 0
 fi
 echo ">>>>> bugsmith applied"
-start=$(date +%s%N)
+start=${EPOCHREALTIME/./}
 timeout -k 5 "$TEST_TIMEOUT" bash -c "$TEST_CMD" > "$SCRATCH/out.txt" 2>&1 < /dev/null
 code=$?
-end=$(date +%s%N)
+end=${EPOCHREALTIME/./}
 echo ">>>>> bugsmith exit $code"
-echo ">>>>> bugsmith millis $(( (end - start) / 1000000 ))"
+echo ">>>>> bugsmith millis $(( (end - start) / 1000 ))"
 if [ -f "$SCRATCH/junit.xml" ]; then
   echo ">>>>> bugsmith junit $(base64 -w0 "$SCRATCH/junit.xml")"
 fi
-git reset -q --hard 2>/dev/null
-git clean -qfdx 2>/dev/null
-if [ -n "$(git status --porcelain 2>/dev/null | head -1)" ]; then
+if ! { git reset -q --hard && git clean -qfdx; } > /dev/null 2>&1; then
   echo ">>>>> bugsmith broken work tree did not reset"
 fi
 if [ ! -e "$SENTINEL" ]; then
