@@ -206,6 +206,12 @@ fn a_killed_run_resumes_without_lost_or_duplicated_reports() {
     let total = bugsmith::validate::find_candidates(&prepared.candidates, &prepared.repo_name).len();
     let out = prepared.dir.path().join("out-local");
     let run_dir = out.join("run_validation").join(&prepared.repo_name);
+    // The environment first, so the run to be killed spends its time on candidates.
+    let built = bugsmith(
+        &["env", "build", prepared.profile.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &shared_cache(),
+    );
+    assert!(built.status.success(), "{}", stderr(&built));
     let mut child = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
         .args(["validate", prepared.profile.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .args(["--candidates", prepared.candidates.to_str().unwrap(), "-j", "1"])
@@ -220,7 +226,7 @@ fn a_killed_run_resumes_without_lost_or_duplicated_reports() {
         std::fs::read_dir(&run_dir)
             .map_or(0, |d| d.filter(|e| e.as_ref().unwrap().path().join("report.json").exists()).count())
     };
-    for _ in 0..600 {
+    for _ in 0..2400 {
         if done() >= 3 {
             break;
         }
