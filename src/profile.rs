@@ -185,9 +185,13 @@ impl Profile {
             install.push(format!("python -m pip install --group {group}"));
         }
         install.push("python -m pip install pytest".into());
-        let unittest_only = !uses_pytest(root, &pyproject, &setup_cfg) && root.join("test.py").is_file();
-        let (test_cmd, log_parser) = if unittest_only {
+        // tox and nox files say how the project runs its own tests.
+        let runner_hints = format!("{}\n{}", read("tox.ini"), read("noxfile.py"));
+        let pytest = uses_pytest(root, &pyproject, &setup_cfg) || runner_hints.contains("pytest");
+        let (test_cmd, log_parser) = if !pytest && root.join("test.py").is_file() {
             ("python test.py --verbose".to_string(), LogParser::Unittest)
+        } else if !pytest && runner_hints.contains("unittest") {
+            ("python -m unittest --verbose".to_string(), LogParser::Unittest)
         } else {
             ("python -m pytest --disable-warnings --color=no --tb=no --verbose".to_string(), LogParser::Pytest)
         };

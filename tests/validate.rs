@@ -294,3 +294,36 @@ fn profile_init_detects_extras_and_requirements_files() {
     assert!(text.contains("test_cmd: python -m pytest"), "{text}");
     assert!(text.contains("image_name: bugsmith.x86_64.local_1776_proj."), "{text}");
 }
+
+#[test]
+fn a_failing_install_command_is_named_with_its_output_and_the_log_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("p.yaml");
+    let cache = dir.path().join("cache");
+    let init = bugsmith(
+        &[
+            "profile",
+            "init",
+            manifest().join("tests/fixtures/repos/inventory").to_str().unwrap(),
+            "-o",
+            profile.to_str().unwrap(),
+        ],
+        &cache,
+    );
+    assert!(init.status.success());
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let broken = text.replace("install:\n", "install:\n- echo the step said this >&2; exit 3\n");
+    std::fs::write(&profile, broken).unwrap();
+    let out = dir.path().join("out");
+    let build = bugsmith(&["env", "build", profile.to_str().unwrap(), "--out", out.to_str().unwrap()], &cache);
+    assert_eq!(build.status.code(), Some(1));
+    let message = stderr(&build);
+    assert!(
+        message.contains("environment build failed at `echo the step said this >&2; exit 3` (exit 3)"),
+        "{message}"
+    );
+    assert!(message.contains("the step said this"), "{message}");
+    let repo_name = text.lines().find_map(|l| l.strip_prefix("repo_name: ")).unwrap();
+    let log = std::fs::read_to_string(out.join("build_images/env").join(repo_name).join("build_env.log")).unwrap();
+    assert!(log.contains("$ echo the step said this"), "{log}");
+}

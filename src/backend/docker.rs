@@ -346,7 +346,11 @@ impl DockerBackend {
                 let _ = std::fs::write(log_dir.join("build_image.log"), &log);
                 return Err(BackendError(format!(
                     "image build failed at `{step}` ({}); log: {}\n{}",
-                    if out.timed_out { "timed out".to_string() } else { format!("exit {:?}", out.exit_code) },
+                    if out.timed_out {
+                        "timed out".to_string()
+                    } else {
+                        out.exit_code.map_or("killed".to_string(), |c| format!("exit {c}"))
+                    },
                     log_dir.join("build_image.log").display(),
                     tail(&out.output, 15)
                 )));

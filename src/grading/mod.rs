@@ -33,12 +33,15 @@ impl TestStatus {
 }
 
 /// Results of one run.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TestRun {
     /// Status per test id.
     pub tests: BTreeMap<String, TestStatus>,
     /// Files (or modules) that failed to import during collection.
     pub collection_errors: BTreeSet<String>,
+    /// Seconds per test, where the source records them (JUnit XML).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub seconds: BTreeMap<String, f64>,
 }
 
 impl TestRun {
@@ -72,6 +75,11 @@ pub fn parse_junit(xml: &str) -> Result<TestRun, JunitError> {
     let mut run = TestRun::default();
     // The open <testcase>: its id, whether it is a collection error, and its status so far.
     let mut current: Option<(String, Option<String>, TestStatus)> = None;
+    let record_time = |run: &mut TestRun, id: &str, time: Option<String>| {
+        if let Some(t) = time.and_then(|t| t.parse::<f64>().ok()) {
+            *run.seconds.entry(id.to_string()).or_default() += t;
+        }
+    };
     loop {
         let event = reader.read_event().map_err(|e| JunitError(e.to_string()))?;
         match event {
@@ -81,6 +89,9 @@ pub fn parse_junit(xml: &str) -> Result<TestRun, JunitError> {
                 let file = attribute(e, "file");
                 let collection_file = (classname.is_empty()).then(|| module_to_path(&name, file.as_deref()));
                 let id = node_id(&classname, &name, file.as_deref());
+                if collection_file.is_none() {
+                    record_time(&mut run, &id, attribute(e, "time"));
+                }
                 if matches!(event, Event::Empty(_)) {
                     run.record(id, TestStatus::Passed);
                 } else {
@@ -229,6 +240,8 @@ pub struct Baseline {
     pub tests: BTreeMap<String, TestStatus>,
     /// Tests whose outcome differed between runs; never in F2P or P2P.
     pub flaky: BTreeSet<String>,
+    /// Each test's longest duration over the runs, in seconds (when the results record it).
+    pub test_seconds: BTreeMap<String, f64>,
     /// Seconds of the slowest run.
     pub seconds: f64,
     /// Runs made.
@@ -239,6 +252,12 @@ impl Baseline {
     /// Combines repeated clean runs.
     pub fn from_runs(runs: &[TestRun], seconds: f64) -> Baseline {
         let mut baseline = Baseline { seconds, runs: runs.len(), ..Baseline::default() };
+        for run in runs {
+            for (id, t) in &run.seconds {
+                let slowest = baseline.test_seconds.entry(id.clone()).or_default();
+                *slowest = slowest.max(*t);
+            }
+        }
         let all: BTreeSet<&String> = runs.iter().flat_map(|r| r.tests.keys()).collect();
         for id in all {
             let statuses: BTreeSet<Option<TestStatus>> = runs.iter().map(|r| r.tests.get(id).copied()).collect();
