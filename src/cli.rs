@@ -51,6 +51,24 @@ pub enum Command {
     },
     /// Run the tests of every candidate and record F2P/P2P reports.
     Validate(ValidateArgs),
+    /// Turn valid reports into task instances and a mirror repository with a branch each.
+    Gather(GatherArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct GatherArgs {
+    /// The profile.
+    pub profile: PathBuf,
+    /// Output directory (reads run_validation/, writes task_insts/ and mirrors/).
+    #[arg(long, default_value = "logs", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Push main and the instance branches to this remote (URL or path); a token for HTTPS
+    /// remotes is read from $GITHUB_TOKEN and never printed.
+    #[arg(long, value_name = "REMOTE")]
+    pub push: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

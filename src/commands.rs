@@ -13,8 +13,9 @@ use crate::backend::docker::{DockerBackend, Limits};
 use crate::backend::local::LocalBackend;
 use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
 use crate::cli::{
-    Args, BackendKind, Command, EnvAction, GenArgs, ProfileAction, StrategiesAction, TryArgs, ValidateArgs,
+    Args, BackendKind, Command, EnvAction, GatherArgs, GenArgs, ProfileAction, StrategiesAction, TryArgs, ValidateArgs,
 };
+use crate::gather;
 use crate::profile::Profile;
 use crate::recipe::Recipe;
 use crate::script::{Origin, Strategy, catalog::Catalog};
@@ -42,7 +43,36 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
         Command::Validate(validate_args) => {
             validate_command(&validate_args, args.global.jobs, args.global.cache_dir.as_deref())
         }
+        Command::Gather(gather_args) => gather_command(&gather_args, args.global.cache_dir.as_deref()),
     }
+}
+
+fn gather_command(args: &GatherArgs, cache: Option<&Path>) -> Result<u8, String> {
+    let profile = load_profile(&args.profile)?;
+    let checkout = checkout_for(&profile, cache)?;
+    let run_dir = args.out.join("run_validation").join(&profile.repo_name);
+    let mirror_path = args.out.join("mirrors").join(format!("{}.git", profile.repo_name));
+    let summary = gather::gather(&profile, &checkout, &run_dir, &args.out, &mirror_path)?;
+    if let Some(remote) = &args.push {
+        let mirror = crate::git::Mirror::open_or_create(&mirror_path, &checkout.root).map_err(|e| e.to_string())?;
+        let branches = mirror.branches().map_err(|e| e.to_string())?;
+        let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
+        mirror.push(remote, &branches, token.as_deref()).map_err(|e| e.to_string())?;
+        console::status(args.json, &format!("pushed {} branches to {remote}", branches.len()));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    } else {
+        println!(
+            "{} instances from {} reports ({} new branches) -> {}
+mirror: {}",
+            summary.instances, summary.reports, summary.new_branches, summary.output, summary.mirror
+        );
+        for problem in &summary.problems {
+            println!("  not gathered: {problem}");
+        }
+    }
+    Ok(EXIT_OK)
 }
 
 fn load_profile(path: &Path) -> Result<Profile, String> {

@@ -118,3 +118,163 @@ pub fn check_applies(dir: &Path, patch: &str) -> Result<(), GitError> {
     repo.apply_to_tree(&tree, &diff, Some(&mut options))?;
     Ok(())
 }
+
+/// A bare mirror repository: the clean commit flattened to one root commit on `main`, and one
+/// branch per task instance.
+pub struct Mirror {
+    repo: Repository,
+}
+
+fn fixed_signature(name: &str) -> Result<Signature<'static>, GitError> {
+    Ok(Signature::new(name, &format!("{name}@localhost"), &Time::new(0, 0))?)
+}
+
+/// Paths a mirror leaves out: CI workflows would run on every pushed branch.
+fn is_ci_file(path: &str) -> bool {
+    path.starts_with(".github/workflows/")
+}
+
+impl Mirror {
+    /// Opens the mirror at `path`, creating it from `HEAD` of `checkout` when missing.
+    pub fn open_or_create(path: &Path, checkout: &Path) -> Result<Mirror, GitError> {
+        if let Ok(repo) = Repository::open_bare(path) {
+            return Ok(Mirror { repo });
+        }
+        let repo = Repository::init_bare(path)?;
+        let source = Repository::open(checkout)?;
+        let tree = source.head()?.peel_to_tree()?;
+        // Copy the blobs into the mirror and rebuild the tree without CI files.
+        let mut index = git2::Index::new()?;
+        let mut failure = None;
+        tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
+            if entry.kind() != Some(git2::ObjectType::Blob) {
+                return git2::TreeWalkResult::Ok;
+            }
+            let path = format!("{root}{}", entry.name().unwrap_or(""));
+            if is_ci_file(&path) {
+                return git2::TreeWalkResult::Ok;
+            }
+            let added = source.find_blob(entry.id()).and_then(|blob| {
+                let id = repo.blob(blob.content())?;
+                index.add(&git2::IndexEntry {
+                    ctime: git2::IndexTime::new(0, 0),
+                    mtime: git2::IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode: entry.filemode() as u32,
+                    uid: 0,
+                    gid: 0,
+                    file_size: 0,
+                    id,
+                    flags: 0,
+                    flags_extended: 0,
+                    path: path.into_bytes(),
+                })
+            });
+            match added {
+                Ok(()) => git2::TreeWalkResult::Ok,
+                Err(e) => {
+                    failure = Some(e);
+                    git2::TreeWalkResult::Abort
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+        let tree_id = index.write_tree_to(&repo)?;
+        let signature = fixed_signature("bugsmith")?;
+        {
+            let tree = repo.find_tree(tree_id)?;
+            repo.commit(Some("refs/heads/main"), &signature, &signature, "Initial commit", &tree, &[])?;
+        }
+        repo.set_head("refs/heads/main")?;
+        Ok(Mirror { repo })
+    }
+
+    /// Whether a branch exists.
+    pub fn has_branch(&self, name: &str) -> bool {
+        self.repo.find_branch(name, git2::BranchType::Local).is_ok()
+    }
+
+    /// Names of all branches, sorted.
+    pub fn branches(&self) -> Result<Vec<String>, GitError> {
+        let mut names = Vec::new();
+        for branch in self.repo.branches(Some(git2::BranchType::Local))? {
+            if let Some(name) = branch?.0.name()? {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The text of a file on `main` (None when absent or not UTF-8).
+    pub fn main_file(&self, path: &str) -> Option<String> {
+        let tree = self.repo.find_branch("main", git2::BranchType::Local).ok()?.get().peel_to_tree().ok()?;
+        let blob = tree.get_path(Path::new(path)).ok()?.to_object(&self.repo).ok()?.peel_to_blob().ok()?;
+        String::from_utf8(blob.content().to_vec()).ok()
+    }
+
+    /// Creates branch `name` from `main`: a commit applying `patch` (the bug), then, when
+    /// `hide` changes files (new text, or `None` to delete), a commit hiding the F2P tests.
+    pub fn add_instance(&self, name: &str, patch: &str, hide: &[(String, Option<String>)]) -> Result<(), GitError> {
+        let main = self.repo.find_branch("main", git2::BranchType::Local)?.get().peel_to_commit()?;
+        let diff = git2::Diff::from_buffer(patch.as_bytes())?;
+        let mut index = self.repo.apply_to_tree(&main.tree()?, &diff, None)?;
+        let signature = fixed_signature("bugsmith")?;
+        let bug_tree = self.repo.find_tree(index.write_tree_to(&self.repo)?)?;
+        let bug = self.repo.commit(None, &signature, &signature, "Bug Patch", &bug_tree, &[&main])?;
+        let mut tip = self.repo.find_commit(bug)?;
+        if !hide.is_empty() {
+            for (path, text) in hide {
+                match text {
+                    Some(text) => {
+                        let id = self.repo.blob(text.as_bytes())?;
+                        let mode = index.get_path(Path::new(path), 0).map_or(0o100644, |e| e.mode);
+                        let mut entry = index
+                            .get_path(Path::new(path), 0)
+                            .ok_or_else(|| git2::Error::from_str("missing test file"))?;
+                        entry.id = id;
+                        entry.mode = mode;
+                        entry.file_size = text.len() as u32;
+                        index.add(&entry)?;
+                    }
+                    None => index.remove_path(Path::new(path))?,
+                }
+            }
+            let tree = self.repo.find_tree(index.write_tree_to(&self.repo)?)?;
+            let hidden = self.repo.commit(None, &signature, &signature, "Remove F2P Tests", &tree, &[&tip])?;
+            tip = self.repo.find_commit(hidden)?;
+        }
+        self.repo.branch(name, &tip, false)?;
+        Ok(())
+    }
+
+    /// Pushes branches to `remote` (a URL or path) with the `git` program. A token, when given,
+    /// goes in an HTTP header through the environment, never on the command line or in logs.
+    pub fn push(&self, remote: &str, branches: &[String], token: Option<&str>) -> Result<(), GitError> {
+        if branches.is_empty() {
+            return Ok(());
+        }
+        let mut command = Command::new("git");
+        command.arg("--git-dir").arg(self.repo.path()).args(["push", "--quiet", remote]);
+        command.args(branches.iter().map(|b| format!("refs/heads/{b}:refs/heads/{b}")));
+        if let Some(token) = token {
+            use base64::Engine as _;
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+            command
+                .env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
+        }
+        let output =
+            command.output().map_err(|e| GitError::Program { command: "push".into(), output: e.to_string() })?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let cleaned = token.map_or(stderr.to_string(), |t| stderr.replace(t, "***"));
+            return Err(GitError::Program { command: format!("push to {remote}"), output: cleaned.trim().to_string() });
+        }
+        Ok(())
+    }
+}

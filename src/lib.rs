@@ -10,6 +10,7 @@ pub mod bug_gen;
 mod cli;
 mod commands;
 pub mod console;
+pub mod gather;
 pub mod git;
 pub mod grading;
 pub mod patch;

@@ -1,0 +1,250 @@
+//! Gather: valid validation reports → SWE-bench task instances (`task_insts/<repo_name>.json`
+//! and `.jsonl`) and a mirror repository with one branch per instance: the bug commit, then a
+//! commit that removes the F2P test functions (SWE-smith removes whole files; removing only the
+//! failing functions keeps the rest of the suite usable as PASS_TO_PASS context).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ast::SourceFile;
+use crate::bug_gen::write_atomic;
+use crate::git::Mirror;
+use crate::patch;
+use crate::profile::Profile;
+use crate::source::Checkout;
+use crate::validate::Report;
+
+/// A SWE-bench task instance.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TaskInstance {
+    /// `<repo_name>.<strategy>__<hash8>`; also the branch name.
+    pub instance_id: String,
+    /// The mirror repository, `bugsmith/<repo_name>`.
+    pub repo: String,
+    /// The branch holding the bug (SWE-smith's convention: the instance id).
+    pub base_commit: String,
+    /// The patch that introduces the bug (its reverse is the fix).
+    pub patch: String,
+    /// Tests the bug breaks.
+    #[serde(rename = "FAIL_TO_PASS")]
+    pub fail_to_pass: Vec<String>,
+    /// Tests that pass with and without the bug.
+    #[serde(rename = "PASS_TO_PASS")]
+    pub pass_to_pass: Vec<String>,
+    /// When the candidate was validated (RFC 3339, UTC).
+    pub created_at: String,
+    /// The Docker image.
+    pub image_name: String,
+    /// The issue text (empty until `issue-gen`).
+    pub problem_statement: String,
+}
+
+/// What a gather did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GatherSummary {
+    /// Reports read.
+    pub reports: usize,
+    /// Valid instances written.
+    pub instances: usize,
+    /// Branches created now (existing ones are left as they are).
+    pub new_branches: usize,
+    /// The instance file.
+    pub output: String,
+    /// The mirror repository.
+    pub mirror: String,
+    /// Instances whose branch could not be made (id: reason).
+    pub problems: Vec<String>,
+}
+
+/// SWE-smith's validity rule: not timed out, ≥ 1 F2P and ≥ 1 P2P (PR mirrors may have 0 P2P).
+pub fn is_valid(report: &Report) -> bool {
+    !report.timed_out
+        && report.patch_applied
+        && report.error.is_none()
+        && !report.grade.fail_to_pass.is_empty()
+        && (!report.grade.pass_to_pass.is_empty() || report.instance_id.contains(".pr_"))
+}
+
+/// Seconds since the epoch as RFC 3339 UTC.
+pub fn rfc3339(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let rest = seconds % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// The file of a pytest node id and the dotted name of its function (`A.test_x`), without
+/// parameters; `None` for ids that are not node ids (unittest text).
+fn test_location(id: &str) -> Option<(String, String)> {
+    let (file, rest) = id.split_once("::")?;
+    let name = rest.split('[').next().unwrap_or(rest).replace("::", ".");
+    Some((file.to_string(), name))
+}
+
+/// New text (or `None`: delete) for each test file, with the F2P test functions removed. A file
+/// left without any test function, or that cannot be parsed, goes entirely.
+fn hide_tests(mirror: &Mirror, fail_to_pass: &[String]) -> Vec<(String, Option<String>)> {
+    let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for id in fail_to_pass {
+        if let Some((file, name)) = test_location(id) {
+            by_file.entry(file).or_default().push(name);
+        }
+    }
+    let mut changes = Vec::new();
+    for (file, names) in by_file {
+        let Some(text) = mirror.main_file(&file) else { continue };
+        let Ok(parsed) = SourceFile::parse(&file, text.clone()) else {
+            changes.push((file, None));
+            continue;
+        };
+        let doomed: Vec<u32> =
+            parsed.entities().iter().filter(|e| names.contains(&e.qualified_name)).map(|e| e.node).collect();
+        let edits = patch::remove_statements(&parsed, &doomed);
+        let Ok(new_text) = patch::apply(&text, &edits, (0, text.len() as u32)) else {
+            changes.push((file, None));
+            continue;
+        };
+        let tests_left = SourceFile::parse(&file, new_text.clone())
+            .map(|f| f.entities().iter().any(|e| e.name.starts_with("test")))
+            .unwrap_or(false);
+        changes.push((file, tests_left.then_some(new_text)));
+    }
+    changes
+}
+
+/// Gathers the valid reports under `run_dir` into `task_insts/` under `out` and branches in the
+/// mirror at `mirror_path`. Problem statements already in the instance file are kept.
+pub fn gather(
+    profile: &Profile,
+    checkout: &Checkout,
+    run_dir: &Path,
+    out: &Path,
+    mirror_path: &Path,
+) -> Result<GatherSummary, String> {
+    let mirror = Mirror::open_or_create(mirror_path, &checkout.root).map_err(|e| e.to_string())?;
+    let task_dir = out.join("task_insts");
+    std::fs::create_dir_all(&task_dir).map_err(|e| format!("{}: {e}", task_dir.display()))?;
+    let json_path = task_dir.join(format!("{}.json", profile.repo_name));
+    let previous: BTreeMap<String, TaskInstance> = std::fs::read_to_string(&json_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<TaskInstance>>(&t).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| (i.instance_id.clone(), i))
+        .collect();
+    let mut summary = GatherSummary {
+        output: json_path.display().to_string(),
+        mirror: mirror_path.display().to_string(),
+        ..GatherSummary::default()
+    };
+    let mut folders: Vec<_> = std::fs::read_dir(run_dir)
+        .map_err(|e| format!("{}: {e}: run `bugsmith validate` first", run_dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| !p.to_string_lossy().ends_with(".ref"))
+        .collect();
+    folders.sort();
+    let mut instances = Vec::new();
+    for folder in folders {
+        let report_path = folder.join("report.json");
+        let Some(report) =
+            std::fs::read_to_string(&report_path).ok().and_then(|t| serde_json::from_str::<Report>(&t).ok())
+        else {
+            continue;
+        };
+        summary.reports += 1;
+        if !is_valid(&report) {
+            continue;
+        }
+        let Ok(patch_text) = std::fs::read_to_string(folder.join("patch.diff")) else { continue };
+        let id = report.instance_id.clone();
+        if !mirror.has_branch(&id) {
+            let hide = hide_tests(&mirror, &report.grade.fail_to_pass);
+            match mirror.add_instance(&id, &patch_text, &hide) {
+                Ok(()) => summary.new_branches += 1,
+                Err(e) => {
+                    summary.problems.push(format!("{id}: {e}"));
+                    continue;
+                }
+            }
+        }
+        let validated = std::fs::metadata(&report_path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let problem_statement = previous.get(&id).map(|p| p.problem_statement.clone()).unwrap_or_default();
+        instances.push(TaskInstance {
+            repo: format!("bugsmith/{}", profile.repo_name),
+            base_commit: id.clone(),
+            patch: patch_text,
+            fail_to_pass: report.grade.fail_to_pass.clone(),
+            pass_to_pass: report.grade.pass_to_pass.clone(),
+            created_at: previous.get(&id).map_or_else(|| rfc3339(validated), |p| p.created_at.clone()),
+            image_name: profile.image_name.clone(),
+            problem_statement,
+            instance_id: id,
+        });
+    }
+    instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    summary.instances = instances.len();
+    write_instances(&json_path, &instances)?;
+    Ok(summary)
+}
+
+/// Writes the instance list as JSON and as JSON Lines (next to it), atomically.
+pub fn write_instances(json_path: &Path, instances: &[TaskInstance]) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(instances).map_err(|e| e.to_string())? + "\n";
+    write_atomic(json_path, json.as_bytes()).map_err(|e| format!("{}: {e}", json_path.display()))?;
+    let mut lines = String::new();
+    for instance in instances {
+        lines.push_str(&serde_json::to_string(instance).map_err(|e| e.to_string())?);
+        lines.push('\n');
+    }
+    let jsonl = json_path.with_extension("jsonl");
+    write_atomic(&jsonl, lines.as_bytes()).map_err(|e| format!("{}: {e}", jsonl.display()))
+}
+
+/// Reads an instance file (`.json` list or `.jsonl`).
+pub fn read_instances(path: &Path) -> Result<Vec<TaskInstance>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "jsonl") {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1)))
+            .collect()
+    } else {
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_as_utc_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_303_400), "2026-11-21T23:23:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn node_ids_give_file_and_dotted_function() {
+        assert_eq!(test_location("tests/t.py::TestA::test_b[x y]"), Some(("tests/t.py".into(), "TestA.test_b".into())));
+        assert_eq!(test_location("t.py::test_c"), Some(("t.py".into(), "test_c".into())));
+        assert_eq!(test_location("test_c (m.C.test_c)"), None);
+    }
+}
