@@ -1,4 +1,5 @@
-//! Embeds the scripts under `strategies/` so an installed binary works without the source tree.
+//! Embeds the scripts (and their prompt files) under `strategies/` so an installed binary works
+//! without the source tree.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -10,7 +11,7 @@ fn main() {
     collect(&root, &root, &mut files);
     files.sort();
     let mut out = String::from(
-        "/// Scripts built into the binary: (path under `strategies/`, text).\npub static BUILTIN: &[(&str, &str)] = &[\n",
+        "/// Scripts and prompt files built into the binary: (path under `strategies/`, text).\npub static BUILTIN: &[(&str, &str)] = &[\n",
     );
     for (relative, absolute) in files {
         println!("cargo:rerun-if-changed={absolute}");
@@ -28,7 +29,7 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) {
         if path.is_dir() {
             println!("cargo:rerun-if-changed={}", path.display());
             collect(root, &path, files);
-        } else if path.extension().is_some_and(|e| e == "rhai") {
+        } else if path.extension().is_some_and(|e| e == "rhai" || e == "md") {
             let relative = path.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
             files.push((relative, path.display().to_string()));
         }

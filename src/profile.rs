@@ -35,7 +35,8 @@ pub struct Profile {
     pub repo_name: String,
     /// `bugsmith.<arch>.<owner>_1776_<repo>.<commit8>` (lower case), the Docker image.
     pub image_name: String,
-    /// Python version the environment is meant for (informational for the local backend).
+    /// Python version: the local backend uses `python<version>` when present; Docker uses the
+    /// base image's `python3`.
     #[serde(default = "default_python")]
     pub python_version: String,
     /// Shell commands run in the checkout, in a fresh virtualenv, to install it.
@@ -126,14 +127,28 @@ impl Profile {
         sha256_hex8(&key.to_string())
     }
 
-    /// The test command with the side file for structured results (pytest only).
-    pub fn test_command(&self, junit_path: &str) -> String {
-        match self.log_parser {
-            LogParser::Pytest => {
-                format!("{} -p no:cacheprovider -o junit_family=xunit1 --junitxml={junit_path}", self.test_cmd)
-            }
-            LogParser::Unittest => self.test_cmd.clone(),
+    /// Environment for a test run: the profile's variables, and for pytest `PYTEST_ADDOPTS`
+    /// asking for the JUnit side file and for collection to go on past a module that fails to
+    /// import (the test command itself is left as written, pipes and all).
+    pub fn test_env(&self, junit_path: &str) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if self.log_parser == LogParser::Pytest {
+            let ours = format!(
+                "-p no:cacheprovider -o junit_family=xunit1 --junitxml={junit_path} --continue-on-collection-errors"
+            );
+            let addopts = match self.env.get("PYTEST_ADDOPTS") {
+                Some(theirs) => format!("{theirs} {ours}"),
+                None => ours,
+            };
+            env.retain(|(k, _)| k != "PYTEST_ADDOPTS");
+            env.push(("PYTEST_ADDOPTS".into(), addopts));
         }
+        env
+    }
+
+    /// What identifies a test run's setup, for result keys.
+    pub fn test_setup(&self) -> String {
+        format!("{}\n{:?}", self.test_cmd, self.test_env("JUNIT"))
     }
 
     /// The YAML text, with a header comment.

@@ -51,6 +51,8 @@ pub fn find_candidates(dir: &Path, repo_name: &str) -> Vec<CandidateFile> {
 pub struct RunResult {
     /// The patch applied (always true for the baseline).
     pub applied: bool,
+    /// The runner said `git apply` refused the patch.
+    pub apply_failed: bool,
     /// Exit status of the test command (124 or 137: killed by the timeout).
     pub exit_code: Option<i64>,
     /// The test command hit its timeout.
@@ -73,14 +75,14 @@ pub struct RunResult {
 pub fn run_once(worker: &mut dyn Worker, profile: &Profile, patch: &str, timeout: Duration) -> RunResult {
     let scratch = worker.scratch();
     let junit = format!("{scratch}/junit.xml");
-    let env = vec![
+    let mut env = vec![
         ("WORKDIR".to_string(), worker.workdir()),
         ("SCRATCH".to_string(), scratch),
-        ("BUGSMITH_PATCH".to_string(), base64::engine::general_purpose::STANDARD.encode(patch)),
-        ("TEST_CMD".to_string(), profile.test_command(&junit)),
+        ("TEST_CMD".to_string(), profile.test_cmd.clone()),
         ("TEST_TIMEOUT".to_string(), timeout.as_secs().max(1).to_string()),
     ];
-    let output = match worker.run_candidate(env, timeout + Duration::from_secs(60)) {
+    env.extend(profile.test_env(&junit));
+    let output = match worker.run_candidate(patch, env, timeout + Duration::from_secs(60)) {
         Ok(output) => output,
         Err(e) => return RunResult { broken: Some(e.to_string()), ..RunResult::default() },
     };
@@ -92,7 +94,10 @@ pub fn run_once(worker: &mut dyn Worker, profile: &Profile, patch: &str, timeout
             ..RunResult::default()
         };
     }
-    parse_runner_output(&output.output, profile.log_parser)
+    let mut result = parse_runner_output(&output.output, profile.log_parser);
+    // 124/137 mean killed by `timeout` only when the time ran out (137 is also the OOM killer).
+    result.timed_out = result.timed_out && result.seconds + 1.0 >= timeout.as_secs() as f64;
+    result
 }
 
 /// Reads the marker lines the runner script prints.
@@ -105,6 +110,7 @@ fn parse_runner_output(text: &str, parser: LogParser) -> RunResult {
         if marker == "applied" {
             result.applied = true;
         } else if marker == "apply failed" {
+            result.apply_failed = true;
             result.output = head.split_once(">>>>> bugsmith apply failed\n").map_or("", |(_, rest)| rest).to_string();
             return result;
         } else if let Some(code) = marker.strip_prefix("exit ") {
@@ -118,6 +124,9 @@ fn parse_runner_output(text: &str, parser: LogParser) -> RunResult {
         }
     }
     result.output = tests_output.to_string();
+    if !result.applied && result.broken.is_none() {
+        result.broken = Some(format!("the runner gave no result: {}", crate::backend::tail(text, 5)));
+    }
     result.timed_out = matches!(result.exit_code, Some(124 | 137));
     let parsed_junit = junit.and_then(|xml| grading::parse_junit(&String::from_utf8_lossy(&xml)).ok());
     (result.tests, result.source) = match (parser, parsed_junit) {
@@ -246,7 +255,7 @@ pub fn baseline(
     settings: &Settings,
 ) -> Result<Baseline, String> {
     let ref_dir = settings.run_dir.join(format!("{}.ref", profile.repo_name));
-    let key = hash8(&format!("{env_id}\n{}\n{}", profile.test_command("JUNIT"), profile.baseline_runs));
+    let key = hash8(&format!("{env_id}\n{}\n{}", profile.test_setup(), profile.baseline_runs));
     let path = ref_dir.join("baseline.json");
     if let Some(stored) =
         std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<StoredBaseline>(&t).ok())
@@ -308,7 +317,7 @@ fn report_for(
     } else {
         Grade::default()
     };
-    let verdict = if !result.applied && result.broken.is_none() {
+    let verdict = if result.apply_failed {
         Verdict::ApplyFailed
     } else if result.timed_out {
         Verdict::Timeout
@@ -339,8 +348,9 @@ fn report_for(
 }
 
 /// The key of a candidate's report.
-fn report_key(env_id: &str, patch: &str, profile: &Profile) -> String {
-    hash8(&format!("{env_id}\n{}\n{patch}", profile.test_command("JUNIT")))
+fn report_key(env_id: &str, patch: &str, profile: &Profile, timeout: u64, baseline: &Baseline) -> String {
+    let baseline = serde_json::to_string(&baseline.tests).unwrap_or_default();
+    hash8(&format!("{env_id}\n{}\n{timeout}\n{}\n{patch}", profile.test_setup(), hash8(&baseline)))
 }
 
 /// Validates candidates with `settings.jobs` workers; already finished ones are skipped.
@@ -373,11 +383,12 @@ pub fn validate(
     for candidate in candidates {
         let patch =
             std::fs::read_to_string(&candidate.path).map_err(|e| format!("{}: {e}", candidate.path.display()))?;
-        let key = report_key(env_id, &patch, profile);
+        let key = report_key(env_id, &patch, profile, timeout, &baseline);
         let report_path = settings.run_dir.join(&candidate.instance_id).join("report.json");
         let done = std::fs::read_to_string(&report_path).ok().and_then(|t| serde_json::from_str::<Report>(&t).ok());
         match done {
-            Some(report) if report.key == key => {
+            // Errors (a killed worker, an interrupted run) are tried again.
+            Some(report) if report.key == key && report.verdict != Verdict::Error => {
                 *summary
                     .strategies
                     .entry(candidate.strategy.clone())

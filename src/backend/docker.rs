@@ -44,11 +44,13 @@ pub struct Limits {
     pub memory: i64,
     /// Maximum number of processes.
     pub pids: i64,
+    /// CPUs.
+    pub cpus: i64,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { memory: 4 << 30, pids: 1024 }
+        Limits { memory: 4 << 30, pids: 1024, cpus: 2 }
     }
 }
 
@@ -293,6 +295,9 @@ impl Backend for DockerBackend {
             pids_limit: Some(self.limits.pids),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
+            nano_cpus: Some(self.limits.cpus * 1_000_000_000),
+            init: Some(true),
+            tmpfs: Some([("/tmp".to_string(), "size=1g".to_string())].into()),
             ..Default::default()
         };
         let id = self.block_on(self.create(&profile.image_name, host, Some(TEST_USER)))?;
@@ -409,7 +414,10 @@ struct Session {
 
 /// Reads `NONCE KEY=BASE64 …` lines, exports the variables, runs the runner, ends with the nonce.
 const SESSION_LOOP: &str = r#"while read -r nonce pairs; do
-  for pair in $pairs; do export "${pair%%=*}=$(printf '%s' "${pair#*=}" | base64 -d)"; done
+  for pair in $pairs; do
+    if [ "${pair%%=*}" = PATCH ]; then printf '%s' "${pair#*=}" | base64 -d > "$SCRATCH/patch.diff"
+    else export "${pair%%=*}=$(printf '%s' "${pair#*=}" | base64 -d)"; fi
+  done
   bash -c "$RUNNER_SCRIPT" < /dev/null 2>&1
   echo ">>>>> bugsmith done $nonce"
 done"#;
@@ -467,8 +475,11 @@ impl Session {
         self.input.flush().await.map_err(|e| BackendError(format!("docker: runner session: {e}")))?;
         let marker = format!(">>>>> bugsmith done {nonce}\n");
         let read = tokio::time::timeout(timeout, async {
+            let mut searched: usize = 0;
             loop {
-                if let Some(at) = find(&self.buffer, marker.as_bytes()) {
+                let from = searched.saturating_sub(marker.len());
+                searched = self.buffer.len();
+                if let Some(at) = find(&self.buffer[from..], marker.as_bytes()).map(|i| i + from) {
                     let text = String::from_utf8_lossy(&self.buffer[..at]).into_owned();
                     self.buffer.drain(..at + marker.len());
                     return Ok(text);
@@ -486,6 +497,18 @@ impl Session {
             Err(_) => Ok(None),
         }
     }
+}
+
+/// 16 random hex digits from the operating system (the marker a test cannot guess).
+fn random_hex() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        bytes = (now.as_nanos() as u64).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -508,18 +531,15 @@ impl Worker for DockerWorker<'_> {
         self.backend.block_on(self.backend.exec(&self.id, &exec, Some(TEST_USER)))
     }
 
-    fn run_candidate(&mut self, env: Vec<(String, String)>, timeout: Duration) -> Result<ExecOutput> {
+    fn run_candidate(&mut self, patch: &str, mut env: Vec<(String, String)>, timeout: Duration) -> Result<ExecOutput> {
         let started = Instant::now();
+        env.push(("PATCH".into(), patch.to_string()));
         let backend = self.backend;
         if self.session.is_none() {
             self.session = Some(backend.block_on(backend.open_session(&self.id, &self.env))?);
         }
         self.requests += 1;
-        let nonce = format!(
-            "{:016x}{:x}",
-            crate::rng::Rng::from_key(&[&self.id, &self.requests.to_string(), &format!("{:?}", started)]).next_u64(),
-            self.requests
-        );
+        let nonce = format!("{}{:x}", random_hex(), self.requests);
         let session = self.session.as_mut().ok_or_else(|| BackendError("no session".into()))?;
         let answer = backend.block_on(session.request(&nonce, &env, timeout));
         let answer = match answer {

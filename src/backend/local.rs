@@ -44,6 +44,33 @@ fn venv_env(venv: &Path) -> Vec<(String, String)> {
     ]
 }
 
+/// Variables passed on from this process: what shells, pip and TLS need, nothing else (no
+/// tokens or credentials reach the code under test).
+fn inherited_env() -> Vec<(String, String)> {
+    const NAMES: &[&str] = &[
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "TZ",
+        "TERM",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+    ];
+    std::env::vars()
+        .filter(|(k, _)| NAMES.contains(&k.as_str()) || k.starts_with("PIP_") || k.starts_with("LC_"))
+        .collect()
+}
+
 /// Runs a shell command with a hard timeout, killing its whole process group when exceeded.
 fn run(script: &str, dir: &Path, env: &[(String, String)], timeout: Duration) -> Result<ExecOutput> {
     use std::os::unix::process::CommandExt;
@@ -52,7 +79,8 @@ fn run(script: &str, dir: &Path, env: &[(String, String)], timeout: Duration) ->
         .arg("-c")
         .arg(script)
         .current_dir(dir)
-        .env_remove("PYTHONPATH")
+        .env_clear()
+        .envs(inherited_env())
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -211,5 +239,11 @@ impl Worker for LocalWorker {
         let mut env = self.env.clone();
         env.extend(exec.env.iter().cloned());
         run(&exec.script, &self.repo, &env, exec.timeout)
+    }
+
+    fn run_candidate(&mut self, patch: &str, env: Vec<(String, String)>, timeout: Duration) -> Result<ExecOutput> {
+        let path = self.scratch.join("patch.diff");
+        std::fs::write(&path, patch).map_err(io_error(path.display()))?;
+        self.exec(&Exec { script: super::RUNNER.to_string(), env, timeout, want_exit_code: false })
     }
 }

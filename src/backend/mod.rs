@@ -30,7 +30,8 @@ pub struct Exec {
     pub script: String,
     /// Environment variables.
     pub env: Vec<(String, String)>,
-    /// Hard limit; the worker is killed when it is exceeded.
+    /// Hard limit; past it the command is abandoned (local: killed) and the worker must not be
+    /// reused.
     pub timeout: Duration,
     /// Whether the caller needs the exit status (a round trip more for some backends).
     pub want_exit_code: bool,
@@ -41,7 +42,7 @@ pub struct Exec {
 pub struct ExecOutput {
     /// Exit status, `None` when killed.
     pub exit_code: Option<i64>,
-    /// stdout and stderr, interleaved.
+    /// stdout, then stderr (the runner sends everything to stdout).
     pub output: String,
     /// Wall time.
     pub duration: Duration,
@@ -57,11 +58,10 @@ pub trait Worker: Send {
     fn scratch(&self) -> String;
     /// Runs a command in the work tree.
     fn exec(&mut self, exec: &Exec) -> Result<ExecOutput>;
-    /// Runs [`RUNNER`] with these variables. Backends where starting a command is costly keep
-    /// one runner session open and feed it requests instead.
-    fn run_candidate(&mut self, env: Vec<(String, String)>, timeout: Duration) -> Result<ExecOutput> {
-        self.exec(&Exec { script: RUNNER.to_string(), env, timeout, want_exit_code: false })
-    }
+    /// Puts `patch` at `<scratch>/patch.diff` and runs [`RUNNER`] with these variables.
+    /// Backends where starting a command is costly keep one runner session open and feed it
+    /// requests instead.
+    fn run_candidate(&mut self, patch: &str, env: Vec<(String, String)>, timeout: Duration) -> Result<ExecOutput>;
 }
 
 /// An environment builder and worker factory.

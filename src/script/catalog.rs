@@ -87,11 +87,16 @@ pub fn builtin_origins(kind: &str) -> Vec<Origin> {
     let prefix = format!("{kind}/");
     let mut origins: Vec<Origin> = builtin::BUILTIN
         .iter()
-        .filter(|(name, _)| name.starts_with(&prefix))
+        .filter(|(name, _)| name.starts_with(&prefix) && name.ends_with(".rhai"))
         .map(|(name, text)| Origin::Builtin(name, text))
         .collect();
     origins.sort_by_key(origin_id);
     origins
+}
+
+/// Every file built into the binary: (path under `strategies/`, text).
+pub fn builtin_files() -> &'static [(&'static str, &'static str)] {
+    builtin::BUILTIN
 }
 
 /// The id (file stem) of a script.

@@ -5,6 +5,7 @@
 
 mod api;
 pub mod catalog;
+pub mod template;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -300,13 +301,45 @@ impl Strategy {
     }
 
     fn call(&self, compiled: &Compiled, hook: &str, args: impl rhai::FuncArgs) -> Result<Dynamic, ScriptError> {
-        let mut scope = Scope::new();
-        // Evaluating the top level each call is what makes `global::CONSTANT` visible in hooks.
-        let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
-        DEADLINE.with(|d| d.set(Some(Instant::now() + CALL_TIME_LIMIT)));
-        let result = self.engine.call_fn_with_options::<Dynamic>(options, &mut scope, &compiled.ast, hook, args);
-        DEADLINE.with(|d| d.set(None));
-        result.map_err(|e| ScriptError::from_eval(&self.display_path(), &e, &compiled.source, hook))
+        call_hook(&self.engine, &compiled.ast, &compiled.source, &self.display_path(), hook, args)
+    }
+}
+
+/// Calls a hook under the operation, depth and wall-clock limits.
+fn call_hook(
+    engine: &Engine,
+    ast: &AST,
+    source: &str,
+    path: &str,
+    hook: &str,
+    args: impl rhai::FuncArgs,
+) -> Result<Dynamic, ScriptError> {
+    let mut scope = Scope::new();
+    // Evaluating the top level each call is what makes `global::CONSTANT` visible in hooks.
+    let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
+    DEADLINE.with(|d| d.set(Some(Instant::now() + CALL_TIME_LIMIT)));
+    let result = engine.call_fn_with_options::<Dynamic>(options, &mut scope, ast, hook, args);
+    DEADLINE.with(|d| d.set(None));
+    result.map_err(|e| ScriptError::from_eval(path, &e, source, hook))
+}
+
+/// Time spent waiting in a native call (a language model) does not count against the
+/// script's wall-clock limit.
+pub(crate) fn extend_deadline(by: Duration) {
+    DEADLINE.with(|d| d.set(d.get().map(|deadline| deadline + by)));
+}
+
+/// Reads a script's text.
+fn read_source(origin: &Origin) -> Result<String, ScriptError> {
+    let name = origin_name(origin);
+    match origin {
+        Origin::File(path) => std::fs::read_to_string(path).map_err(|e| ScriptError {
+            path: name,
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        }),
+        Origin::Builtin(_, text) => Ok((*text).to_string()),
     }
 }
 
@@ -319,15 +352,7 @@ fn origin_name(origin: &Origin) -> String {
 
 fn compile(engine: &Engine, origin: &Origin) -> Result<Compiled, ScriptError> {
     let name = origin_name(origin);
-    let text = match origin {
-        Origin::File(path) => std::fs::read_to_string(path).map_err(|e| ScriptError {
-            path: name.clone(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
-        })?,
-        Origin::Builtin(_, text) => (*text).to_string(),
-    };
+    let text = read_source(origin)?;
     let mut ast = engine.compile(&text).map_err(|e| ScriptError::from_parse(&name, &e))?;
     ast.set_source(name.as_str());
     let meta = read_meta(engine, &ast, &name, &text)?;
