@@ -255,7 +255,7 @@ pub fn baseline(
     settings: &Settings,
 ) -> Result<Baseline, String> {
     let ref_dir = settings.run_dir.join(format!("{}.ref", profile.repo_name));
-    let key = hash8(&format!("{env_id}\n{}\n{}", profile.test_setup(), profile.baseline_runs));
+    let key = hash8(&format!("baseline v2\n{env_id}\n{}\n{}", profile.test_setup(), profile.baseline_runs));
     let path = ref_dir.join("baseline.json");
     if let Some(stored) =
         std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<StoredBaseline>(&t).ok())
@@ -266,6 +266,7 @@ pub fn baseline(
     std::fs::create_dir_all(&ref_dir).map_err(|e| format!("{}: {e}", ref_dir.display()))?;
     let mut runs = Vec::new();
     let mut slowest: f64 = 0.0;
+    let mut source = "";
     for i in 0..profile.baseline_runs.max(1) {
         let result = run_once(worker, profile, "", Duration::from_secs(profile.timeout_ref));
         let _ = write_atomic(&ref_dir.join("test_output.txt"), result.output.as_bytes());
@@ -282,9 +283,11 @@ pub fn baseline(
             return Err(format!("the baseline run failed: {reason}"));
         }
         slowest = slowest.max(result.seconds);
+        source = result.source;
         runs.push(result.tests);
     }
-    let baseline = Baseline::from_runs(&runs, slowest);
+    let mut baseline = Baseline::from_runs(&runs, slowest);
+    baseline.results_from = source.to_string();
     if baseline.passing() < 1 {
         return Err(format!(
             "no test passes on the clean code of {} ({} results); check test_cmd and install in the profile; output: {}",

@@ -246,6 +246,9 @@ pub struct Baseline {
     pub seconds: f64,
     /// Runs made.
     pub runs: usize,
+    /// Where the results came from (`junit`, `text`, …); candidates must match it.
+    #[serde(default)]
+    pub results_from: String,
 }
 
 impl Baseline {
