@@ -53,6 +53,52 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Turn valid reports into task instances and a mirror repository with a branch each.
     Gather(GatherArgs),
+    /// Write problem statements into the task instances with an issue template.
+    #[command(name = "issue-gen")]
+    IssueGen(IssueGenArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct IssueGenArgs {
+    /// The profile.
+    pub profile: PathBuf,
+    /// Template id (under strategies/issues/) or path to a .rhai file.
+    #[arg(long, default_value = "static")]
+    pub template: String,
+    /// Output directory (reads task_insts/, writes issue_gen/).
+    #[arg(long, default_value = "logs", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Seed for the templates' random choices.
+    #[arg(long, default_value_t = 24)]
+    pub seed: u64,
+    /// Write statements again even where one from the same template and seed exists.
+    #[arg(long)]
+    pub redo: bool,
+    #[command(flatten)]
+    pub lm: LmArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Language-model settings (the key comes from the environment variable named by --lm-key-env).
+#[derive(Debug, ClapArgs)]
+pub struct LmArgs {
+    /// Model name.
+    #[arg(long = "lm-model", value_name = "MODEL")]
+    pub model: Option<String>,
+    /// OpenAI-compatible base URL (`…/v1`).
+    #[arg(long = "lm-base-url", value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Environment variable with the API key (default OPENAI_API_KEY).
+    #[arg(long = "lm-key-env", value_name = "VAR")]
+    pub key_env: Option<String>,
+    /// Stop calling the model once this many dollars are spent.
+    #[arg(long = "lm-budget", value_name = "USD")]
+    pub budget: Option<f64>,
+    /// Answer only from the response cache.
+    #[arg(long = "lm-replay")]
+    pub replay: bool,
 }
 
 #[derive(Debug, ClapArgs)]

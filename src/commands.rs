@@ -2,7 +2,7 @@
 //! script defaults) and the library modules.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rhai::{Dynamic, Map};
@@ -13,11 +13,15 @@ use crate::backend::docker::{DockerBackend, Limits};
 use crate::backend::local::LocalBackend;
 use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
 use crate::cli::{
-    Args, BackendKind, Command, EnvAction, GatherArgs, GenArgs, ProfileAction, StrategiesAction, TryArgs, ValidateArgs,
+    Args, BackendKind, Command, EnvAction, GatherArgs, GenArgs, IssueGenArgs, LmArgs, ProfileAction, StrategiesAction,
+    TryArgs, ValidateArgs,
 };
 use crate::gather;
+use crate::issue_gen;
+use crate::lm::{LmClient, LmConfig, Usage};
 use crate::profile::Profile;
 use crate::recipe::Recipe;
+use crate::script::template::IssueTemplate;
 use crate::script::{Origin, Strategy, catalog::Catalog};
 use crate::source::Checkout;
 use crate::source::{self, SourceSpec};
@@ -44,7 +48,89 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
             validate_command(&validate_args, args.global.jobs, args.global.cache_dir.as_deref())
         }
         Command::Gather(gather_args) => gather_command(&gather_args, args.global.cache_dir.as_deref()),
+        Command::IssueGen(issue_args) => issue_gen_command(&catalog, &issue_args, args.global.cache_dir.as_deref()),
     }
+}
+
+/// An LM client from flags over a base configuration.
+fn lm_client(base: LmConfig, args: &LmArgs, cache: Option<&Path>) -> Result<Arc<LmClient>, String> {
+    let mut config = base;
+    if let Some(m) = &args.model {
+        config.model.clone_from(m);
+    }
+    if let Some(u) = &args.base_url {
+        config.base_url.clone_from(u);
+    }
+    if let Some(k) = &args.key_env {
+        config.api_key_env.clone_from(k);
+    }
+    if args.budget.is_some() {
+        config.budget_usd = args.budget;
+    }
+    config.replay |= args.replay;
+    LmClient::new(config, source::cache_dir(cache).join("lm")).map(Arc::new).map_err(|e| e.to_string())
+}
+
+fn issue_gen_command(catalog: &Catalog, args: &IssueGenArgs, cache: Option<&Path>) -> Result<u8, String> {
+    let profile = load_profile(&args.profile)?;
+    let checkout = checkout_for(&profile, cache)?;
+    let lm = lm_client(LmConfig::default(), &args.lm, cache)?;
+    let cost = Arc::new(Mutex::new(0.0));
+    let origin = catalog.resolve("issues", &args.template)?;
+    let template = IssueTemplate::load(origin, Some(lm.clone()), cost.clone()).map_err(|e| e.to_string())?;
+    let bar = console::Bar::new(args.json);
+    let summary = issue_gen::issue_gen(
+        &profile.repo_name,
+        &checkout.root,
+        &args.out,
+        &template,
+        &Map::new(),
+        args.seed,
+        args.redo,
+        &cost,
+        &bar,
+    );
+    bar.finish();
+    let summary = summary?;
+    write_ledger(&args.out, &lm)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    } else {
+        println!(
+            "{} instances: {} statements written, {} kept from before, {} flagged as leaking the answer, {} errors; ${:.4} spent",
+            summary.instances,
+            summary.written,
+            summary.reused,
+            summary.leaking,
+            summary.errors.len(),
+            summary.cost
+        );
+        for e in summary.errors.iter().take(20) {
+            println!("  {e}");
+        }
+    }
+    Ok(if summary.errors.is_empty() { EXIT_OK } else { EXIT_FAILURE })
+}
+
+/// Adds this run's token and cost counts to `<out>/lm_ledger.json`.
+fn write_ledger(out: &Path, lm: &LmClient) -> Result<(), String> {
+    let path = out.join("lm_ledger.json");
+    let mut total: std::collections::BTreeMap<String, Usage> =
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    for (model, usage) in lm.ledger() {
+        let entry = total.entry(model).or_default();
+        entry.calls += usage.calls;
+        entry.cached += usage.cached;
+        entry.prompt_tokens += usage.prompt_tokens;
+        entry.completion_tokens += usage.completion_tokens;
+        entry.cost += usage.cost;
+    }
+    if total.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let json = serde_json::to_string_pretty(&total).map_err(|e| e.to_string())?;
+    bug_gen::write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn gather_command(args: &GatherArgs, cache: Option<&Path>) -> Result<u8, String> {

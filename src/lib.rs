@@ -13,6 +13,7 @@ pub mod console;
 pub mod gather;
 pub mod git;
 pub mod grading;
+pub mod issue_gen;
 pub mod lm;
 pub mod patch;
 pub mod profile;

@@ -69,6 +69,8 @@ pub struct RunResult {
     pub broken: Option<String>,
     /// The test output (or the `git apply` output when the patch did not apply).
     pub output: String,
+    /// The JUnit XML, when there was one.
+    pub junit: Option<String>,
 }
 
 /// Runs the tests once in a worker, with `patch` applied first (empty: the clean code).
@@ -128,7 +130,8 @@ fn parse_runner_output(text: &str, parser: LogParser) -> RunResult {
         result.broken = Some(format!("the runner gave no result: {}", crate::backend::tail(text, 5)));
     }
     result.timed_out = matches!(result.exit_code, Some(124 | 137));
-    let parsed_junit = junit.and_then(|xml| grading::parse_junit(&String::from_utf8_lossy(&xml)).ok());
+    result.junit = junit.map(|xml| String::from_utf8_lossy(&xml).into_owned());
+    let parsed_junit = result.junit.as_deref().and_then(|xml| grading::parse_junit(xml).ok());
     (result.tests, result.source) = match (parser, parsed_junit) {
         (LogParser::Pytest, Some(run)) => (run, "junit"),
         (LogParser::Pytest, None) => (grading::parse_pytest_text(tests_output), "text"),
@@ -496,6 +499,9 @@ fn write_candidate(
     write("patch.diff", patch.as_bytes())?;
     write("test_output.txt", result.output.as_bytes())?;
     write("run_instance.log", log.as_bytes())?;
+    if let Some(junit) = &result.junit {
+        write("junit.xml", junit.as_bytes())?;
+    }
     write("report.json", json.as_bytes())
 }
 

@@ -132,6 +132,45 @@ pub fn parse_junit(xml: &str) -> Result<TestRun, JunitError> {
     Ok(run)
 }
 
+/// The failure or error text of each failing test case in pytest's JUnit XML, by node id.
+pub fn junit_failures(xml: &str) -> BTreeMap<String, String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut failures = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut inside: Option<String> = None;
+    while let Ok(event) = reader.read_event() {
+        match event {
+            Event::Start(ref e) if e.name().as_ref() == "testcase" => {
+                let classname = attribute(e, "classname").unwrap_or_default();
+                let name = attribute(e, "name").unwrap_or_default();
+                current = Some(node_id(&classname, &name, attribute(e, "file").as_deref()));
+            }
+            Event::Start(ref e) if matches!(e.name().as_ref(), "failure" | "error") => {
+                inside = Some(attribute(e, "message").unwrap_or_default());
+            }
+            Event::Text(ref t) if inside.is_some() => {
+                if let Some(id) = &current {
+                    let raw: &str = t.as_ref();
+                    let text = quick_xml::escape::unescape(raw).map_or_else(|_| raw.to_string(), |c| c.into_owned());
+                    failures.entry(id.clone()).or_insert_with(String::new).push_str(&text);
+                }
+            }
+            Event::End(ref e) if matches!(e.name().as_ref(), "failure" | "error") => {
+                if let (Some(id), Some(message)) = (&current, inside.take()) {
+                    let entry = failures.entry(id.clone()).or_insert_with(String::new);
+                    if entry.is_empty() {
+                        entry.push_str(&message);
+                    }
+                }
+            }
+            Event::End(ref e) if e.name().as_ref() == "testcase" => current = None,
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    failures
+}
+
 /// `tests.test_x` (+ file `tests/test_x.py`) → `tests/test_x.py`.
 fn module_to_path(module: &str, file: Option<&str>) -> String {
     file.map_or_else(|| format!("{}.py", module.replace('.', "/")), str::to_string)

@@ -115,3 +115,11 @@ fn grading_counts_vanished_and_erroring_tests_as_failing_and_says_why() {
     let kinds: Vec<FailureKind> = grade.failure_kinds.values().copied().collect();
     assert_eq!(kinds, [FailureKind::Failed, FailureKind::Error, FailureKind::CollectionError, FailureKind::Missing]);
 }
+
+#[test]
+fn junit_failure_texts_are_kept_per_test() {
+    let failures = junit_failures(&fixture("pytest-junit.xml"));
+    assert!(failures["tests/test_mixed.py::TestGroup::test_fails"].contains("assert (1 + 1) == 3"), "{failures:#?}");
+    assert!(failures["tests/test_mixed.py::test_setup_error"].contains("setup fails"));
+    assert!(!failures.contains_key("tests/test_mixed.py::TestGroup::test_inside"));
+}

@@ -1,0 +1,240 @@
+//! Issue generation: fill each task instance's `problem_statement` with an issue template (a
+//! script under `strategies/issues/`), record it under `issue_gen/<repo_name>/`, and flag
+//! statements that leak the answer (quote the patch's changed lines or name F2P tests).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rhai::{Array, Dynamic, Map};
+use serde::{Deserialize, Serialize};
+
+use crate::ast::SourceFile;
+use crate::bug_gen::{Problem, Progress, write_atomic};
+use crate::gather::{TaskInstance, read_instances, write_instances};
+use crate::grading;
+use crate::script::template::IssueTemplate;
+
+/// What was stored for one instance.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Template id.
+    pub template: String,
+    /// Seed.
+    pub seed: u64,
+    /// The statement.
+    pub problem_statement: String,
+    /// What the leakage check found.
+    pub leaks: Vec<String>,
+    /// Dollars spent on it.
+    pub cost: f64,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IssueSummary {
+    /// Instances in the file.
+    pub instances: usize,
+    /// Statements written now.
+    pub written: usize,
+    /// Statements kept from an earlier run with the same template and seed.
+    pub reused: usize,
+    /// Statements the leakage check flagged.
+    pub leaking: usize,
+    /// Failures (instance: reason).
+    pub errors: Vec<String>,
+    /// Dollars spent now.
+    pub cost: f64,
+}
+
+/// The answer a statement must not give away: quoted changed lines of the patch, or F2P ids.
+pub fn leaks(statement: &str, patch: &str, fail_to_pass: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in patch.lines() {
+        let Some(changed) = line.strip_prefix('+').or_else(|| line.strip_prefix('-')) else { continue };
+        if line.starts_with("+++") || line.starts_with("---") {
+            continue;
+        }
+        let code = changed.trim();
+        // Short lines (`pass`, `else:`, `return x`) appear in any prose about code.
+        if code.len() >= 16 && statement.contains(code) && !found.contains(&format!("patch line: {code}")) {
+            found.push(format!("patch line: {code}"));
+        }
+    }
+    for id in fail_to_pass {
+        if statement.contains(id.as_str()) {
+            found.push(format!("test id: {id}"));
+        }
+    }
+    found
+}
+
+/// Entity names and the strategy's explanation from the candidate's metadata, by instance id.
+fn metadata_index(bug_gen: &Path, repo_name: &str) -> BTreeMap<String, (String, String)> {
+    let mut index = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(bug_gen).into_iter().filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(id) = name.strip_prefix("metadata__").and_then(|n| n.strip_suffix(".json")) else { continue };
+        let Ok(value) = std::fs::read_to_string(entry.path()).map(|t| serde_json::from_str::<serde_json::Value>(&t))
+        else {
+            continue;
+        };
+        let Ok(value) = value else { continue };
+        let text = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        index.insert(format!("{repo_name}.{id}"), (text("explanation"), text("entity")));
+    }
+    index
+}
+
+/// Files a patch touches, in order.
+fn patch_files(patch: &str) -> Vec<String> {
+    let mut files: Vec<String> = Vec::new();
+    for line in patch.lines() {
+        if let Some(path) = line.strip_prefix("+++ b/")
+            && !files.iter().any(|f| f == path)
+        {
+            files.push(path.to_string());
+        }
+    }
+    files
+}
+
+/// The source of each F2P test function, from the clean checkout.
+fn test_sources(checkout: &Path, fail_to_pass: &[String]) -> Map {
+    let mut sources = Map::new();
+    let mut parsed: BTreeMap<String, Option<SourceFile>> = BTreeMap::new();
+    for id in fail_to_pass {
+        let Some((file, rest)) = id.split_once("::") else { continue };
+        let name = rest.split('[').next().unwrap_or(rest).replace("::", ".");
+        let source = parsed.entry(file.to_string()).or_insert_with(|| {
+            std::fs::read_to_string(checkout.join(file)).ok().and_then(|t| SourceFile::parse(file, t).ok())
+        });
+        if let Some(source) = source
+            && let Some(entity) = source.entities().iter().find(|e| e.qualified_name == name)
+        {
+            let text = &source.text()[entity.start as usize..entity.end as usize];
+            sources.insert(id.as_str().into(), text.to_string().into());
+        }
+    }
+    sources
+}
+
+fn strings(items: &[String]) -> Dynamic {
+    Dynamic::from_array(items.iter().map(|s| Dynamic::from(s.clone())).collect::<Array>())
+}
+
+/// Everything a template sees about one instance.
+fn instance_map(instance: &TaskInstance, checkout: &Path, run_dir: &Path, meta: Option<&(String, String)>) -> Map {
+    let dir = run_dir.join(&instance.instance_id);
+    let failures: Map = std::fs::read_to_string(dir.join("junit.xml"))
+        .map(|xml| grading::junit_failures(&xml).into_iter().map(|(k, v)| (k.as_str().into(), v.into())).collect())
+        .unwrap_or_default();
+    let strategy =
+        instance.instance_id.rsplit_once('.').map_or("", |(_, s)| s).rsplit_once("__").map_or("", |(s, _)| s);
+    let mut map = Map::new();
+    map.insert("instance_id".into(), instance.instance_id.clone().into());
+    map.insert("repo".into(), instance.repo.clone().into());
+    map.insert("patch".into(), instance.patch.clone().into());
+    map.insert("FAIL_TO_PASS".into(), strings(&instance.fail_to_pass));
+    map.insert("PASS_TO_PASS".into(), strings(&instance.pass_to_pass));
+    map.insert("image_name".into(), instance.image_name.clone().into());
+    map.insert("strategy".into(), strategy.to_string().into());
+    map.insert("bug_type".into(), meta.map_or(String::new(), |m| m.0.clone()).into());
+    let funcs: Vec<String> = meta.map(|m| m.1.clone()).filter(|f| !f.is_empty()).into_iter().collect();
+    map.insert("gold_funcs".into(), strings(&funcs));
+    map.insert("gold_files".into(), strings(&patch_files(&instance.patch)));
+    map.insert("test_output".into(), std::fs::read_to_string(dir.join("test_output.txt")).unwrap_or_default().into());
+    map.insert("failures".into(), Dynamic::from_map(failures));
+    map.insert("test_sources".into(), Dynamic::from_map(test_sources(checkout, &instance.fail_to_pass)));
+    map
+}
+
+/// Writes problem statements into `task_insts/<repo_name>.json` (and `.jsonl`).
+#[allow(clippy::too_many_arguments)]
+pub fn issue_gen(
+    repo_name: &str,
+    checkout: &Path,
+    out: &Path,
+    template: &IssueTemplate,
+    params: &Map,
+    seed: u64,
+    redo: bool,
+    cost: &Arc<Mutex<f64>>,
+    progress: &dyn Progress,
+) -> Result<IssueSummary, String> {
+    let json_path = out.join("task_insts").join(format!("{repo_name}.json"));
+    let mut instances = read_instances(&json_path).map_err(|e| format!("{e}: run `bugsmith gather` first"))?;
+    let artifacts = out.join("issue_gen").join(repo_name);
+    std::fs::create_dir_all(&artifacts).map_err(|e| format!("{}: {e}", artifacts.display()))?;
+    let meta = metadata_index(&out.join("bug_gen").join(repo_name), repo_name);
+    let run_dir = out.join("run_validation").join(repo_name);
+    let mut summary = IssueSummary { instances: instances.len(), ..IssueSummary::default() };
+    progress.phase(&format!("issues ({})", template.id), instances.len() as u64);
+    for instance in &mut instances {
+        let path = artifacts.join(format!("{}.json", instance.instance_id));
+        let stored = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<Artifact>(&t).ok());
+        let artifact = match stored {
+            Some(a) if !redo && a.template == template.id && a.seed == seed => {
+                summary.reused += 1;
+                a
+            }
+            _ => {
+                let map = instance_map(instance, checkout, &run_dir, meta.get(&instance.instance_id));
+                match template.render(map, params, seed, cost) {
+                    Ok(rendered) => {
+                        let artifact = Artifact {
+                            template: template.id.clone(),
+                            seed,
+                            leaks: leaks(&rendered.text, &instance.patch, &instance.fail_to_pass),
+                            problem_statement: rendered.text,
+                            cost: rendered.cost,
+                        };
+                        let json = serde_json::to_string_pretty(&artifact).map_err(|e| e.to_string())?;
+                        write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+                        summary.written += 1;
+                        summary.cost += artifact.cost;
+                        artifact
+                    }
+                    Err(e) => {
+                        let problem = Problem { location: instance.instance_id.clone(), message: e.to_string() };
+                        progress.problem(&problem);
+                        summary.errors.push(problem.to_string());
+                        progress.advance(1);
+                        continue;
+                    }
+                }
+            }
+        };
+        if !artifact.leaks.is_empty() {
+            summary.leaking += 1;
+        }
+        instance.problem_statement = artifact.problem_statement;
+        progress.advance(1);
+    }
+    write_instances(&json_path, &instances)?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_quoting_changed_lines_or_naming_tests_are_flagged() {
+        let patch = "diff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n-    total = price * quantity\n+    total = price / quantity\n     pass\n";
+        let f2p = vec!["tests/test_m.py::test_total".to_string()];
+        assert_eq!(leaks("The total is wrong when I buy two items.", patch, &f2p), Vec::<String>::new());
+        assert_eq!(
+            leaks("Looks like `total = price / quantity` is the culprit", patch, &f2p),
+            ["patch line: total = price / quantity"]
+        );
+        assert_eq!(leaks("tests/test_m.py::test_total fails", patch, &f2p), ["test id: tests/test_m.py::test_total"]);
+        assert_eq!(leaks("pass", patch, &f2p), Vec::<String>::new(), "short lines are not evidence");
+    }
+
+    #[test]
+    fn patch_files_are_listed_once_in_order() {
+        let patch = "--- a/x.py\n+++ b/x.py\n@@\n--- a/y.py\n+++ b/y.py\n--- a/x.py\n+++ b/x.py\n";
+        assert_eq!(patch_files(patch), ["x.py", "y.py"]);
+    }
+}
