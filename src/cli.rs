@@ -56,6 +56,25 @@ pub enum Command {
     /// Write problem statements into the task instances with an issue template.
     #[command(name = "issue-gen")]
     IssueGen(IssueGenArgs),
+    /// Run every stage a recipe names (env, gen, validate, gather, issues); resumable.
+    Run {
+        /// The recipe.
+        recipe: PathBuf,
+    },
+    /// Check recipes.
+    Recipe {
+        #[command(subcommand)]
+        action: RecipeAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecipeAction {
+    /// Check a recipe: keys, values, scripts it names, its profile or source.
+    Check {
+        /// The recipe.
+        recipe: PathBuf,
+    },
 }
 
 #[derive(Debug, ClapArgs)]
@@ -145,7 +164,7 @@ pub enum EnvAction {
 }
 
 /// Where tests run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum BackendKind {
     /// Virtualenvs and private checkouts on this machine.
     Local,

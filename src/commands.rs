@@ -1,7 +1,7 @@
 //! The subcommands: glue between the command line, the settings sources (flags > recipe >
 //! script defaults) and the library modules.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,8 +13,8 @@ use crate::backend::docker::{DockerBackend, Limits};
 use crate::backend::local::LocalBackend;
 use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
 use crate::cli::{
-    Args, BackendKind, Command, EnvAction, GatherArgs, GenArgs, IssueGenArgs, LmArgs, ProfileAction, StrategiesAction,
-    TryArgs, ValidateArgs,
+    Args, BackendKind, Command, EnvAction, GatherArgs, GenArgs, IssueGenArgs, LmArgs, ProfileAction, RecipeAction,
+    StrategiesAction, TryArgs, ValidateArgs,
 };
 use crate::gather;
 use crate::issue_gen;
@@ -48,7 +48,11 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
             validate_command(&validate_args, args.global.jobs, args.global.cache_dir.as_deref())
         }
         Command::Gather(gather_args) => gather_command(&gather_args, args.global.cache_dir.as_deref()),
-        Command::IssueGen(issue_args) => issue_gen_command(&catalog, &issue_args, args.global.cache_dir.as_deref()),
+        Command::IssueGen(issue_args) => {
+            issue_gen_command(&catalog, &issue_args, &Map::new(), LmConfig::default(), args.global.cache_dir.as_deref())
+        }
+        Command::Run { recipe } => run_command(&catalog, &recipe, args.global.jobs, args.global.cache_dir.as_deref()),
+        Command::Recipe { action: RecipeAction::Check { recipe } } => recipe_check_command(&catalog, &recipe),
     }
 }
 
@@ -71,10 +75,16 @@ fn lm_client(base: LmConfig, args: &LmArgs, cache: Option<&Path>) -> Result<Arc<
     LmClient::new(config, source::cache_dir(cache).join("lm")).map(Arc::new).map_err(|e| e.to_string())
 }
 
-fn issue_gen_command(catalog: &Catalog, args: &IssueGenArgs, cache: Option<&Path>) -> Result<u8, String> {
+fn issue_gen_command(
+    catalog: &Catalog,
+    args: &IssueGenArgs,
+    params: &Map,
+    lm_config: LmConfig,
+    cache: Option<&Path>,
+) -> Result<u8, String> {
     let profile = load_profile(&args.profile)?;
     let checkout = checkout_for(&profile, cache)?;
-    let lm = lm_client(LmConfig::default(), &args.lm, cache)?;
+    let lm = lm_client(lm_config, &args.lm, cache)?;
     let cost = Arc::new(Mutex::new(0.0));
     let origin = catalog.resolve("issues", &args.template)?;
     let template = IssueTemplate::load(origin, Some(lm.clone()), cost.clone()).map_err(|e| e.to_string())?;
@@ -84,7 +94,7 @@ fn issue_gen_command(catalog: &Catalog, args: &IssueGenArgs, cache: Option<&Path
         &checkout.root,
         &args.out,
         &template,
-        &Map::new(),
+        params,
         args.seed,
         args.redo,
         &cost,
@@ -482,4 +492,176 @@ fn check_command(catalog: &Catalog) -> Result<u8, String> {
     }
     println!("{} scripts load, {} fail", strategies.len(), errors.len());
     Ok(if errors.is_empty() { EXIT_OK } else { EXIT_FAILURE })
+}
+
+/// Where a recipe's relative paths start.
+fn recipe_base(path: &Path) -> PathBuf {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// A recipe's source: local directories are relative to the recipe.
+fn recipe_source(base: &Path, source: &str) -> String {
+    let local = base.join(source);
+    if !source.contains(':') && !Path::new(source).is_absolute() && local.is_dir() {
+        local.display().to_string()
+    } else {
+        source.to_string()
+    }
+}
+
+fn recipe_profile_path(base: &Path, out: &Path, name: &str, recipe: &Recipe) -> PathBuf {
+    recipe.profile.as_ref().map_or_else(|| out.join("profiles").join(format!("{name}.yaml")), |p| base.join(p))
+}
+
+fn recipe_check_command(catalog: &Catalog, path: &Path) -> Result<u8, String> {
+    let recipe = Recipe::load(path).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let base = recipe_base(path);
+    let mut problems = Vec::new();
+    for entry in &recipe.strategies {
+        let line = crate::recipe::line_of(&text, &entry.id);
+        match catalog.resolve("procedural", &entry.id) {
+            Ok(origin) => {
+                if let Err(e) = Strategy::load(catalog.engine(), origin) {
+                    problems.push(format!("line {line}: strategy `{}`: {e}", entry.id));
+                }
+            }
+            Err(e) => problems.push(format!("line {line}: {e}")),
+        }
+    }
+    let template = recipe.issues.template.clone().unwrap_or_else(|| "static".into());
+    match catalog.resolve("issues", &template) {
+        Ok(origin) => {
+            if let Err(e) = IssueTemplate::load(origin, None, Arc::default()) {
+                problems.push(format!("issue template `{template}`: {e}"));
+            }
+        }
+        Err(e) => problems.push(format!("line {}: {e}", crate::recipe::line_of(&text, "template"))),
+    }
+    match (&recipe.profile, &recipe.source) {
+        (Some(profile), _) if base.join(profile).is_file() => {
+            if let Err(e) = Profile::load(&base.join(profile)) {
+                problems.push(e.to_string());
+            }
+        }
+        (_, Some(source)) => {
+            if let Err(e) = SourceSpec::parse(&recipe_source(&base, source)) {
+                problems.push(format!("line {}: {e}", crate::recipe::line_of(&text, "source")));
+            }
+        }
+        (Some(profile), None) => {
+            problems.push(format!("profile {profile} does not exist and no source is given to create it"));
+        }
+        (None, None) => println!("{}: note: no source or profile, so only for `gen --recipe`", path.display()),
+    }
+    if problems.is_empty() {
+        println!("{}: ok", path.display());
+        Ok(EXIT_OK)
+    } else {
+        for p in &problems {
+            println!("{}: {p}", path.display());
+        }
+        Ok(EXIT_FAILURE)
+    }
+}
+
+/// Stages already finished, with the key of their inputs.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct RunState {
+    done: std::collections::BTreeMap<String, String>,
+}
+
+fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Option<&Path>) -> Result<u8, String> {
+    let recipe = Recipe::load(path).map_err(|e| e.to_string())?;
+    let recipe_text = std::fs::read_to_string(path).unwrap_or_default();
+    let base = recipe_base(path);
+    let out = PathBuf::from(recipe.out.as_deref().unwrap_or("logs"));
+    let name = recipe
+        .name
+        .clone()
+        .unwrap_or_else(|| path.file_stem().map_or("run".into(), |s| s.to_string_lossy().to_string()));
+    let profile_path = recipe_profile_path(&base, &out, &name, &recipe);
+    if !profile_path.exists() {
+        let source = recipe.source.as_ref().ok_or("the recipe names neither an existing profile nor a source")?;
+        if let Some(dir) = profile_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        profile_init_command(&recipe_source(&base, source), &profile_path, cache)?;
+    }
+    let profile_text =
+        std::fs::read_to_string(&profile_path).map_err(|e| format!("{}: {e}", profile_path.display()))?;
+    let backend = if recipe.backend.as_deref() == Some("docker") { BackendKind::Docker } else { BackendKind::Local };
+    let stages: Vec<String> =
+        recipe.stages.clone().unwrap_or_else(|| crate::recipe::STAGES.iter().map(|s| (*s).to_string()).collect());
+    let state_path = out.join("runs").join(format!("{name}.json"));
+    let mut state: RunState =
+        std::fs::read_to_string(&state_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    for stage in crate::recipe::STAGES.iter().filter(|s| stages.iter().any(|x| x == *s)) {
+        let key = crate::patch::hash8(&format!("{stage}\n{recipe_text}\n{profile_text}"));
+        if state.done.get(*stage) == Some(&key) {
+            println!("== {stage}: finished earlier, skipped");
+            continue;
+        }
+        println!("== {stage}");
+        let code = match *stage {
+            "env" => env_build_command(&profile_path, backend, &out, cache)?,
+            "gen" => {
+                let args = GenArgs {
+                    source: profile_path.display().to_string(),
+                    recipe: Some(path.to_path_buf()),
+                    strategies: Vec::new(),
+                    seed: None,
+                    max_bugs: None,
+                    out: out.clone(),
+                    json: false,
+                };
+                gen_command(catalog, &args, cache)?
+            }
+            "validate" => {
+                let args = ValidateArgs {
+                    profile: profile_path.clone(),
+                    candidates: None,
+                    out: out.clone(),
+                    backend,
+                    timeout: recipe.validate.timeout,
+                    recycle_after: recipe.validate.recycle_after.unwrap_or(200),
+                    json: false,
+                };
+                validate_command(&args, recipe.validate.jobs.or(jobs), cache)?
+            }
+            "gather" => {
+                let args = GatherArgs {
+                    profile: profile_path.clone(),
+                    out: out.clone(),
+                    push: recipe.gather.push.clone(),
+                    json: false,
+                };
+                gather_command(&args, cache)?
+            }
+            _ => {
+                let args = IssueGenArgs {
+                    profile: profile_path.clone(),
+                    template: recipe.issues.template.clone().unwrap_or_else(|| "static".into()),
+                    out: out.clone(),
+                    seed: recipe.issues.seed.or(recipe.seed).unwrap_or(DEFAULT_SEED),
+                    redo: false,
+                    lm: LmArgs { model: None, base_url: None, key_env: None, budget: None, replay: false },
+                    json: false,
+                };
+                let params: Map =
+                    recipe.issues.params.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect();
+                issue_gen_command(catalog, &args, &params, recipe.lm.clone().unwrap_or_default(), cache)?
+            }
+        };
+        if code != EXIT_OK {
+            return Ok(code);
+        }
+        state.done.insert((*stage).to_string(), key);
+        if let Some(dir) = state_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let json = serde_json::to_string_pretty(&state).map_err(|e| e.to_string())?;
+        bug_gen::write_atomic(&state_path, json.as_bytes()).map_err(|e| format!("{}: {e}", state_path.display()))?;
+    }
+    Ok(EXIT_OK)
 }

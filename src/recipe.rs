@@ -21,7 +21,80 @@ pub struct Recipe {
     /// Strategies to run, in order; all procedural ones when empty.
     #[serde(default)]
     pub strategies: Vec<StrategyEntry>,
+    /// Name of the run (state and summaries are kept under it); default: the file stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Source for `bugsmith run` (when no profile is given, or to create it).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Profile file for `bugsmith run`, relative to the recipe; written by `profile init` from
+    /// `source` when missing (default `<out>/profiles/<name>.yaml`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Output directory for `bugsmith run`, relative to the current directory (default `logs`).
+    #[serde(default)]
+    pub out: Option<String>,
+    /// `local` or `docker`.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// Stages `bugsmith run` performs, in this order: env, gen, validate, gather, issues.
+    #[serde(default)]
+    pub stages: Option<Vec<String>>,
+    /// Validation settings.
+    #[serde(default)]
+    pub validate: ValidateSection,
+    /// Gather settings.
+    #[serde(default)]
+    pub gather: GatherSection,
+    /// Issue generation settings.
+    #[serde(default)]
+    pub issues: IssuesSection,
+    /// Language model settings (see `lm::LmConfig`).
+    #[serde(default)]
+    pub lm: Option<crate::lm::LmConfig>,
 }
+
+/// `validate:` of a recipe.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateSection {
+    /// Parallel workers.
+    #[serde(default)]
+    pub jobs: Option<usize>,
+    /// Seconds per candidate.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    /// Replace a worker after this many candidates.
+    #[serde(default)]
+    pub recycle_after: Option<usize>,
+}
+
+/// `gather:` of a recipe.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GatherSection {
+    /// Remote to push branches to.
+    #[serde(default)]
+    pub push: Option<String>,
+}
+
+/// `issues:` of a recipe.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IssuesSection {
+    /// Template id (default `static`).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Seed (default: the recipe's).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Extra params for the template.
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// The stages `bugsmith run` knows, in order.
+pub const STAGES: [&str; 5] = ["env", "gen", "validate", "gather", "issues"];
 
 /// One strategy of a recipe.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -65,6 +138,26 @@ impl Recipe {
             && v != 1
         {
             return Err(error(format!("unsupported version {v} (this bugsmith reads version 1)")));
+        }
+        if let Some(stages) = &recipe.stages {
+            for stage in stages {
+                if !STAGES.contains(&stage.as_str()) {
+                    return Err(error(format!(
+                        "line {}: unknown stage `{stage}` (stages: {})",
+                        line_of(text, stage),
+                        STAGES.join(", ")
+                    )));
+                }
+            }
+        }
+        if let Some(backend) = &recipe.backend
+            && backend != "local"
+            && backend != "docker"
+        {
+            return Err(error(format!(
+                "line {}: backend must be local or docker, not `{backend}`",
+                line_of(text, "backend")
+            )));
         }
         for entry in &recipe.strategies {
             let line = line_of(text, &entry.id);
