@@ -1,0 +1,351 @@
+//! Task instances end to end: gather and the mirror's branches on a real sdist, issue templates
+//! (deterministic, weighted, leak-checked, and the LM template against a local server), and
+//! `bugsmith run` killed mid-way and resumed.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use bugsmith::script::Origin;
+use bugsmith::script::template::IssueTemplate;
+use common::{bugsmith, bugsmith_in, json, manifest, shared_cache, stderr, stdout};
+use rhai::{Array, Dynamic, Map};
+use serde_json::Value;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// profile init, gen, validate (local) and gather for a source, in a fresh directory.
+fn gathered(source: &str, max_bugs: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let cache = shared_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile.yaml");
+    assert!(bugsmith(&["profile", "init", source, "-o", profile.to_str().unwrap()], &cache).status.success());
+    let p = profile.to_str().unwrap();
+    let generated = json(&bugsmith_in(&["gen", p, "--max-bugs", max_bugs, "--json"], &cache, Some(dir.path())));
+    let repo_name = generated["repo_name"].as_str().unwrap().to_string();
+    json(&bugsmith_in(&["validate", p, "--json"], &cache, Some(dir.path())));
+    let summary = json(&bugsmith_in(&["gather", p, "--json"], &cache, Some(dir.path())));
+    assert!(summary["instances"].as_u64().unwrap() >= 5, "{summary:#}");
+    assert!(summary["problems"].as_array().unwrap().is_empty(), "{summary:#}");
+    (dir, profile, repo_name)
+}
+
+#[test]
+fn gather_writes_instances_and_a_branch_each_that_shows_exactly_the_bug() {
+    let (dir, profile, repo_name) = gathered("pypi:tinydb==4.8.2", "2");
+    let logs = dir.path().join("logs");
+    let instances: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(logs.join("task_insts").join(format!("{repo_name}.json"))).unwrap(),
+    )
+    .unwrap();
+    let lines = std::fs::read_to_string(logs.join("task_insts").join(format!("{repo_name}.jsonl"))).unwrap();
+    assert_eq!(lines.lines().count(), instances.len());
+    let ids: Vec<&str> = instances.iter().map(|i| i["instance_id"].as_str().unwrap()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "sorted by id");
+    for field in [
+        "instance_id",
+        "repo",
+        "base_commit",
+        "patch",
+        "FAIL_TO_PASS",
+        "PASS_TO_PASS",
+        "created_at",
+        "image_name",
+        "problem_statement",
+    ] {
+        assert!(instances.iter().all(|i| i.get(field).is_some()), "{field} missing");
+    }
+
+    let mirror = logs.join("mirrors").join(format!("{repo_name}.git"));
+    let clone = dir.path().join("clone");
+    assert!(Command::new("git").args(["clone", "-q"]).arg(&mirror).arg(&clone).status().unwrap().success());
+    assert!(!clone.join(".github/workflows").exists());
+    for instance in &instances {
+        let id = instance["instance_id"].as_str().unwrap();
+        assert_eq!(instance["base_commit"], id);
+        assert!(id.starts_with(&format!("{repo_name}.")));
+        git(&clone, &["checkout", "-q", id]);
+        let log = git(&clone, &["log", "--format=%s", "origin/main..HEAD"]);
+        assert_eq!(log.lines().collect::<Vec<_>>(), ["Remove F2P Tests", "Bug Patch"], "{id}");
+        // The bug commit is main plus the instance's patch, nothing more.
+        git(&clone, &["checkout", "-q", "origin/main"]);
+        let patch = dir.path().join("instance.diff");
+        std::fs::write(&patch, instance["patch"].as_str().unwrap()).unwrap();
+        git(&clone, &["apply", patch.to_str().unwrap()]);
+        let differs =
+            Command::new("git").arg("-C").arg(&clone).args(["diff", "--quiet", &format!("{id}~1")]).status().unwrap();
+        assert!(differs.success(), "{id}: the bug commit differs from main + patch");
+        git(&clone, &["checkout", "-q", "--", "."]);
+        // The F2P test functions are gone at the branch tip; the P2P ones are still there.
+        git(&clone, &["checkout", "-q", id]);
+        for test in instance["FAIL_TO_PASS"].as_array().unwrap() {
+            let (file, name) = test.as_str().unwrap().split_once("::").unwrap();
+            let function = name.rsplit("::").next().unwrap().split('[').next().unwrap();
+            let text = std::fs::read_to_string(clone.join(file)).unwrap_or_default();
+            assert!(!text.contains(&format!("def {function}(")), "{id}: {function} still in {file}");
+        }
+    }
+
+    // Re-running adds nothing and keeps the branches; a push reaches a remote.
+    let again = json(&bugsmith_in(&["gather", profile.to_str().unwrap(), "--json"], &shared_cache(), Some(dir.path())));
+    assert_eq!(again["new_branches"], 0);
+    assert_eq!(again["instances"].as_u64().unwrap() as usize, instances.len());
+    let remote = dir.path().join("remote.git");
+    assert!(Command::new("git").args(["init", "-q", "--bare"]).arg(&remote).status().unwrap().success());
+    let pushed = bugsmith_in(
+        &["gather", profile.to_str().unwrap(), "--push", remote.to_str().unwrap()],
+        &shared_cache(),
+        Some(dir.path()),
+    );
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    let branches = git(&remote, &["branch", "--list"]);
+    assert_eq!(branches.lines().count(), instances.len() + 1, "every instance branch and main");
+}
+
+/// A synthetic instance for template tests.
+fn instance(id: &str) -> Map {
+    let strings =
+        |items: &[&str]| Dynamic::from_array(items.iter().map(|s| Dynamic::from(s.to_string())).collect::<Array>());
+    let mut map = Map::new();
+    map.insert("instance_id".into(), id.to_string().into());
+    map.insert("patch".into(), "diff --git a/pkg/m.py b/pkg/m.py\n--- a/pkg/m.py\n+++ b/pkg/m.py\n@@ -1 +1 @@\n-    return total * 2\n+    return total / 2\n".to_string().into());
+    map.insert("FAIL_TO_PASS".into(), strings(&["tests/test_m.py::test_double", "tests/test_m.py::test_other"]));
+    map.insert("PASS_TO_PASS".into(), strings(&["tests/test_m.py::test_fine"]));
+    map.insert("bug_type".into(), "The operations in an expression are likely incorrect.".to_string().into());
+    map.insert("gold_files".into(), strings(&["pkg/m.py"]));
+    map.insert("gold_funcs".into(), strings(&["double"]));
+    map.insert("test_output".into(), "FAILED tests/test_m.py::test_double".to_string().into());
+    let mut sources = Map::new();
+    sources.insert(
+        "tests/test_m.py::test_double".into(),
+        "def test_double():\n    assert double(2) == 4".to_string().into(),
+    );
+    map.insert("test_sources".into(), Dynamic::from_map(sources));
+    map.insert("failures".into(), Dynamic::from_map(Map::new()));
+    map
+}
+
+fn template(name: &str, lm: Option<Arc<bugsmith::lm::LmClient>>) -> (IssueTemplate, Arc<Mutex<f64>>) {
+    let cost = Arc::new(Mutex::new(0.0));
+    let origin = Origin::File(manifest().join("strategies/issues").join(format!("{name}.rhai")));
+    (IssueTemplate::load(origin, lm, cost.clone()).unwrap(), cost)
+}
+
+#[test]
+fn static_templates_are_deterministic_and_drawn_by_their_weights() {
+    let (static_template, cost) = template("static", None);
+    let render = |id: &str, seed: u64| static_template.render(instance(id), &Map::new(), seed, &cost).unwrap().text;
+    assert_eq!(render("a.x__1", 24), render("a.x__1", 24));
+    let variety: std::collections::BTreeSet<String> = (0..40).map(|i| render(&format!("a.x__{i}"), 24)).collect();
+    assert!(variety.len() >= 5, "{variety:#?}");
+
+    // Classify 4000 draws by their text and compare with SWE-smith's weights.
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let draws = 4000;
+    for i in 0..draws {
+        let text = render(&format!("a.x__{i}"), 7);
+        let kind = match (
+            text.contains("following file(s)"),
+            text.contains("relevant to the bug"),
+            text.contains("test case is also failing"),
+            text.contains("likely incorrect"),
+        ) {
+            (true, false, _, _) => "files",
+            (true, true, _, _) => "files_funcs",
+            (false, true, true, _) => "type_files_funcs_tests",
+            (false, false, true, _) => "type_files_tests",
+            _ if text.contains("following files") => "type_files",
+            _ if text.contains("likely incorrect") => "type_basic",
+            _ if text.contains("The tests that are failing") => "tests_f2p",
+            _ if text.contains("tests in the codebase are breaking") => "tests_basic",
+            _ => "basic",
+        };
+        *counts.entry(kind).or_default() += 1;
+    }
+    let expected = [
+        ("basic", 0.05),
+        ("files", 0.10),
+        ("files_funcs", 0.15),
+        ("tests_basic", 0.10),
+        ("tests_f2p", 0.10),
+        ("type_basic", 0.05),
+        ("type_files", 0.15),
+        ("type_files_tests", 0.15),
+        ("type_files_funcs_tests", 0.15),
+    ];
+    for (kind, weight) in expected {
+        let share = counts.get(kind).copied().unwrap_or(0) as f64 / draws as f64;
+        assert!((share - weight).abs() < 0.025, "{kind}: {share:.3} drawn, weight {weight} ({counts:?})");
+    }
+    let text = render("a.x__1", 24);
+    assert!(!text.contains("{{"), "every placeholder filled: {text}");
+}
+
+#[test]
+fn the_from_test_template_shows_the_source_of_a_failing_test() {
+    let (from_test, cost) = template("from_test", None);
+    let text = from_test.render(instance("a.x__1"), &Map::new(), 1, &cost).unwrap().text;
+    assert!(text.contains("I ran the test suite"), "{text}");
+    let leaks =
+        bugsmith::issue_gen::leaks(&text, "+    return total / 2\n", &["tests/test_m.py::test_double".to_string()]);
+    assert!(leaks.is_empty(), "{leaks:?}");
+}
+
+/// A local OpenAI-compatible server answering every request with `answer`.
+fn lm_server(answer: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            seen.lock().unwrap().push(String::from_utf8_lossy(&body).to_string());
+            let text = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": answer}}], "usage": {"prompt_tokens": 2000, "completion_tokens": 100}}).to_string();
+            let _ = stream.write_all(
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len())
+                    .as_bytes(),
+            );
+        }
+    });
+    (url, bodies)
+}
+
+#[test]
+fn the_lm_template_sends_swe_smiths_prompt_and_returns_the_models_issue() {
+    let (url, bodies) = lm_server("Dividing instead of multiplying: `double(2)` gives 1.0");
+    let cache = tempfile::tempdir().unwrap();
+    let mut config = bugsmith::lm::LmConfig { base_url: url, model: "m".into(), ..Default::default() };
+    config.prices.insert("m".into(), (1.0, 1.0));
+    let client = Arc::new(bugsmith::lm::LmClient::new(config, cache.path().to_path_buf()).unwrap());
+    let (lm, cost) = template("lm", Some(client.clone()));
+    let rendered = lm.render(instance("a.x__1"), &Map::new(), 3, &cost).unwrap();
+    assert_eq!(rendered.text, "Dividing instead of multiplying: `double(2)` gives 1.0");
+    assert!((rendered.cost - 0.0021).abs() < 1e-12, "{}", rendered.cost);
+    let request: Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
+    assert_eq!(request["messages"][0]["role"], "system");
+    let user = request["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        user.contains("return total / 2")
+            && user.contains("def test_double")
+            && user.contains("DO NOT GIVE AWAY THE FIX"),
+        "{user}"
+    );
+    assert!(!user.contains("{{"), "every placeholder filled");
+    // The same request again is answered from the cache: no second call, no cost.
+    let again = lm.render(instance("a.x__1"), &Map::new(), 3, &cost).unwrap();
+    assert_eq!((again.text.as_str(), again.cost), (rendered.text.as_str(), 0.0));
+    assert_eq!(bodies.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn issue_gen_fills_statements_reuses_them_and_flags_leaks() {
+    let (dir, profile, repo_name) = gathered(manifest().join("tests/fixtures/repos/inventory").to_str().unwrap(), "1");
+    let p = profile.to_str().unwrap();
+    let cache = shared_cache();
+    let first = json(&bugsmith_in(&["issue-gen", p, "--template", "static", "--json"], &cache, Some(dir.path())));
+    assert_eq!(first["written"], first["instances"]);
+    let file = dir.path().join("logs/task_insts").join(format!("{repo_name}.json"));
+    let statements = |f: &Path| -> Vec<String> {
+        let v: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        v.iter().map(|i| i["problem_statement"].as_str().unwrap().to_string()).collect()
+    };
+    let before = statements(&file);
+    assert!(before.iter().all(|s| !s.is_empty()));
+    let second = json(&bugsmith_in(&["issue-gen", p, "--template", "static", "--json"], &cache, Some(dir.path())));
+    assert_eq!((second["written"].as_u64(), second["reused"].as_u64()), (Some(0), first["instances"].as_u64()));
+    assert_eq!(statements(&file), before);
+    // Templates that list failing tests are flagged by the leakage check.
+    assert!(first["leaking"].as_u64().unwrap() >= 1);
+    let leaky = dir.path().join("leaky.rhai");
+    std::fs::write(&leaky, "fn render(instance, params, rng) { \"Please fix \" + instance.FAIL_TO_PASS[0] }").unwrap();
+    let flagged = json(&bugsmith_in(
+        &["issue-gen", p, "--template", leaky.to_str().unwrap(), "--json"],
+        &cache,
+        Some(dir.path()),
+    ));
+    assert_eq!(flagged["leaking"], flagged["instances"]);
+    // A gather after issue-gen keeps the statements.
+    json(&bugsmith_in(&["gather", p, "--json"], &cache, Some(dir.path())));
+    assert!(statements(&file).iter().all(|s| s.starts_with("Please fix ")));
+}
+
+#[test]
+fn a_killed_run_resumes_without_redoing_finished_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("recipe.yaml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "version: 1\nname: resume\nsource: {}\nseed: 24\nmax_bugs: 3\nvalidate:\n  jobs: 1\nissues:\n  template: static\n",
+            manifest().join("tests/fixtures/repos/inventory").display()
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bugsmith"));
+        command
+            .args(["run", recipe.to_str().unwrap()])
+            .current_dir(dir.path())
+            .env("BUGSMITH_STRATEGIES", manifest().join("strategies"))
+            .env("BUGSMITH_CACHE", shared_cache())
+            .env("BUGSMITH_NO_PROGRESS", "1");
+        command
+    };
+    let mut child = run().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let reports = || {
+        walkdir::WalkDir::new(dir.path().join("logs/run_validation"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name() == "report.json")
+            .count()
+    };
+    for _ in 0..2400 {
+        if reports() >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = reports();
+    assert!(before >= 3, "killed after {before} reports");
+
+    let output = run().output().unwrap();
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}\n{}", stderr(&output));
+    assert!(
+        text.contains("== env: finished earlier, skipped") && text.contains("== gen: finished earlier, skipped"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{before} already done")) || text.contains("already done"), "{text}");
+    assert!(text.contains("== issues\n"), "{text}");
+    let again = run().output().unwrap();
+    let all_skipped = stdout(&again);
+    for stage in ["env", "gen", "validate", "gather", "issues"] {
+        assert!(all_skipped.contains(&format!("== {stage}: finished earlier, skipped")), "{all_skipped}");
+    }
+}
