@@ -483,14 +483,25 @@ fn list_command(catalog: &Catalog, kind: &str) -> Result<u8, String> {
 }
 
 fn check_command(catalog: &Catalog) -> Result<u8, String> {
-    let (strategies, errors) = catalog.load(catalog.origins("procedural"));
+    let (strategies, mut errors) = catalog.load(catalog.origins("procedural"));
     for s in &strategies {
         println!("ok     {}", s.display_path());
+    }
+    let mut loaded = strategies.len();
+    for origin in catalog.origins("issues") {
+        let path = crate::script::Strategy::origin_path(&origin);
+        match IssueTemplate::load(origin, None, Arc::default()) {
+            Ok(_) => {
+                println!("ok     {path}");
+                loaded += 1;
+            }
+            Err(e) => errors.push(e),
+        }
     }
     for e in &errors {
         println!("error  {e}");
     }
-    println!("{} scripts load, {} fail", strategies.len(), errors.len());
+    println!("{loaded} scripts load, {} fail", errors.len());
     Ok(if errors.is_empty() { EXIT_OK } else { EXIT_FAILURE })
 }
 

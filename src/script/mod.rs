@@ -211,6 +211,11 @@ impl Strategy {
         origin_name(&self.origin)
     }
 
+    /// A script's path for messages, before it is loaded.
+    pub fn origin_path(origin: &Origin) -> String {
+        origin_name(origin)
+    }
+
     /// Recompiles the script if its file changed since it was last compiled. A failed recompile keeps the previous version and is returned; the file is
     /// tried again on the next call. Callers refresh between runs, never in the middle of one,
     /// so every candidate of a run comes from one version of the script.
