@@ -2,7 +2,7 @@
 //! script defaults) and the library modules.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use rhai::{Dynamic, Map};
@@ -85,9 +85,8 @@ fn issue_gen_command(
     let profile = load_profile(&args.profile)?;
     let checkout = checkout_for(&profile, cache)?;
     let lm = lm_client(lm_config, &args.lm, cache)?;
-    let cost = Arc::new(Mutex::new(0.0));
     let origin = catalog.resolve("issues", &args.template)?;
-    let template = IssueTemplate::load(origin, Some(lm.clone()), cost.clone()).map_err(|e| e.to_string())?;
+    let template = IssueTemplate::load(origin, Some(lm.clone())).map_err(|e| e.to_string())?;
     let bar = console::Bar::new(args.json);
     let summary = issue_gen::issue_gen(
         &profile.repo_name,
@@ -97,7 +96,6 @@ fn issue_gen_command(
         params,
         args.seed,
         args.redo,
-        &cost,
         &bar,
     );
     bar.finish();
@@ -490,7 +488,7 @@ fn check_command(catalog: &Catalog) -> Result<u8, String> {
     let mut loaded = strategies.len();
     for origin in catalog.origins("issues") {
         let path = crate::script::Strategy::origin_path(&origin);
-        match IssueTemplate::load(origin, None, Arc::default()) {
+        match IssueTemplate::load(origin, None) {
             Ok(_) => {
                 println!("ok     {path}");
                 loaded += 1;
@@ -543,7 +541,7 @@ fn recipe_check_command(catalog: &Catalog, path: &Path) -> Result<u8, String> {
     let template = recipe.issues.template.clone().unwrap_or_else(|| "static".into());
     match catalog.resolve("issues", &template) {
         Ok(origin) => {
-            if let Err(e) = IssueTemplate::load(origin, None, Arc::default()) {
+            if let Err(e) = IssueTemplate::load(origin, None) {
                 problems.push(format!("issue template `{template}`: {e}"));
             }
         }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use rhai::{Array, Dynamic, Map};
 use serde::{Deserialize, Serialize};
@@ -159,7 +158,6 @@ pub fn issue_gen(
     params: &Map,
     seed: u64,
     redo: bool,
-    cost: &Arc<Mutex<f64>>,
     progress: &dyn Progress,
 ) -> Result<IssueSummary, String> {
     let json_path = out.join("task_insts").join(format!("{repo_name}.json"));
@@ -180,7 +178,7 @@ pub fn issue_gen(
             }
             _ => {
                 let map = instance_map(instance, checkout, &run_dir, meta.get(&instance.instance_id));
-                match template.render(map, params, seed, cost) {
+                match template.render(map, params, seed) {
                     Ok(rendered) => {
                         let artifact = Artifact {
                             template: template.id.clone(),

@@ -135,16 +135,15 @@ fn instance(id: &str) -> Map {
     map
 }
 
-fn template(name: &str, lm: Option<Arc<bugsmith::lm::LmClient>>) -> (IssueTemplate, Arc<Mutex<f64>>) {
-    let cost = Arc::new(Mutex::new(0.0));
+fn template(name: &str, lm: Option<Arc<bugsmith::lm::LmClient>>) -> IssueTemplate {
     let origin = Origin::File(manifest().join("strategies/issues").join(format!("{name}.rhai")));
-    (IssueTemplate::load(origin, lm, cost.clone()).unwrap(), cost)
+    IssueTemplate::load(origin, lm).unwrap()
 }
 
 #[test]
 fn static_templates_are_deterministic_and_drawn_by_their_weights() {
-    let (static_template, cost) = template("static", None);
-    let render = |id: &str, seed: u64| static_template.render(instance(id), &Map::new(), seed, &cost).unwrap().text;
+    let static_template = template("static", None);
+    let render = |id: &str, seed: u64| static_template.render(instance(id), &Map::new(), seed).unwrap().text;
     assert_eq!(render("a.x__1", 24), render("a.x__1", 24));
     let variety: std::collections::BTreeSet<String> = (0..40).map(|i| render(&format!("a.x__{i}"), 24)).collect();
     assert!(variety.len() >= 5, "{variety:#?}");
@@ -193,8 +192,8 @@ fn static_templates_are_deterministic_and_drawn_by_their_weights() {
 
 #[test]
 fn the_from_test_template_shows_the_source_of_a_failing_test() {
-    let (from_test, cost) = template("from_test", None);
-    let text = from_test.render(instance("a.x__1"), &Map::new(), 1, &cost).unwrap().text;
+    let from_test = template("from_test", None);
+    let text = from_test.render(instance("a.x__1"), &Map::new(), 1).unwrap().text;
     assert!(text.contains("I ran the test suite"), "{text}");
     let leaks =
         bugsmith::issue_gen::leaks(&text, "+    return total / 2\n", &["tests/test_m.py::test_double".to_string()]);
@@ -241,8 +240,8 @@ fn the_lm_template_sends_swe_smiths_prompt_and_returns_the_models_issue() {
     let mut config = bugsmith::lm::LmConfig { base_url: url, model: "m".into(), ..Default::default() };
     config.prices.insert("m".into(), (1.0, 1.0));
     let client = Arc::new(bugsmith::lm::LmClient::new(config, cache.path().to_path_buf()).unwrap());
-    let (lm, cost) = template("lm", Some(client.clone()));
-    let rendered = lm.render(instance("a.x__1"), &Map::new(), 3, &cost).unwrap();
+    let lm = template("lm", Some(client.clone()));
+    let rendered = lm.render(instance("a.x__1"), &Map::new(), 3).unwrap();
     assert_eq!(rendered.text, "Dividing instead of multiplying: `double(2)` gives 1.0");
     assert!((rendered.cost - 0.0021).abs() < 1e-12, "{}", rendered.cost);
     let request: Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
@@ -256,7 +255,7 @@ fn the_lm_template_sends_swe_smiths_prompt_and_returns_the_models_issue() {
     );
     assert!(!user.contains("{{"), "every placeholder filled");
     // The same request again is answered from the cache: no second call, no cost.
-    let again = lm.render(instance("a.x__1"), &Map::new(), 3, &cost).unwrap();
+    let again = lm.render(instance("a.x__1"), &Map::new(), 3).unwrap();
     assert_eq!((again.text.as_str(), again.cost), (rendered.text.as_str(), 0.0));
     assert_eq!(bodies.lock().unwrap().len(), 1);
 }
