@@ -44,7 +44,7 @@ fn run(root: &Path, paths: &[String], threads: usize, out: &Path) {
             .into_iter()
             .map(|origin| {
                 let strategy = Strategy::load(catalog.engine(), origin).unwrap();
-                Plan { overrides: Map::new(), strategy: Arc::new(strategy), max_bugs: None }
+                Plan { overrides: Map::new(), strategy: Arc::new(strategy), max_bugs: None, threads: None }
             })
             .collect();
         let start = Instant::now();

@@ -28,6 +28,7 @@ fn candidates(checkout: &Checkout, out: &std::path::Path) -> Vec<CandidateFile> 
             strategy: Arc::new(Strategy::load(catalog.engine(), origin).unwrap()),
             overrides: Map::new(),
             max_bugs: Some(5),
+            threads: None,
         })
         .collect();
     let paths: Vec<String> = bugsmith::git::tracked_files(&checkout.root)

@@ -26,6 +26,8 @@ pub struct Plan {
     pub overrides: Map,
     /// Cap on this strategy's candidates.
     pub max_bugs: Option<usize>,
+    /// Entities worked on at once when not one per core (LM strategies wait on the network).
+    pub threads: Option<usize>,
 }
 
 impl Plan {
@@ -51,7 +53,7 @@ impl std::fmt::Display for Problem {
 }
 
 /// One candidate bug.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Candidate {
     /// Strategy id.
     pub strategy: String,
@@ -75,6 +77,8 @@ pub struct Candidate {
     pub diff: String,
     /// Eight-character content id of the diff.
     pub hash: String,
+    /// Dollars spent on language-model calls for it.
+    pub cost: f64,
 }
 
 /// Counts for one strategy.
@@ -232,8 +236,12 @@ pub fn mutate_entity(plan: &Plan, params: &Map, file: &SourceFile, index: usize,
         format!("{} ({} at {}:{})", plan.strategy.display_path(), entity.qualified_name, file.path(), entity.line_start)
     };
     let mut unparsable = 0;
+    crate::script::lm_api::take_cost();
+    let mut cost = 0.0;
     for _ in 0..attempts {
-        let edits = match plan.strategy.mutate(file, index, params, &rng) {
+        let mutated_edits = plan.strategy.mutate(file, index, params, &rng);
+        cost += crate::script::lm_api::take_cost();
+        let edits = match mutated_edits {
             Ok(edits) => edits,
             Err(e) => {
                 return Outcome::Error(Problem {
@@ -280,6 +288,7 @@ pub fn mutate_entity(plan: &Plan, params: &Map, file: &SourceFile, index: usize,
             rewrite: dedent(&mutated[entity.start as usize..rewrite_end], &entity.indent),
             hash: patch::hash8(&diff),
             diff,
+            cost,
         }));
     }
     Outcome::Nothing { unparsable }
@@ -376,16 +385,23 @@ pub fn generate(
             let chunk = if plan.max_bugs.is_some() { (2 * (cap - kept)).max(16) } else { eligible.len() };
             let batch = &eligible[next..(next + chunk).min(eligible.len())];
             next += batch.len();
-            let outcomes: Vec<Outcome> = batch
-                .par_iter()
-                .map(|&(f, e)| {
-                    let outcome = guarded(plan, &params, &files[f], e, seed);
-                    if counts_tries {
-                        progress.advance(1);
-                    }
-                    outcome
-                })
-                .collect();
+            let work = || -> Vec<Outcome> {
+                batch
+                    .par_iter()
+                    .map(|&(f, e)| {
+                        let outcome = guarded(plan, &params, &files[f], e, seed);
+                        if counts_tries {
+                            progress.advance(1);
+                        }
+                        outcome
+                    })
+                    .collect()
+            };
+            let pool = plan.threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok());
+            let outcomes = match &pool {
+                Some(pool) => pool.install(work),
+                None => work(),
+            };
             for outcome in outcomes {
                 if kept >= cap {
                     break;
@@ -455,7 +471,7 @@ fn write_candidate(bug_gen: &Path, c: &Candidate) -> std::io::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let id = format!("{}__{}", c.strategy, c.hash);
     let metadata = Metadata {
-        cost: 0.0,
+        cost: c.cost,
         explanation: &c.explanation,
         output: "",
         rewrite: &c.rewrite,

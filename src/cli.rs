@@ -101,7 +101,7 @@ pub struct IssueGenArgs {
 }
 
 /// Language-model settings (the key comes from the environment variable named by --lm-key-env).
-#[derive(Debug, ClapArgs)]
+#[derive(Debug, Default, ClapArgs)]
 pub struct LmArgs {
     /// Model name.
     #[arg(long = "lm-model", value_name = "MODEL")]
@@ -218,6 +218,8 @@ pub struct GenArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub lm: LmArgs,
 }
 
 #[derive(Debug, ClapArgs)]

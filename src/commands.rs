@@ -268,7 +268,12 @@ fn json_to_dynamic(value: &serde_json::Value) -> Dynamic {
 /// Builds the run's plans: CLI strategies (or the recipe's, or every procedural one), with
 /// params from the recipe over the scripts' defaults; caps from the CLI over the recipe.
 /// Scripts that fail to load are returned as problems; the others still run.
-fn plans(catalog: &Catalog, args: &GenArgs, recipe: &Recipe) -> Result<(Vec<Plan>, Vec<Problem>), String> {
+fn plans(
+    catalog: &Catalog,
+    args: &GenArgs,
+    recipe: &Recipe,
+    lm_concurrency: usize,
+) -> Result<(Vec<Plan>, Vec<Problem>), String> {
     let ids: Vec<String> = if !args.strategies.is_empty() {
         args.strategies.clone()
     } else if !recipe.strategies.is_empty() {
@@ -279,7 +284,7 @@ fn plans(catalog: &Catalog, args: &GenArgs, recipe: &Recipe) -> Result<(Vec<Plan
     let mut plans = Vec::new();
     let mut problems = Vec::new();
     for id in &ids {
-        let origin = catalog.resolve("procedural", id)?;
+        let origin = catalog.resolve_strategy(id)?;
         let strategy = match Strategy::load(catalog.engine(), origin) {
             Ok(strategy) => strategy,
             Err(e) => {
@@ -307,7 +312,9 @@ fn plans(catalog: &Catalog, args: &GenArgs, recipe: &Recipe) -> Result<(Vec<Plan
             }
         }
         let max_bugs = args.max_bugs.or(entry.and_then(|e| e.max_bugs)).or(recipe.max_bugs);
-        plans.push(Plan { strategy: Arc::new(strategy), overrides, max_bugs });
+        // LM strategies wait on the network: as many at once as the client allows.
+        let threads = crate::script::catalog::is_lm(&strategy.origin).then_some(lm_concurrency);
+        plans.push(Plan { strategy: Arc::new(strategy), overrides, max_bugs, threads });
     }
     if plans.is_empty() {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -323,7 +330,9 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
         None => Recipe::default(),
     };
     let seed = args.seed.or(recipe.seed).unwrap_or(DEFAULT_SEED);
-    let (plans, load_problems) = plans(catalog, args, &recipe)?;
+    let lm = lm_client(recipe.lm.clone().unwrap_or_default(), &args.lm, cache)?;
+    let catalog = catalog.clone_with_lm(Some(lm.clone()));
+    let (plans, load_problems) = plans(&catalog, args, &recipe, lm.config().concurrency.max(1))?;
     console::status(args.json, &format!("fetching {} …", args.source));
     let (checkout, excluded) = if is_profile_path(&args.source) {
         let profile = load_profile(Path::new(&args.source))?;
@@ -353,6 +362,7 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
     bug_gen::write_candidates(&bug_gen, &candidates)
         .map_err(|e| format!("cannot write candidates under {}: {e}", bug_gen.display()))?;
     report.seconds = started.elapsed().as_secs_f64();
+    write_ledger(&args.out, &lm)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
@@ -415,7 +425,7 @@ fn try_once(strategy: &Arc<Strategy>, args: &TryArgs) -> Result<u8, String> {
     let text = String::from_utf8(bytes)
         .map_err(|e| format!("{display}: not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))?;
     let file = SourceFile::parse(&display, text).map_err(|e| format!("{display}:{e}"))?;
-    let plan = Plan { strategy: strategy.clone(), overrides: Map::new(), max_bugs: None };
+    let plan = Plan { strategy: strategy.clone(), overrides: Map::new(), max_bugs: None, threads: None };
     let params = plan.params();
     let mut shown = 0;
     let mut skipped = 0;
@@ -481,7 +491,9 @@ fn list_command(catalog: &Catalog, kind: &str) -> Result<u8, String> {
 }
 
 fn check_command(catalog: &Catalog) -> Result<u8, String> {
-    let (strategies, mut errors) = catalog.load(catalog.origins("procedural"));
+    let mut origins = catalog.origins("procedural");
+    origins.extend(catalog.origins("lm"));
+    let (strategies, mut errors) = catalog.load(origins);
     for s in &strategies {
         println!("ok     {}", s.display_path());
     }
@@ -623,6 +635,7 @@ fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Optio
                     max_bugs: None,
                     out: out.clone(),
                     json: false,
+                    lm: LmArgs::default(),
                 };
                 gen_command(catalog, &args, cache)?
             }
@@ -654,7 +667,7 @@ fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Optio
                     out: out.clone(),
                     seed: recipe.issues.seed.or(recipe.seed).unwrap_or(DEFAULT_SEED),
                     redo: false,
-                    lm: LmArgs { model: None, base_url: None, key_env: None, budget: None, replay: false },
+                    lm: LmArgs::default(),
                     json: false,
                 };
                 let params: Map =

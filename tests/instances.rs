@@ -5,10 +5,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bugsmith::script::Origin;
 use bugsmith::script::template::IssueTemplate;
@@ -200,42 +199,9 @@ fn the_from_test_template_shows_the_source_of_a_failing_test() {
     assert!(leaks.is_empty(), "{leaks:?}");
 }
 
-/// A local OpenAI-compatible server answering every request with `answer`.
-fn lm_server(answer: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let seen = bodies.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            seen.lock().unwrap().push(String::from_utf8_lossy(&body).to_string());
-            let text = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": answer}}], "usage": {"prompt_tokens": 2000, "completion_tokens": 100}}).to_string();
-            let _ = stream.write_all(
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len())
-                    .as_bytes(),
-            );
-        }
-    });
-    (url, bodies)
-}
-
 #[test]
 fn the_lm_template_sends_swe_smiths_prompt_and_returns_the_models_issue() {
-    let (url, bodies) = lm_server("Dividing instead of multiplying: `double(2)` gives 1.0");
+    let (url, bodies) = common::lm_server(|_| "Dividing instead of multiplying: `double(2)` gives 1.0".to_string());
     let cache = tempfile::tempdir().unwrap();
     let mut config = bugsmith::lm::LmConfig { base_url: url, model: "m".into(), ..Default::default() };
     config.prices.insert("m".into(), (1.0, 1.0));

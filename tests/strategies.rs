@@ -44,7 +44,7 @@ fn run(strategy: &Arc<Strategy>, path: &Path) -> String {
     let file = SourceFile::parse(&name, text.clone()).unwrap();
     let mut overrides = Map::new();
     overrides.insert("min_complexity".into(), 0_i64.into());
-    let plan = Plan { overrides, strategy: strategy.clone(), max_bugs: None };
+    let plan = Plan { overrides, strategy: strategy.clone(), max_bugs: None, threads: None };
     let params = plan.params();
     let mut out = String::new();
     for (index, entity) in file.entities().iter().enumerate() {

@@ -243,6 +243,7 @@ fn register_entity(engine: &mut Engine) {
         .register_get("line_start", |e: &mut ScriptEntity| e.entity().line_start as i64)
         .register_get("decorated_line_start", |e: &mut ScriptEntity| e.entity().decorated_line_start as i64)
         .register_get("line_end", |e: &mut ScriptEntity| e.entity().line_end as i64)
+        .register_get("file_text", |e: &mut ScriptEntity| e.file.text().to_string())
         .register_get("src", |e: &mut ScriptEntity| {
             let entity = e.entity();
             e.file.text()[entity.start as usize..entity.end as usize].to_string()
@@ -359,8 +360,64 @@ fn ast_module() -> Module {
     module
 }
 
+/// The edit that replaces an entity with `code` (a model's answer, at any indentation):
+/// re-indented to the entity's place; decorators are kept unless `code` brings its own.
+fn replace_entity(entity: &ScriptEntity, code: &str) -> Edit {
+    let e = entity.entity();
+    let lines: Vec<&str> = code.trim_matches(['\n', '\r']).lines().collect();
+    let common =
+        lines.iter().filter(|l| !l.trim().is_empty()).map(|l| l.len() - l.trim_start().len()).min().unwrap_or(0);
+    let dedented: Vec<&str> = lines.iter().map(|l| l.get(common..).unwrap_or("").trim_end_matches('\r')).collect();
+    let newline = if entity.file.text().contains("\r\n") { "\r\n" } else { "\n" };
+    let mut text = String::new();
+    for (i, line) in dedented.iter().enumerate() {
+        if i > 0 {
+            text.push_str(newline);
+            if !line.is_empty() {
+                text.push_str(&e.indent);
+            }
+        }
+        text.push_str(line);
+    }
+    let keyword = entity.file.lines().line_start(e.line_start) + e.indent.len() as u32;
+    let start = if text.starts_with('@') { e.start } else { keyword.max(e.start) };
+    Edit { start, end: e.end, text }
+}
+
+/// The edit that empties a function's body (its docstring stays) for a model to fill in.
+fn stub(entity: &ScriptEntity) -> Fallible<Edit> {
+    let tree = entity.file.tree();
+    let text = entity.file.text();
+    let node = entity.entity().node;
+    let body: Vec<NodeId> = tree.children_with_role(node, "body").collect();
+    let is_docstring = |id: NodeId| {
+        tree.node(id).kind == "Expr"
+            && tree.children_with_role(id, "value").next().is_some_and(|v| tree.node(v).kind == "String")
+    };
+    let first = body.iter().copied().find(|&s| !is_docstring(s) || Some(&s) != body.first());
+    let (Some(first), Some(&last)) = (first, body.last()) else {
+        return fail("patch::stub: the entity has no body");
+    };
+    let start = tree.node(first).start;
+    let line_start = text[..start as usize].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..start as usize];
+    let replacement = if before.chars().all(|c| c == ' ' || c == '\t') {
+        format!("# TODO: Implement this function\n{before}pass")
+    } else {
+        "pass  # TODO: Implement this function".to_string()
+    };
+    Ok(Edit { start, end: tree.node(last).end, text: replacement })
+}
+
 fn patch_module() -> Module {
     let mut m = Module::new();
+    m.set_native_fn("replace_entity", |entity: ScriptEntity, code: ImmutableString| Ok(replace_entity(&entity, &code)));
+    m.set_native_fn("stub", |entity: ScriptEntity| stub(&entity));
+    m.set_native_fn("apply_to_file", |entity: ScriptEntity, edits: Array| -> Fallible<String> {
+        let edits = edits_arg(&edits)?;
+        let text = entity.file.text();
+        patch::apply(text, &edits, (0, text.len() as u32)).or_else(|e| fail(format!("patch::apply_to_file: {e}")))
+    });
     m.set_native_fn("edit", |node: ScriptNode, text: ImmutableString| {
         Ok(Edit { start: node.data().start, end: node.data().end, text: text.to_string() })
     });

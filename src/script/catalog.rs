@@ -27,7 +27,17 @@ impl Catalog {
             .map(Path::to_path_buf)
             .or_else(|| std::env::var_os("BUGSMITH_STRATEGIES").map(PathBuf::from))
             .or_else(|| Some(PathBuf::from("strategies")).filter(|p| p.join("procedural").is_dir()));
-        Catalog { root, engine: Arc::new(super::engine()) }
+        Catalog { root, engine: Arc::new(super::engine_with_lm(None)) }
+    }
+
+    /// The same catalog, its scripts given a language model for `lm::chat`.
+    pub fn clone_with_lm(&self, lm: Option<Arc<crate::lm::LmClient>>) -> Catalog {
+        Catalog { root: self.root.clone(), engine: Arc::new(super::engine_with_lm(lm)) }
+    }
+
+    /// Resolves an id among the procedural strategies, then the LM ones (or a `.rhai` path).
+    pub fn resolve_strategy(&self, spec: &str) -> Result<Origin, String> {
+        self.resolve("procedural", spec).or_else(|first| self.resolve("lm", spec).map_err(|_| first))
     }
 
     /// The shared engine.
@@ -97,6 +107,14 @@ pub fn builtin_origins(kind: &str) -> Vec<Origin> {
 /// Every file built into the binary: (path under `strategies/`, text).
 pub fn builtin_files() -> &'static [(&'static str, &'static str)] {
     builtin::BUILTIN
+}
+
+/// Whether a script is an LM strategy (it lives in `lm/`).
+pub fn is_lm(origin: &Origin) -> bool {
+    match origin {
+        Origin::File(path) => path.parent().is_some_and(|d| d.ends_with("lm")),
+        Origin::Builtin(name, _) => name.starts_with("lm/"),
+    }
 }
 
 /// The id (file stem) of a script.

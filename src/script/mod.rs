@@ -126,6 +126,13 @@ pub fn engine() -> Engine {
     engine
 }
 
+/// [`engine`] with the `lm::` namespace around a client (or none: calls then fail clearly).
+pub fn engine_with_lm(lm: Option<Arc<crate::lm::LmClient>>) -> Engine {
+    let mut engine = engine();
+    engine.register_static_module("lm", lm_api::module(lm).into());
+    engine
+}
+
 /// What a strategy declares with top-level constants.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Meta {
@@ -151,6 +158,8 @@ struct Compiled {
     ast: AST,
     meta: Meta,
     source: String,
+    /// Sibling `<id>.<name>.md` files, handed to hooks as `params.prompts`.
+    prompts: Map,
 }
 
 /// Where a script's text comes from.
@@ -259,6 +268,7 @@ impl Strategy {
         params.insert("min_complexity".into(), meta.min_complexity.into());
         params.insert("max_complexity".into(), meta.max_complexity.map_or(Dynamic::UNIT, Dynamic::from));
         params.insert("max_attempts".into(), meta.max_attempts.into());
+        params.insert("prompts".into(), Dynamic::from_map(self.current().prompts.clone()));
         for (k, v) in overrides {
             params.insert(k.clone(), v.clone());
         }
@@ -362,7 +372,7 @@ fn compile(engine: &Engine, origin: &Origin) -> Result<Compiled, ScriptError> {
     let mut ast = engine.compile(&text).map_err(|e| ScriptError::from_parse(&name, &e))?;
     ast.set_source(name.as_str());
     let meta = read_meta(engine, &ast, &name, &text)?;
-    Ok(Compiled { ast, meta, source: text })
+    Ok(Compiled { ast, meta, source: text, prompts: template::prompts_for(origin) })
 }
 
 fn read_meta(engine: &Engine, ast: &AST, name: &str, source: &str) -> Result<Meta, ScriptError> {

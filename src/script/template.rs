@@ -36,8 +36,7 @@ impl IssueTemplate {
         let path = origin_name(&origin);
         let id = super::catalog::origin_id(&origin);
         let source = read_source(&origin)?;
-        let mut engine = super::engine();
-        engine.register_static_module("lm", super::lm_api::module(lm).into());
+        let engine = super::engine_with_lm(lm);
         let mut ast = engine.compile(&source).map_err(|e| ScriptError::from_parse(&path, &e))?;
         ast.set_source(path.as_str());
         if !ast.iter_functions().any(|f| f.name == "render" && f.params.len() == 3) {
