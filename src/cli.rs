@@ -56,7 +56,9 @@ pub enum Command {
     /// Write problem statements into the task instances with an issue template.
     #[command(name = "issue-gen")]
     IssueGen(IssueGenArgs),
-    /// Run every stage a recipe names (env, gen, validate, gather, issues); resumable.
+    /// Merge validated bugs into multi-bug candidates with combine scripts.
+    Combine(CombineArgs),
+    /// Run every stage a recipe names (env, gen, validate, gather, combine, issues); resumable.
     Run {
         /// The recipe.
         recipe: PathBuf,
@@ -66,6 +68,27 @@ pub enum Command {
         #[command(subcommand)]
         action: RecipeAction,
     },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct CombineArgs {
+    /// The profile.
+    pub profile: PathBuf,
+    /// Combine script id or .rhai path (repeatable; default: the recipe's, else combine_file).
+    #[arg(long = "strategy", value_name = "ID")]
+    pub strategies: Vec<String>,
+    /// Recipe with a `combine:` section (params per script).
+    #[arg(long, value_name = "RECIPE")]
+    pub recipe: Option<PathBuf>,
+    /// Seed.
+    #[arg(long, default_value_t = 24)]
+    pub seed: u64,
+    /// Output directory (reads task_insts/, writes bug_gen/).
+    #[arg(long, default_value = "logs", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

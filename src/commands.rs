@@ -13,14 +13,16 @@ use crate::backend::docker::{DockerBackend, Limits};
 use crate::backend::local::LocalBackend;
 use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
 use crate::cli::{
-    Args, BackendKind, Command, EnvAction, GatherArgs, GenArgs, IssueGenArgs, LmArgs, ProfileAction, RecipeAction,
-    StrategiesAction, TryArgs, ValidateArgs,
+    Args, BackendKind, CombineArgs, Command, EnvAction, GatherArgs, GenArgs, IssueGenArgs, LmArgs, ProfileAction,
+    RecipeAction, StrategiesAction, TryArgs, ValidateArgs,
 };
+use crate::combine;
 use crate::gather;
 use crate::issue_gen;
 use crate::lm::{LmClient, LmConfig, Usage};
 use crate::profile::Profile;
 use crate::recipe::Recipe;
+use crate::script::combine::CombineScript;
 use crate::script::template::IssueTemplate;
 use crate::script::{Origin, Strategy, catalog::Catalog};
 use crate::source::Checkout;
@@ -53,6 +55,7 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
         }
         Command::Run { recipe } => run_command(&catalog, &recipe, args.global.jobs, args.global.cache_dir.as_deref()),
         Command::Recipe { action: RecipeAction::Check { recipe } } => recipe_check_command(&catalog, &recipe),
+        Command::Combine(combine_args) => combine_command(&catalog, &combine_args, args.global.cache_dir.as_deref()),
     }
 }
 
@@ -508,11 +511,59 @@ fn check_command(catalog: &Catalog) -> Result<u8, String> {
             Err(e) => errors.push(e),
         }
     }
+    for origin in catalog.origins("combine") {
+        let path = crate::script::Strategy::origin_path(&origin);
+        match CombineScript::load(origin) {
+            Ok(_) => {
+                println!("ok     {path}");
+                loaded += 1;
+            }
+            Err(e) => errors.push(e),
+        }
+    }
     for e in &errors {
         println!("error  {e}");
     }
     println!("{loaded} scripts load, {} fail", errors.len());
     Ok(if errors.is_empty() { EXIT_OK } else { EXIT_FAILURE })
+}
+
+fn combine_command(catalog: &Catalog, args: &CombineArgs, cache: Option<&Path>) -> Result<u8, String> {
+    let recipe = match &args.recipe {
+        Some(path) => Recipe::load(path).map_err(|e| e.to_string())?,
+        None => Recipe::default(),
+    };
+    let profile = load_profile(&args.profile)?;
+    let checkout = checkout_for(&profile, cache)?;
+    let ids: Vec<String> = if !args.strategies.is_empty() {
+        args.strategies.clone()
+    } else if !recipe.combine.is_empty() {
+        recipe.combine.iter().map(|c| c.id.clone()).collect()
+    } else {
+        vec!["combine_file".into()]
+    };
+    let mut summaries = Vec::new();
+    for id in &ids {
+        let script = CombineScript::load(catalog.resolve("combine", id)?).map_err(|e| e.to_string())?;
+        let params: Map = recipe
+            .combine
+            .iter()
+            .find(|c| &c.id == id)
+            .map(|c| c.params.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect())
+            .unwrap_or_default();
+        let summary = combine::combine(&script, params, args.seed, &profile.repo_name, &checkout.root, &args.out)?;
+        if !args.json {
+            println!(
+                "{}: {} merged candidates from {} validated bugs -> {}",
+                summary.strategy, summary.combos, summary.candidates, summary.output
+            );
+        }
+        summaries.push(summary);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summaries).unwrap_or_default());
+    }
+    Ok(EXIT_OK)
 }
 
 /// Where a recipe's relative paths start.
@@ -612,8 +663,14 @@ fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Optio
     let profile_text =
         std::fs::read_to_string(&profile_path).map_err(|e| format!("{}: {e}", profile_path.display()))?;
     let backend = if recipe.backend.as_deref() == Some("docker") { BackendKind::Docker } else { BackendKind::Local };
-    let stages: Vec<String> =
-        recipe.stages.clone().unwrap_or_else(|| crate::recipe::STAGES.iter().map(|s| (*s).to_string()).collect());
+    // By default every stage, `combine` only when the recipe configures it.
+    let stages: Vec<String> = recipe.stages.clone().unwrap_or_else(|| {
+        crate::recipe::STAGES
+            .iter()
+            .filter(|s| **s != "combine" || !recipe.combine.is_empty())
+            .map(|s| (*s).to_string())
+            .collect()
+    });
     let state_path = out.join("runs").join(format!("{name}.json"));
     let mut state: RunState =
         std::fs::read_to_string(&state_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
@@ -650,6 +707,35 @@ fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Optio
                     json: false,
                 };
                 validate_command(&args, recipe.validate.jobs.or(jobs), cache)?
+            }
+            "combine" => {
+                let args = CombineArgs {
+                    profile: profile_path.clone(),
+                    strategies: Vec::new(),
+                    recipe: Some(path.to_path_buf()),
+                    seed: recipe.seed.unwrap_or(DEFAULT_SEED),
+                    out: out.clone(),
+                    json: false,
+                };
+                combine_command(catalog, &args, cache)?;
+                // The combinations are candidates like any other: validate and gather them.
+                let validate_args = ValidateArgs {
+                    profile: profile_path.clone(),
+                    candidates: None,
+                    out: out.clone(),
+                    backend,
+                    timeout: recipe.validate.timeout,
+                    recycle_after: recipe.validate.recycle_after.unwrap_or(200),
+                    json: false,
+                };
+                validate_command(&validate_args, recipe.validate.jobs.or(jobs), cache)?;
+                let gather_args = GatherArgs {
+                    profile: profile_path.clone(),
+                    out: out.clone(),
+                    push: recipe.gather.push.clone(),
+                    json: false,
+                };
+                gather_command(&gather_args, cache)?
             }
             "gather" => {
                 let args = GatherArgs {

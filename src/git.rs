@@ -278,3 +278,31 @@ impl Mirror {
         Ok(())
     }
 }
+
+/// Applies patches one after another to `HEAD` of the repository at `dir` (in memory) and
+/// returns one git-format patch with all of them, or why they do not combine (a hunk that no
+/// longer applies: two patches touch the same lines).
+pub fn merge_patches(dir: &Path, patches: &[String]) -> Result<String, String> {
+    let repo = Repository::open(dir).map_err(|e| e.to_string())?;
+    let base = repo.head().and_then(|h| h.peel_to_tree()).map_err(|e| e.to_string())?;
+    let mut tree = base.clone();
+    for (i, patch) in patches.iter().enumerate() {
+        let diff = git2::Diff::from_buffer(patch.as_bytes()).map_err(|e| format!("patch {}: {e}", i + 1))?;
+        let mut index = repo
+            .apply_to_tree(&tree, &diff, None)
+            .map_err(|e| format!("patch {} does not apply on top of the others: {}", i + 1, e.message()))?;
+        let id = index.write_tree_to(&repo).map_err(|e| e.to_string())?;
+        tree = repo.find_tree(id).map_err(|e| e.to_string())?;
+    }
+    let diff = repo.diff_tree_to_tree(Some(&base), Some(&tree), None).map_err(|e| e.to_string())?;
+    let mut text = Vec::new();
+    diff.print(git2::DiffFormat::Patch, |_, _, line| {
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            text.push(line.origin() as u8);
+        }
+        text.extend_from_slice(line.content());
+        true
+    })
+    .map_err(|e| e.to_string())?;
+    String::from_utf8(text).map_err(|e| e.to_string())
+}

@@ -85,19 +85,6 @@ fn metadata_index(bug_gen: &Path, repo_name: &str) -> BTreeMap<String, (String, 
     index
 }
 
-/// Files a patch touches, in order.
-fn patch_files(patch: &str) -> Vec<String> {
-    let mut files: Vec<String> = Vec::new();
-    for line in patch.lines() {
-        if let Some(path) = line.strip_prefix("+++ b/")
-            && !files.iter().any(|f| f == path)
-        {
-            files.push(path.to_string());
-        }
-    }
-    files
-}
-
 /// The source of each F2P test function, from the clean checkout.
 fn test_sources(checkout: &Path, fail_to_pass: &[String]) -> Map {
     let mut sources = Map::new();
@@ -141,7 +128,7 @@ fn instance_map(instance: &TaskInstance, checkout: &Path, run_dir: &Path, meta: 
     map.insert("bug_type".into(), meta.map_or(String::new(), |m| m.0.clone()).into());
     let funcs: Vec<String> = meta.map(|m| m.1.clone()).filter(|f| !f.is_empty()).into_iter().collect();
     map.insert("gold_funcs".into(), strings(&funcs));
-    map.insert("gold_files".into(), strings(&patch_files(&instance.patch)));
+    map.insert("gold_files".into(), strings(&crate::patch::files_of(&instance.patch)));
     map.insert("test_output".into(), std::fs::read_to_string(dir.join("test_output.txt")).unwrap_or_default().into());
     map.insert("failures".into(), Dynamic::from_map(failures));
     map.insert("test_sources".into(), Dynamic::from_map(test_sources(checkout, &instance.fail_to_pass)));
@@ -228,11 +215,5 @@ mod tests {
         );
         assert_eq!(leaks("tests/test_m.py::test_total fails", patch, &f2p), ["test id: tests/test_m.py::test_total"]);
         assert_eq!(leaks("pass", patch, &f2p), Vec::<String>::new(), "short lines are not evidence");
-    }
-
-    #[test]
-    fn patch_files_are_listed_once_in_order() {
-        let patch = "--- a/x.py\n+++ b/x.py\n@@\n--- a/y.py\n+++ b/y.py\n--- a/x.py\n+++ b/x.py\n";
-        assert_eq!(patch_files(patch), ["x.py", "y.py"]);
     }
 }

@@ -8,6 +8,7 @@ pub mod ast;
 pub mod backend;
 pub mod bug_gen;
 mod cli;
+pub mod combine;
 mod commands;
 pub mod console;
 pub mod gather;

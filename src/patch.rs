@@ -353,6 +353,19 @@ fn shift(range: &str, offset: usize) -> String {
     }
 }
 
+/// Files a git-format patch touches (its `+++ b/` paths), in order, each once.
+pub fn files_of(patch: &str) -> Vec<String> {
+    let mut files: Vec<String> = Vec::new();
+    for line in patch.lines() {
+        if let Some(path) = line.strip_prefix("+++ b/")
+            && !files.iter().any(|f| f == path)
+        {
+            files.push(path.to_string());
+        }
+    }
+    files
+}
+
 /// Eight characters of `[a-z0-9]` derived from the SHA-256 of `data` (a stable content id).
 pub fn hash8(data: &str) -> String {
     let digest = Sha256::digest(data.as_bytes());
@@ -430,6 +443,12 @@ mod tests {
                 .ends_with("-tail\n\\ No newline at end of file\n+tale\n\\ No newline at end of file\n")
         );
         assert!(render_diff("f.py", &at_end, &changed_end).unwrap().contains("@@ -38,4 +38,4 @@"));
+    }
+
+    #[test]
+    fn patch_files_are_listed_once_in_order() {
+        let patch = "--- a/x.py\n+++ b/x.py\n@@\n--- a/y.py\n+++ b/y.py\n--- a/x.py\n+++ b/x.py\n";
+        assert_eq!(files_of(patch), ["x.py", "y.py"]);
     }
 
     #[test]

@@ -52,6 +52,20 @@ pub struct Recipe {
     /// Language model settings (see `lm::LmConfig`).
     #[serde(default)]
     pub lm: Option<crate::lm::LmConfig>,
+    /// Combine scripts for `bugsmith combine` and the `combine` stage, with their params.
+    #[serde(default)]
+    pub combine: Vec<CombineEntry>,
+}
+
+/// One combine script of a recipe.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CombineEntry {
+    /// Script id (under strategies/combine/) or path.
+    pub id: String,
+    /// Params (`num_patches`, `max_combos`, `limit_per_file`, `depth`, `limit_per_module`, …).
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
 }
 
 /// `validate:` of a recipe.
@@ -93,8 +107,9 @@ pub struct IssuesSection {
     pub params: BTreeMap<String, serde_json::Value>,
 }
 
-/// The stages `bugsmith run` knows, in order.
-pub const STAGES: [&str; 5] = ["env", "gen", "validate", "gather", "issues"];
+/// The stages `bugsmith run` knows, in order (`combine` merges validated bugs, then validates
+/// and gathers the combinations).
+pub const STAGES: [&str; 6] = ["env", "gen", "validate", "gather", "combine", "issues"];
 
 /// One strategy of a recipe.
 #[derive(Clone, Debug, Deserialize, PartialEq)]

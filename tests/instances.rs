@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bugsmith::script::Origin;
 use bugsmith::script::template::IssueTemplate;
-use common::{bugsmith, bugsmith_in, json, manifest, shared_cache, stderr, stdout};
+use common::{bugsmith_in, gathered, json, manifest, shared_cache, stderr, stdout};
 use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
 
@@ -19,22 +19,6 @@ fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// profile init, gen, validate (local) and gather for a source, in a fresh directory.
-fn gathered(source: &str, max_bugs: &str) -> (tempfile::TempDir, PathBuf, String) {
-    let cache = shared_cache();
-    let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("profile.yaml");
-    assert!(bugsmith(&["profile", "init", source, "-o", profile.to_str().unwrap()], &cache).status.success());
-    let p = profile.to_str().unwrap();
-    let generated = json(&bugsmith_in(&["gen", p, "--max-bugs", max_bugs, "--json"], &cache, Some(dir.path())));
-    let repo_name = generated["repo_name"].as_str().unwrap().to_string();
-    json(&bugsmith_in(&["validate", p, "--json"], &cache, Some(dir.path())));
-    let summary = json(&bugsmith_in(&["gather", p, "--json"], &cache, Some(dir.path())));
-    assert!(summary["instances"].as_u64().unwrap() >= 5, "{summary:#}");
-    assert!(summary["problems"].as_array().unwrap().is_empty(), "{summary:#}");
-    (dir, profile, repo_name)
 }
 
 #[test]

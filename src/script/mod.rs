@@ -5,6 +5,7 @@
 
 mod api;
 pub mod catalog;
+pub mod combine;
 pub mod lm_api;
 pub mod template;
 

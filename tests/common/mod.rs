@@ -104,3 +104,19 @@ pub fn lm_server(
     });
     (url, bodies)
 }
+
+/// profile init, gen, validate (local) and gather for a source, in a fresh directory.
+pub fn gathered(source: &str, max_bugs: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let cache = shared_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile.yaml");
+    assert!(bugsmith(&["profile", "init", source, "-o", profile.to_str().unwrap()], &cache).status.success());
+    let p = profile.to_str().unwrap();
+    let generated = json(&bugsmith_in(&["gen", p, "--max-bugs", max_bugs, "--json"], &cache, Some(dir.path())));
+    let repo_name = generated["repo_name"].as_str().unwrap().to_string();
+    json(&bugsmith_in(&["validate", p, "--json"], &cache, Some(dir.path())));
+    let summary = json(&bugsmith_in(&["gather", p, "--json"], &cache, Some(dir.path())));
+    assert!(summary["instances"].as_u64().unwrap() >= 5, "{summary:#}");
+    assert!(summary["problems"].as_array().unwrap().is_empty(), "{summary:#}");
+    (dir, profile, repo_name)
+}

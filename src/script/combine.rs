@@ -1,0 +1,96 @@
+//! Combine scripts: `fn combine(candidates, params, rng, repo)` under `strategies/combine/`
+//! returns groups of validated candidates merged into one patch each. `repo.merge(patches)`
+//! applies patches in sequence to the clean commit and returns the merged patch, or `()` when
+//! they conflict; `patch::files(diff)` lists the files a patch touches.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rhai::{AST, Array, Dynamic, Engine, Map};
+
+use super::{Origin, ScriptError, api::ScriptRng, call_hook, origin_name, read_source};
+use crate::rng::Rng;
+
+/// The clean repository a combine script merges patches against.
+#[derive(Clone)]
+pub struct ScriptRepo {
+    root: PathBuf,
+}
+
+/// One merged group a combine script returned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Combo {
+    /// The merged patch.
+    pub patch: String,
+    /// Ids (`<strategy>__<hash>`) of the candidates merged.
+    pub parts: Vec<String>,
+    /// Where to write it under `bug_gen/<repo_name>/` (a file folder or `combine_module`).
+    pub folder: String,
+}
+
+/// A loaded combine script.
+pub struct CombineScript {
+    /// Its id (file stem): the strategy name of what it makes.
+    pub id: String,
+    engine: Engine,
+    ast: AST,
+    source: String,
+    path: String,
+}
+
+fn engine() -> Engine {
+    let mut engine = super::engine();
+    engine.register_type_with_name::<ScriptRepo>("Repo").register_fn(
+        "merge",
+        |repo: &mut ScriptRepo, patches: Array| {
+            let patches: Vec<String> = patches.into_iter().map(|p| p.to_string()).collect();
+            crate::git::merge_patches(&repo.root, &patches).map_or(Dynamic::UNIT, Dynamic::from)
+        },
+    );
+    engine
+}
+
+impl CombineScript {
+    /// Loads a combine script.
+    pub fn load(origin: Origin) -> Result<CombineScript, ScriptError> {
+        let path = origin_name(&origin);
+        let source = read_source(&origin)?;
+        let engine = engine();
+        let mut ast = engine.compile(&source).map_err(|e| ScriptError::from_parse(&path, &e))?;
+        ast.set_source(path.as_str());
+        if !ast.iter_functions().any(|f| f.name == "combine" && f.params.len() == 4) {
+            return Err(ScriptError {
+                path,
+                line: 0,
+                column: 0,
+                message: "a combine script must define `fn combine(candidates, params, rng, repo)`".into(),
+            });
+        }
+        Ok(CombineScript { id: super::catalog::origin_id(&origin), engine, ast, source, path })
+    }
+
+    /// Runs the script over candidates (maps) with the clean repository at `root`.
+    pub fn run(&self, candidates: Array, params: Map, seed: u64, root: PathBuf) -> Result<Vec<Combo>, ScriptError> {
+        let rng = ScriptRng(Arc::new(Mutex::new(Rng::from_key(&[&seed.to_string(), &self.id]))));
+        let repo = ScriptRepo { root };
+        // Merging many combos takes longer than a mutation: no wall-clock cap beyond operations.
+        let value =
+            call_hook(&self.engine, &self.ast, &self.source, &self.path, "combine", (candidates, params, rng, repo))?;
+        let bad = |message: String| ScriptError { path: self.path.clone(), line: 0, column: 0, message };
+        let groups = value.into_array().map_err(|t| bad(format!("combine returned {t}, not an array")))?;
+        groups
+            .into_iter()
+            .map(|group| {
+                let map =
+                    group.try_cast::<Map>().ok_or_else(|| bad("each combo is a map #{patch, parts, folder}".into()))?;
+                let text = |k: &str| map.get(k).map(ToString::to_string).unwrap_or_default();
+                let parts = map
+                    .get("parts")
+                    .and_then(|p| p.clone().into_array().ok())
+                    .map(|a| a.into_iter().map(|p| p.to_string()).collect())
+                    .unwrap_or_default();
+                Ok(Combo { patch: text("patch"), parts, folder: text("folder") })
+            })
+            .collect()
+    }
+}
