@@ -70,7 +70,7 @@ fn combined_bugs_are_disjoint_apply_and_follow_the_seed() {
     std::fs::create_dir_all(&other).unwrap();
     let copy = Command::new("cp").arg("-r").arg(&logs).arg(other.join("logs")).status().unwrap();
     assert!(copy.success());
-    for (path, _) in &first {
+    for path in first.keys() {
         std::fs::remove_file(other.join("logs").join(path)).unwrap();
     }
     json(&bugsmith_in(&["combine", p, "--recipe", r, "--seed", "99", "--json"], &shared_cache(), Some(&other)));
