@@ -58,6 +58,8 @@ pub enum Command {
     IssueGen(IssueGenArgs),
     /// Merge validated bugs into multi-bug candidates with combine scripts.
     Combine(CombineArgs),
+    /// Undo real changes (commits from the history, or merged GitHub pull requests).
+    Mirror(MirrorArgs),
     /// Run every stage a recipe names (env, gen, validate, gather, combine, issues); resumable.
     Run {
         /// The recipe.
@@ -89,6 +91,47 @@ pub struct CombineArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct MirrorArgs {
+    /// The profile (its source must have history for `--from history`).
+    pub profile: PathBuf,
+    /// Where changes come from.
+    #[arg(long, value_enum, default_value_t = ChangeSource::History)]
+    pub from: ChangeSource,
+    /// GitHub repository `owner/name` (for `--from github`).
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub github_repo: Option<String>,
+    /// GitHub API base URL.
+    #[arg(long, default_value = "https://api.github.com", value_name = "URL")]
+    pub github_api: String,
+    /// At most this many changes.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Mirror script id or .rhai path.
+    #[arg(long, default_value = "pr_mirror")]
+    pub strategy: String,
+    /// Seed.
+    #[arg(long, default_value_t = 24)]
+    pub seed: u64,
+    /// Output directory.
+    #[arg(long, default_value = "logs", value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub lm: LmArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where PR-mirror changes come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChangeSource {
+    /// Commits of the checkout's own history.
+    History,
+    /// Merged pull requests, through GitHub's REST API (token from $GITHUB_TOKEN).
+    Github,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,13 +13,14 @@ use crate::backend::docker::{DockerBackend, Limits};
 use crate::backend::local::LocalBackend;
 use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
 use crate::cli::{
-    Args, BackendKind, CombineArgs, Command, EnvAction, GatherArgs, GenArgs, IssueGenArgs, LmArgs, ProfileAction,
-    RecipeAction, StrategiesAction, TryArgs, ValidateArgs,
+    Args, BackendKind, ChangeSource, CombineArgs, Command, EnvAction, GatherArgs, GenArgs, IssueGenArgs, LmArgs,
+    MirrorArgs, ProfileAction, RecipeAction, StrategiesAction, TryArgs, ValidateArgs,
 };
 use crate::combine;
 use crate::gather;
 use crate::issue_gen;
 use crate::lm::{LmClient, LmConfig, Usage};
+use crate::mirror;
 use crate::profile::Profile;
 use crate::recipe::Recipe;
 use crate::script::combine::CombineScript;
@@ -56,6 +57,7 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
         Command::Run { recipe } => run_command(&catalog, &recipe, args.global.jobs, args.global.cache_dir.as_deref()),
         Command::Recipe { action: RecipeAction::Check { recipe } } => recipe_check_command(&catalog, &recipe),
         Command::Combine(combine_args) => combine_command(&catalog, &combine_args, args.global.cache_dir.as_deref()),
+        Command::Mirror(mirror_args) => mirror_command(&catalog, &mirror_args, args.global.cache_dir.as_deref()),
     }
 }
 
@@ -511,6 +513,16 @@ fn check_command(catalog: &Catalog) -> Result<u8, String> {
             Err(e) => errors.push(e),
         }
     }
+    for origin in catalog.origins("mirror") {
+        let path = crate::script::Strategy::origin_path(&origin);
+        match crate::script::combine::RepoScript::load_with(origin, "mirror", "change", None) {
+            Ok(_) => {
+                println!("ok     {path}");
+                loaded += 1;
+            }
+            Err(e) => errors.push(e),
+        }
+    }
     for origin in catalog.origins("combine") {
         let path = crate::script::Strategy::origin_path(&origin);
         match CombineScript::load(origin) {
@@ -526,6 +538,42 @@ fn check_command(catalog: &Catalog) -> Result<u8, String> {
     }
     println!("{loaded} scripts load, {} fail", errors.len());
     Ok(if errors.is_empty() { EXIT_OK } else { EXIT_FAILURE })
+}
+
+fn mirror_command(catalog: &Catalog, args: &MirrorArgs, cache: Option<&Path>) -> Result<u8, String> {
+    let profile = load_profile(&args.profile)?;
+    let checkout = checkout_for(&profile, cache)?;
+    let changes = match args.from {
+        ChangeSource::History => mirror::changes_from_history(&checkout.root, args.limit)?,
+        ChangeSource::Github => {
+            let name = args.github_repo.as_deref().ok_or("--from github needs --github-repo OWNER/NAME")?;
+            let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
+            crate::github::changes(&args.github_api, name, token.as_deref(), args.limit)?
+        }
+    };
+    let lm = lm_client(LmConfig::default(), &args.lm, cache)?;
+    let script = crate::script::combine::RepoScript::load_with(
+        catalog.resolve("mirror", &args.strategy)?,
+        "mirror",
+        "change",
+        Some(lm.clone()),
+    )
+    .map_err(|e| e.to_string())?;
+    let bar = console::Bar::new(args.json);
+    let summary =
+        mirror::mirror(&script, &changes, &Map::new(), args.seed, &profile.repo_name, &checkout.root, &args.out, &bar);
+    bar.finish();
+    let summary = summary?;
+    write_ledger(&args.out, &lm)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    } else {
+        println!(
+            "{} changes: {} undone by reverse-applying, {} rewritten by the model, {} without a candidate; ${:.4} spent",
+            summary.changes, summary.reversed, summary.rewritten, summary.failed, summary.cost
+        );
+    }
+    Ok(EXIT_OK)
 }
 
 fn combine_command(catalog: &Catalog, args: &CombineArgs, cache: Option<&Path>) -> Result<u8, String> {

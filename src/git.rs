@@ -306,3 +306,84 @@ pub fn merge_patches(dir: &Path, patches: &[String]) -> Result<String, String> {
     .map_err(|e| e.to_string())?;
     String::from_utf8(text).map_err(|e| e.to_string())
 }
+
+/// The text of a file at `HEAD` of the repository at `dir` (None when absent or not UTF-8).
+pub fn head_file(dir: &Path, path: &str) -> Option<String> {
+    let repo = Repository::open(dir).ok()?;
+    let tree = repo.head().ok()?.peel_to_tree().ok()?;
+    let blob = tree.get_path(Path::new(path)).ok()?.to_object(&repo).ok()?.peel_to_blob().ok()?;
+    String::from_utf8(blob.content().to_vec()).ok()
+}
+
+/// One commit of a repository's history, as a change a PR mirror can undo.
+#[derive(Clone, Debug)]
+pub struct CommitChange {
+    /// Full commit id.
+    pub id: String,
+    /// First line of the message.
+    pub title: String,
+    /// The rest of the message.
+    pub body: String,
+    /// The commit's diff against its parent, limited to the paths `keep` accepts.
+    pub patch: String,
+    /// Those paths.
+    pub files: Vec<String>,
+}
+
+/// The non-merge commits reachable from `HEAD` (newest first, at most `limit`), each with its
+/// diff restricted to paths for which `keep` is true.
+pub fn history(dir: &Path, limit: usize, keep: impl Fn(&str) -> bool) -> Result<Vec<CommitChange>, GitError> {
+    let repo = Repository::open(dir)?;
+    let mut walk = repo.revwalk()?;
+    walk.push_head()?;
+    walk.simplify_first_parent()?;
+    let mut changes = Vec::new();
+    for oid in walk {
+        if changes.len() >= limit {
+            break;
+        }
+        let commit = repo.find_commit(oid?)?;
+        if commit.parent_count() != 1 {
+            continue;
+        }
+        let parent = commit.parent(0)?.tree()?;
+        let diff = repo.diff_tree_to_tree(Some(&parent), Some(&commit.tree()?), None)?;
+        let mut files = Vec::new();
+        let mut text = Vec::new();
+        diff.print(git2::DiffFormat::Patch, |delta, _, line| {
+            let path = delta
+                .new_file()
+                .path()
+                .or(delta.old_file().path())
+                .map(|p| p.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if !keep(&path) {
+                return true;
+            }
+            if !files.contains(&path) {
+                files.push(path);
+            }
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                text.push(line.origin() as u8);
+            }
+            text.extend_from_slice(line.content());
+            true
+        })?;
+        let message = commit.message().unwrap_or("").to_string();
+        let (title, body) = message
+            .split_once('\n')
+            .map_or((message.clone(), String::new()), |(t, b)| (t.to_string(), b.trim().to_string()));
+        changes.push(CommitChange {
+            id: oid_string(&commit),
+            title,
+            body,
+            patch: String::from_utf8_lossy(&text).into_owned(),
+            files,
+        });
+    }
+    Ok(changes)
+}
+
+fn oid_string(commit: &git2::Commit<'_>) -> String {
+    commit.id().to_string()
+}

@@ -68,8 +68,18 @@ pub fn leaks(statement: &str, patch: &str, fail_to_pass: &[String]) -> Vec<Strin
     found
 }
 
-/// Entity names and the strategy's explanation from the candidate's metadata, by instance id.
-fn metadata_index(bug_gen: &Path, repo_name: &str) -> BTreeMap<String, (String, String)> {
+/// What a candidate's metadata says: explanation, entity, and for PR mirrors the original
+/// change's title and issue text.
+#[derive(Default)]
+struct CandidateInfo {
+    explanation: String,
+    entity: String,
+    title: String,
+    issue_text: String,
+}
+
+/// Candidate metadata by instance id.
+fn metadata_index(bug_gen: &Path, repo_name: &str) -> BTreeMap<String, CandidateInfo> {
     let mut index = BTreeMap::new();
     for entry in walkdir::WalkDir::new(bug_gen).into_iter().filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().to_string();
@@ -80,7 +90,13 @@ fn metadata_index(bug_gen: &Path, repo_name: &str) -> BTreeMap<String, (String, 
         };
         let Ok(value) = value else { continue };
         let text = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-        index.insert(format!("{repo_name}.{id}"), (text("explanation"), text("entity")));
+        let info = CandidateInfo {
+            explanation: text("explanation"),
+            entity: text("entity"),
+            title: text("title"),
+            issue_text: text("issue_text"),
+        };
+        index.insert(format!("{repo_name}.{id}"), info);
     }
     index
 }
@@ -110,7 +126,7 @@ fn strings(items: &[String]) -> Dynamic {
 }
 
 /// Everything a template sees about one instance.
-fn instance_map(instance: &TaskInstance, checkout: &Path, run_dir: &Path, meta: Option<&(String, String)>) -> Map {
+fn instance_map(instance: &TaskInstance, checkout: &Path, run_dir: &Path, meta: Option<&CandidateInfo>) -> Map {
     let dir = run_dir.join(&instance.instance_id);
     let failures: Map = std::fs::read_to_string(dir.join("junit.xml"))
         .map(|xml| grading::junit_failures(&xml).into_iter().map(|(k, v)| (k.as_str().into(), v.into())).collect())
@@ -125,8 +141,10 @@ fn instance_map(instance: &TaskInstance, checkout: &Path, run_dir: &Path, meta: 
     map.insert("PASS_TO_PASS".into(), strings(&instance.pass_to_pass));
     map.insert("image_name".into(), instance.image_name.clone().into());
     map.insert("strategy".into(), strategy.to_string().into());
-    map.insert("bug_type".into(), meta.map_or(String::new(), |m| m.0.clone()).into());
-    let funcs: Vec<String> = meta.map(|m| m.1.clone()).filter(|f| !f.is_empty()).into_iter().collect();
+    map.insert("bug_type".into(), meta.map_or(String::new(), |m| m.explanation.clone()).into());
+    map.insert("original_title".into(), meta.map_or(String::new(), |m| m.title.clone()).into());
+    map.insert("original_issue".into(), meta.map_or(String::new(), |m| m.issue_text.clone()).into());
+    let funcs: Vec<String> = meta.map(|m| m.entity.clone()).filter(|f| !f.is_empty()).into_iter().collect();
     map.insert("gold_funcs".into(), strings(&funcs));
     map.insert("gold_files".into(), strings(&crate::patch::files_of(&instance.patch)));
     map.insert("test_output".into(), std::fs::read_to_string(dir.join("test_output.txt")).unwrap_or_default().into());

@@ -169,7 +169,7 @@ pub struct LmClient {
     slots: (Mutex<usize>, Condvar),
 }
 
-fn install_tls_provider() {
+pub(crate) fn install_tls_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -353,6 +353,62 @@ fn shift(range: &str, offset: usize) -> String {
     }
 }
 
+/// The patch that undoes `patch`: old and new sides swapped.
+pub fn reverse(patch: &str) -> String {
+    let mut out = String::with_capacity(patch.len());
+    let mut pending_old: Option<&str> = None;
+    // Within a run of changed lines, removals come first, as diff tools write them.
+    let (mut removed, mut added) = (String::new(), String::new());
+    let flush = |out: &mut String, removed: &mut String, added: &mut String| {
+        out.push_str(removed);
+        out.push_str(added);
+        removed.clear();
+        added.clear();
+    };
+    for line in patch.split_inclusive('\n') {
+        match line.as_bytes().first() {
+            Some(b'+') if !line.starts_with("+++ ") => {
+                removed.push_str(&format!("-{}", &line[1..]));
+                continue;
+            }
+            Some(b'-') if !line.starts_with("--- ") => {
+                added.push_str(&format!("+{}", &line[1..]));
+                continue;
+            }
+            _ => flush(&mut out, &mut removed, &mut added),
+        }
+        if let Some(rest) = line.strip_prefix("--- ") {
+            pending_old = Some(rest);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("+++ ") {
+            let old = pending_old.take().unwrap_or("/dev/null\n");
+            let swap = |side: &str, from: &str, to: &str| {
+                side.strip_prefix(from).map_or(side.to_string(), |p| format!("{to}{p}"))
+            };
+            out.push_str(&format!("--- {}", swap(rest, "b/", "a/")));
+            out.push_str(&format!("+++ {}", swap(old, "a/", "b/")));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("@@ -")
+            && let Some((ranges, tail)) = rest.split_once(" @@")
+            && let Some((old, new)) = ranges.split_once(" +")
+        {
+            out.push_str(&format!("@@ -{new} +{old} @@{tail}"));
+            continue;
+        }
+        if line.starts_with("new file mode") {
+            out.push_str(&line.replacen("new", "deleted", 1));
+        } else if line.starts_with("deleted file mode") {
+            out.push_str(&line.replacen("deleted", "new", 1));
+        } else if !line.starts_with("index ") {
+            out.push_str(line);
+        }
+    }
+    flush(&mut out, &mut removed, &mut added);
+    out
+}
+
 /// Files a git-format patch touches (its `+++ b/` paths), in order, each once.
 pub fn files_of(patch: &str) -> Vec<String> {
     let mut files: Vec<String> = Vec::new();
@@ -449,6 +505,14 @@ mod tests {
     fn patch_files_are_listed_once_in_order() {
         let patch = "--- a/x.py\n+++ b/x.py\n@@\n--- a/y.py\n+++ b/y.py\n--- a/x.py\n+++ b/x.py\n";
         assert_eq!(files_of(patch), ["x.py", "y.py"]);
+    }
+
+    #[test]
+    fn a_reversed_patch_undoes_the_patch() {
+        let old = "a\nb\nc\n";
+        let new = "a\nB\nc\nd\n";
+        let forward = render_diff("f.py", old, new).unwrap();
+        assert_eq!(reverse(&forward), render_diff("f.py", new, old).unwrap());
     }
 
     #[test]

@@ -37,7 +37,12 @@ pub fn find_candidates(dir: &Path, repo_name: &str) -> Vec<CandidateFile> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             let id = name.strip_prefix("bug__")?.strip_suffix(".diff")?.to_string();
-            let strategy = id.rsplit_once("__").map_or(id.clone(), |(s, _)| s.to_string());
+            // PR mirrors (`pr_<n>`) count as one strategy.
+            let strategy = if id.starts_with("pr_") {
+                "pr_mirror".to_string()
+            } else {
+                id.rsplit_once("__").map_or(id.clone(), |(s, _)| s.to_string())
+            };
             Some(CandidateFile { instance_id: format!("{repo_name}.{id}"), strategy, path: e.into_path() })
         })
         .collect();

@@ -213,7 +213,7 @@ fn strategies_list_shows_conditions_and_check_passes() {
     assert!(line.contains("0.25") && line.contains("10") && line.contains("is_function, has_loop"), "{line}");
     let check = bugsmith(&["strategies", "check"], dir.path());
     assert!(check.status.success());
-    assert!(stdout(&check).contains("21 scripts load, 0 fail"), "{}", stdout(&check));
+    assert!(stdout(&check).contains("23 scripts load, 0 fail"), "{}", stdout(&check));
 }
 
 #[test]

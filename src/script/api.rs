@@ -413,6 +413,9 @@ fn patch_module() -> Module {
     let mut m = Module::new();
     m.set_native_fn("replace_entity", |entity: ScriptEntity, code: ImmutableString| Ok(replace_entity(&entity, &code)));
     m.set_native_fn("stub", |entity: ScriptEntity| stub(&entity));
+    m.set_native_fn("diff", |path: ImmutableString, old: ImmutableString, new: ImmutableString| {
+        Ok(patch::render_diff(&path, &old, &new).map_or(Dynamic::UNIT, Dynamic::from))
+    });
     m.set_native_fn("files", |diff: ImmutableString| {
         Ok(patch::files_of(&diff).into_iter().map(Dynamic::from).collect::<Array>())
     });
