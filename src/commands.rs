@@ -541,6 +541,15 @@ fn check_command(catalog: &Catalog) -> Result<u8, String> {
 }
 
 fn mirror_command(catalog: &Catalog, args: &MirrorArgs, cache: Option<&Path>) -> Result<u8, String> {
+    mirror_command_with(catalog, args, LmConfig::default(), cache)
+}
+
+fn mirror_command_with(
+    catalog: &Catalog,
+    args: &MirrorArgs,
+    lm_config: LmConfig,
+    cache: Option<&Path>,
+) -> Result<u8, String> {
     let profile = load_profile(&args.profile)?;
     let checkout = checkout_for(&profile, cache)?;
     let changes = match args.from {
@@ -551,7 +560,7 @@ fn mirror_command(catalog: &Catalog, args: &MirrorArgs, cache: Option<&Path>) ->
             crate::github::changes(&args.github_api, name, token.as_deref(), args.limit)?
         }
     };
-    let lm = lm_client(LmConfig::default(), &args.lm, cache)?;
+    let lm = lm_client(lm_config, &args.lm, cache)?;
     let script = crate::script::combine::RepoScript::load_with(
         catalog.resolve("mirror", &args.strategy)?,
         "mirror",
@@ -639,14 +648,37 @@ fn recipe_check_command(catalog: &Catalog, path: &Path) -> Result<u8, String> {
     let base = recipe_base(path);
     let mut problems = Vec::new();
     for entry in &recipe.strategies {
-        let line = crate::recipe::line_of(&text, &entry.id);
-        match catalog.resolve("procedural", &entry.id) {
+        let line = crate::recipe::entry_line(&text, &entry.id);
+        match catalog.resolve_strategy(&entry.id) {
             Ok(origin) => {
                 if let Err(e) = Strategy::load(catalog.engine(), origin) {
                     problems.push(format!("line {line}: strategy `{}`: {e}", entry.id));
                 }
             }
             Err(e) => problems.push(format!("line {line}: {e}")),
+        }
+    }
+    for entry in &recipe.combine {
+        let line = crate::recipe::entry_line(&text, &entry.id);
+        match catalog.resolve("combine", &entry.id) {
+            Ok(origin) => {
+                if let Err(e) = CombineScript::load(origin) {
+                    problems.push(format!("line {line}: combine `{}`: {e}", entry.id));
+                }
+            }
+            Err(e) => problems.push(format!("line {line}: {e}")),
+        }
+    }
+    if let Some(mirror) = &recipe.mirror {
+        let id = mirror.strategy.clone().unwrap_or_else(|| "pr_mirror".into());
+        if let Err(e) = catalog.resolve("mirror", &id) {
+            problems.push(format!("line {}: {e}", crate::recipe::line_of(&text, "mirror:")));
+        }
+        if mirror.from.as_deref() == Some("github") && mirror.github_repo.is_none() {
+            problems.push(format!(
+                "line {}: mirror from github needs github_repo",
+                crate::recipe::line_of(&text, "mirror:")
+            ));
         }
     }
     let template = recipe.issues.template.clone().unwrap_or_else(|| "static".into());
@@ -715,7 +747,9 @@ fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Optio
     let stages: Vec<String> = recipe.stages.clone().unwrap_or_else(|| {
         crate::recipe::STAGES
             .iter()
-            .filter(|s| **s != "combine" || !recipe.combine.is_empty())
+            .filter(|s| {
+                (**s != "combine" || !recipe.combine.is_empty()) && (**s != "mirror" || recipe.mirror.is_some())
+            })
             .map(|s| (*s).to_string())
             .collect()
     });
@@ -755,6 +789,26 @@ fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Optio
                     json: false,
                 };
                 validate_command(&args, recipe.validate.jobs.or(jobs), cache)?
+            }
+            "mirror" => {
+                let section = recipe.mirror.clone().unwrap_or_default();
+                let args = MirrorArgs {
+                    profile: profile_path.clone(),
+                    from: if section.from.as_deref() == Some("github") {
+                        ChangeSource::Github
+                    } else {
+                        ChangeSource::History
+                    },
+                    github_repo: section.github_repo.clone(),
+                    github_api: "https://api.github.com".into(),
+                    limit: section.limit.unwrap_or(50),
+                    strategy: section.strategy.clone().unwrap_or_else(|| "pr_mirror".into()),
+                    seed: recipe.seed.unwrap_or(DEFAULT_SEED),
+                    out: out.clone(),
+                    lm: LmArgs::default(),
+                    json: false,
+                };
+                mirror_command_with(catalog, &args, recipe.lm.clone().unwrap_or_default(), cache)?
             }
             "combine" => {
                 let args = CombineArgs {

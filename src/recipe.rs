@@ -55,6 +55,27 @@ pub struct Recipe {
     /// Combine scripts for `bugsmith combine` and the `combine` stage, with their params.
     #[serde(default)]
     pub combine: Vec<CombineEntry>,
+    /// PR mirroring for the `mirror` stage.
+    #[serde(default)]
+    pub mirror: Option<MirrorSection>,
+}
+
+/// `mirror:` of a recipe.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorSection {
+    /// `history` (default) or `github`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// `owner/name` for GitHub.
+    #[serde(default)]
+    pub github_repo: Option<String>,
+    /// At most this many changes (default 50).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Mirror script (default `pr_mirror`).
+    #[serde(default)]
+    pub strategy: Option<String>,
 }
 
 /// One combine script of a recipe.
@@ -107,9 +128,9 @@ pub struct IssuesSection {
     pub params: BTreeMap<String, serde_json::Value>,
 }
 
-/// The stages `bugsmith run` knows, in order (`combine` merges validated bugs, then validates
-/// and gathers the combinations).
-pub const STAGES: [&str; 6] = ["env", "gen", "validate", "gather", "combine", "issues"];
+/// The stages `bugsmith run` knows, in order (`mirror` adds undone real changes to the
+/// candidates; `combine` merges validated bugs, then validates and gathers the combinations).
+pub const STAGES: [&str; 7] = ["env", "gen", "mirror", "validate", "gather", "combine", "issues"];
 
 /// One strategy of a recipe.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -175,7 +196,7 @@ impl Recipe {
             )));
         }
         for entry in &recipe.strategies {
-            let line = line_of(text, &entry.id);
+            let line = entry_line(text, &entry.id);
             if let Some(l) = entry.likelihood
                 && !(0.0..=1.0).contains(&l)
             {
@@ -202,6 +223,16 @@ impl Recipe {
             .map_err(|e| RecipeError { path: path.display().to_string(), message: e.to_string() })?;
         Recipe::parse(&path.display().to_string(), &text)
     }
+}
+
+/// 1-based line of the entry `id: <id>` (else of the first mention of `id`).
+pub fn entry_line(text: &str, id: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start().trim_start_matches("- ").trim_start();
+            l.strip_prefix("id:").is_some_and(|rest| rest.trim() == id)
+        })
+        .map_or_else(|| line_of(text, id), |i| i + 1)
 }
 
 /// 1-based line where `needle` first appears (0 when absent), to point at a recipe entry.

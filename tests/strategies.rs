@@ -151,7 +151,10 @@ fn every_recipe_in_recipes_loads_and_names_existing_strategies() {
         }
         let recipe = bugsmith::recipe::Recipe::load(&path).unwrap();
         for strategy in &recipe.strategies {
-            catalog.resolve("procedural", &strategy.id).unwrap();
+            catalog.resolve_strategy(&strategy.id).unwrap();
+        }
+        for combine in &recipe.combine {
+            catalog.resolve("combine", &combine.id).unwrap();
         }
         seen += 1;
     }
