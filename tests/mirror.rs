@@ -145,7 +145,11 @@ fn when_the_code_moved_on_a_model_rewrites_the_file_without_the_change() {
     assert_eq!(summary["reversed"], 1, "{summary:#}");
     let (profile, summary) = mirror(dir.path(), &repo, &["--lm-base-url", &url, "--lm-model", "fake", "--limit", "2"]);
     assert_eq!(summary["rewritten"], 1, "{summary:#}");
-    assert!(!bodies.lock().unwrap().is_empty());
+    // The answer came from the model (or from the response cache, on a re-run of this test).
+    let ledger: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("logs/lm_ledger.json")).unwrap()).unwrap();
+    let asked = ledger["fake"]["calls"].as_u64().unwrap_or(0) + ledger["fake"]["cached"].as_u64().unwrap_or(0);
+    assert!(asked >= 1 && bodies.lock().unwrap().len() as u64 <= asked, "{ledger}");
     let validated =
         json(&bugsmith_in(&["validate", profile.to_str().unwrap(), "--json"], &shared_cache(), Some(dir.path())));
     assert!(validated["strategies"]["pr_mirror"]["valid"].as_u64().unwrap() >= 1, "{validated:#}");
