@@ -503,34 +503,23 @@ fn check_command(catalog: &Catalog) -> Result<u8, String> {
         println!("ok     {}", s.display_path());
     }
     let mut loaded = strategies.len();
-    for origin in catalog.origins("issues") {
-        let path = crate::script::Strategy::origin_path(&origin);
-        match IssueTemplate::load(origin, None) {
-            Ok(_) => {
-                println!("ok     {path}");
-                loaded += 1;
+    // The other kinds: each is loaded the way its command loads it.
+    type Loader = fn(Origin) -> Result<(), crate::script::ScriptError>;
+    let kinds: [(&str, Loader); 3] = [
+        ("issues", |o| IssueTemplate::load(o, None).map(|_| ())),
+        ("mirror", |o| crate::script::combine::RepoScript::load_with(o, "mirror", "change", None).map(|_| ())),
+        ("combine", |o| CombineScript::load(o).map(|_| ())),
+    ];
+    for (kind, load) in kinds {
+        for origin in catalog.origins(kind) {
+            let path = crate::script::Strategy::origin_path(&origin);
+            match load(origin) {
+                Ok(()) => {
+                    println!("ok     {path}");
+                    loaded += 1;
+                }
+                Err(e) => errors.push(e),
             }
-            Err(e) => errors.push(e),
-        }
-    }
-    for origin in catalog.origins("mirror") {
-        let path = crate::script::Strategy::origin_path(&origin);
-        match crate::script::combine::RepoScript::load_with(origin, "mirror", "change", None) {
-            Ok(_) => {
-                println!("ok     {path}");
-                loaded += 1;
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    for origin in catalog.origins("combine") {
-        let path = crate::script::Strategy::origin_path(&origin);
-        match CombineScript::load(origin) {
-            Ok(_) => {
-                println!("ok     {path}");
-                loaded += 1;
-            }
-            Err(e) => errors.push(e),
         }
     }
     for e in &errors {

@@ -6,7 +6,7 @@ mod tree;
 
 use std::sync::Arc;
 
-pub use tree::{KNOWN_ROLES, LIST_ROLES, NodeData, NodeId, Operator, Tree};
+pub use tree::{LIST_ROLES, NodeData, NodeId, Operator, SINGLE_ROLES, Tree, is_known_role};
 
 /// A parse failure, with a 1-based line and column.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -88,25 +88,8 @@ impl Tree {
     }
 }
 
-/// Every field name the tree gives children (list roles and single ones).
-pub const KNOWN_ROLES: &[&str] = &[
-    "body",
-    "orelse",
-    "finalbody",
-    "handlers",
-    "decorators",
-    "items",
-    "targets",
-    "values",
-    "comparators",
-    "args",
-    "posonlyargs",
-    "kwonlyargs",
-    "keywords",
-    "cases",
-    "elts",
-    "clauses",
-    "generators",
+/// Roles whose value is one node (or `()` when absent).
+pub const SINGLE_ROLES: &[&str] = &[
     "name",
     "parameters",
     "returns",
@@ -133,6 +116,11 @@ pub const KNOWN_ROLES: &[&str] = &[
     "vararg",
     "kwarg",
 ];
+
+/// Whether any node kind has a child in this role.
+pub fn is_known_role(role: &str) -> bool {
+    LIST_ROLES.contains(&role) || SINGLE_ROLES.contains(&role)
+}
 
 /// Roles whose value is a list (a script gets an array for these even when it holds one node).
 pub const LIST_ROLES: &[&str] = &[

@@ -19,7 +19,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 
-use super::{Backend, BackendError, Exec, ExecOutput, FREEZE_INSTALLED_STATE, Result, Worker, tail};
+use super::{Backend, BackendError, Exec, ExecOutput, FREEZE_INSTALLED_STATE, Result, Worker, check_step};
 use crate::profile::Profile;
 use crate::source::Checkout;
 
@@ -338,7 +338,6 @@ impl DockerBackend {
         }
         env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         for step in &steps {
-            log.push_str(&format!("$ {step}\n"));
             let exec = Exec {
                 script: step.clone(),
                 env: env.clone(),
@@ -346,20 +345,7 @@ impl DockerBackend {
                 want_exit_code: true,
             };
             let out = self.exec(id, &exec, Some("root")).await?;
-            log.push_str(&out.output);
-            if out.timed_out || out.exit_code != Some(0) {
-                let _ = std::fs::write(log_dir.join("build_image.log"), &log);
-                return Err(BackendError(format!(
-                    "image build failed at `{step}` ({}); log: {}\n{}",
-                    if out.timed_out {
-                        "timed out".to_string()
-                    } else {
-                        out.exit_code.map_or("killed".to_string(), |c| format!("exit {c}"))
-                    },
-                    log_dir.join("build_image.log").display(),
-                    tail(&out.output, 15)
-                )));
-            }
+            check_step("image build", step, &out, &mut log, &log_dir.join("build_image.log"))?;
         }
         std::fs::write(log_dir.join("build_image.log"), &log)
             .map_err(|e| BackendError(format!("{}: {e}", log_dir.display())))

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{Backend, BackendError, Exec, ExecOutput, FREEZE_INSTALLED_STATE, Result, Worker, tail};
+use super::{Backend, BackendError, Exec, ExecOutput, FREEZE_INSTALLED_STATE, Result, Worker, check_step};
 use crate::profile::Profile;
 use crate::source::Checkout;
 
@@ -149,23 +149,8 @@ impl Backend for LocalBackend {
         let mut env = venv_env(&venv);
         env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         for step in &steps {
-            log.push_str(&format!("$ {step}\n"));
             let out = run(step, &src, &env, Duration::from_secs(profile.timeout_ref.max(600)))?;
-            log.push_str(&out.output);
-            let failed = out.timed_out || out.exit_code != Some(0);
-            if failed {
-                let _ = std::fs::write(log_dir.join("build_env.log"), &log);
-                return Err(BackendError(format!(
-                    "environment build failed at `{step}` ({}); log: {}\n{}",
-                    if out.timed_out {
-                        "timed out".to_string()
-                    } else {
-                        out.exit_code.map_or("killed".to_string(), |c| format!("exit {c}"))
-                    },
-                    log_dir.join("build_env.log").display(),
-                    tail(&out.output, 15)
-                )));
-            }
+            check_step("environment build", step, &out, &mut log, &log_dir.join("build_env.log"))?;
         }
         std::fs::write(log_dir.join("build_env.log"), &log).map_err(io_error(log_dir.display()))?;
         std::fs::write(dir.join("ready"), profile.env_hash()).map_err(io_error(dir.display()))?;

@@ -83,6 +83,26 @@ pub const RUNNER: &str = include_str!("runner.sh");
 /// reset (`git reset --hard; git clean -fdx`) returns to exactly it.
 pub const FREEZE_INSTALLED_STATE: &str = "git add -A -f . >/dev/null 2>&1; git -c user.name=bugsmith -c user.email=bugsmith@localhost -c commit.gpgsign=false commit -q --allow-empty -m 'bugsmith: installed state' --date='1970-01-01T00:00:00Z'";
 
+/// Records one install step's output in `log`; when the step failed, saves the log to
+/// `log_path` and returns an error naming the step, how it ended and its last lines.
+pub fn check_step(what: &str, step: &str, out: &ExecOutput, log: &mut String, log_path: &Path) -> Result<()> {
+    log.push_str(&format!("$ {step}\n{}", out.output));
+    if !out.timed_out && out.exit_code == Some(0) {
+        return Ok(());
+    }
+    let _ = std::fs::write(log_path, log.as_bytes());
+    let ended = if out.timed_out {
+        "timed out".to_string()
+    } else {
+        out.exit_code.map_or("killed".to_string(), |c| format!("exit {c}"))
+    };
+    Err(BackendError(format!(
+        "{what} failed at `{step}` ({ended}); log: {}\n{}",
+        log_path.display(),
+        tail(&out.output, 15)
+    )))
+}
+
 /// The last lines of a text, for error messages.
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();

@@ -68,8 +68,9 @@ impl ScriptNode {
     }
 
     fn role(&self, role: &str) -> Fallible<Dynamic> {
-        if !ast::KNOWN_ROLES.contains(&role) {
-            return fail(format!("a Node has no field `{role}` (fields: {})", ast::KNOWN_ROLES.join(", ")));
+        if !ast::is_known_role(role) {
+            let known = [ast::LIST_ROLES, ast::SINGLE_ROLES].concat().join(", ");
+            return fail(format!("a Node has no field `{role}` (fields: {known})"));
         }
         let tree = self.file.tree();
         let mut children = tree.children_with_role(self.id, role);
