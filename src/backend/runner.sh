@@ -21,7 +21,7 @@ setsid timeout -k 5 "$TEST_TIMEOUT" bash -c "$TEST_CMD" > "$SCRATCH/out.txt" 2>&
 session=$!
 wait "$session"
 code=$?
-pkill -KILL -s "$session" 2>/dev/null
+kill -KILL -- "-$session" 2>/dev/null
 end=${EPOCHREALTIME//[!0-9]/}
 echo ">>>>> bugsmith exit $code"
 echo ">>>>> bugsmith millis $(( (end - start) / 1000 ))"
