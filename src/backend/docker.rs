@@ -104,6 +104,7 @@ impl DockerBackend {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
             ),
         };
+        backend.runtime.block_on(backend.sweep_stale());
         // Ctrl-C: remove our containers, then exit as interrupted.
         backend.runtime.spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -118,6 +119,26 @@ impl DockerBackend {
             }
         });
         Ok(backend)
+    }
+
+    /// Removes containers left by bugsmith processes that are gone (killed outright, so their
+    /// clean-up never ran); containers of a live process on this machine are left alone.
+    async fn sweep_stale(&self) {
+        let filters: HashMap<&str, Vec<&str>> = [("label", vec![OWNER_LABEL])].into();
+        let options =
+            bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let Ok(containers) = self.docker.list_containers(Some(options)).await else { return };
+        for container in containers {
+            let run = container.labels.as_ref().and_then(|l| l.get(OWNER_LABEL)).cloned().unwrap_or_default();
+            let pid = run.split('-').next().unwrap_or("");
+            let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+            if let (false, Some(id)) = (alive, container.id) {
+                let _ = self
+                    .docker
+                    .remove_container(&id, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+                    .await;
+            }
+        }
     }
 
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
