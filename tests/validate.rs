@@ -370,3 +370,63 @@ fn docker_containers_left_by_a_killed_run_are_removed_by_the_next() {
     let left = Command::new("docker").args(["ps", "-aq", "--filter", &format!("id={id}")]).output().unwrap();
     assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "the stale container {id} is still there");
 }
+
+#[test]
+fn a_layout_whose_imports_miss_the_workers_checkout_is_reported_not_validated_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("odd");
+    std::fs::create_dir_all(repo.join("lib/oddpkg")).unwrap();
+    std::fs::create_dir_all(repo.join("tests")).unwrap();
+    std::fs::write(repo.join("lib/oddpkg/__init__.py"), "def double(x):\n    return x * 2\n").unwrap();
+    std::fs::write(
+        repo.join("tests/test_odd.py"),
+        "from oddpkg import double\n\ndef test_double():\n    assert double(2) == 4\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("pyproject.toml"),
+        "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n[project]\nname = \"oddpkg\"\nversion = \"0.1\"\n[tool.setuptools.packages.find]\nwhere = [\"lib\"]\n",
+    )
+    .unwrap();
+    let profile = dir.path().join("p.yaml");
+    let cache = dir.path().join("cache");
+    assert!(
+        bugsmith(&["profile", "init", repo.to_str().unwrap(), "-o", profile.to_str().unwrap()], &cache)
+            .status
+            .success()
+    );
+    let out = dir.path().join("out");
+    let candidates = out.join("cands");
+    std::fs::create_dir_all(&candidates).unwrap();
+    std::fs::write(candidates.join("bug__noop__aaaaaaaa.diff"), "").unwrap();
+    let validate = bugsmith(
+        &[
+            "validate",
+            profile.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--candidates",
+            candidates.to_str().unwrap(),
+        ],
+        &cache,
+    );
+    assert_eq!(validate.status.code(), Some(1));
+    let message = stderr(&validate);
+    assert!(message.contains("would import `oddpkg`") && message.contains("PYTHONPATH"), "{message}");
+
+    // With the folder on PYTHONPATH, as the message says, it works.
+    let text = std::fs::read_to_string(&profile).unwrap().replace("env: {}", "env:\n  PYTHONPATH: lib");
+    std::fs::write(&profile, text).unwrap();
+    let fixed = bugsmith(
+        &[
+            "validate",
+            profile.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--candidates",
+            candidates.to_str().unwrap(),
+        ],
+        &cache,
+    );
+    assert!(fixed.status.success(), "{}", stderr(&fixed));
+}

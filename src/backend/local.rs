@@ -192,7 +192,60 @@ impl Backend for LocalBackend {
         env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
         env.push(("SENTINEL".into(), sentinel.display().to_string()));
         env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Ok(Box::new(LocalWorker { _home: home, repo, scratch, env }))
+        let mut worker = LocalWorker { _home: home, repo, scratch, env };
+        worker.check_imports_from_clone()?;
+        Ok(Box::new(worker))
+    }
+}
+
+/// The importable top-level package (or module) of a checkout: a folder with `__init__.py`
+/// under `src/`, `lib/`, `python/` or the root, else a root-level module; tests, docs and setup
+/// files left out.
+fn top_level_module(repo: &Path) -> Option<String> {
+    let mut found = Vec::new();
+    for base in [repo.join("src"), repo.join("lib"), repo.join("python"), repo.to_path_buf()] {
+        let Ok(entries) = std::fs::read_dir(&base) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let path = entry.path();
+            let package = path.is_dir() && path.join("__init__.py").is_file();
+            let module = path.is_file() && name.ends_with(".py");
+            let skip = name.starts_with(['.', '_'])
+                || ["setup.py", "conftest.py", "noxfile.py", "tests", "test", "docs", "examples"]
+                    .contains(&name.as_str())
+                || crate::ast::is_test_path(&name);
+            if !skip && (package || module) {
+                found.push((u8::from(!package), name.trim_end_matches(".py").to_string()));
+            }
+        }
+        if !found.is_empty() {
+            break;
+        }
+    }
+    found.sort();
+    found.into_iter().next().map(|(_, name)| name)
+}
+
+impl LocalWorker {
+    /// The tests must import the code in this clone (which the patches change), not the build
+    /// checkout the virtualenv was installed from. Checked on the package a checkout has; a
+    /// package that does not import at all is left for the baseline to report.
+    fn check_imports_from_clone(&mut self) -> Result<()> {
+        let Some(module) = top_level_module(&self.repo) else { return Ok(()) };
+        let script = format!("python -c 'import {module}, os; print(os.path.realpath({module}.__file__))' 2>/dev/null");
+        let out =
+            self.exec(&Exec { script, env: Vec::new(), timeout: Duration::from_secs(60), want_exit_code: true })?;
+        let imported = out.output.trim();
+        let clone = std::fs::canonicalize(&self.repo).unwrap_or_else(|_| self.repo.clone());
+        if out.exit_code == Some(0) && !imported.is_empty() && !Path::new(imported).starts_with(&clone) {
+            return Err(BackendError(format!(
+                "the tests would import `{module}` from {imported}, not from the worker's checkout {}: \
+                 set `env: {{PYTHONPATH: <folder holding {module}>}}` in the profile (relative folders are \
+                 taken from the checkout)",
+                clone.display()
+            )));
+        }
+        Ok(())
     }
 }
 
