@@ -67,7 +67,7 @@ pub fn combine(
         if combo.patch.is_empty() || !seen.insert(combo.patch.clone()) {
             continue;
         }
-        let dir = bug_gen.join(if combo.folder.is_empty() { script.id.as_str() } else { combo.folder.as_str() });
+        let dir = bug_gen.join(folder_within(&combo.folder).unwrap_or(script.id.as_str()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let name = format!("{}__{}", script.id, hash8(&combo.patch));
         let metadata = serde_json::json!({
@@ -84,4 +84,23 @@ pub fn combine(
         summary.combos += 1;
     }
     Ok(summary)
+}
+/// A script-chosen folder, if it is a plain relative path that stays inside `bug_gen/`.
+fn folder_within(folder: &str) -> Option<&str> {
+    let path = Path::new(folder);
+    let plain = path.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    (!folder.is_empty() && plain).then_some(folder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_that_would_leave_bug_gen_are_refused() {
+        assert_eq!(folder_within("src/utils.py"), Some("src/utils.py"));
+        for bad in ["", "../escape", "/etc", "a/../../b", "./x"] {
+            assert_eq!(folder_within(bad), None, "{bad}");
+        }
+    }
 }

@@ -92,27 +92,37 @@ fn test_location(id: &str) -> Option<(String, String)> {
     Some((file.to_string(), name))
 }
 
-/// New text (or `None`: delete) for each test file, with the F2P test functions removed. A file
-/// left without any test function, or that cannot be parsed, goes entirely.
-fn hide_tests(mirror: &Mirror, fail_to_pass: &[String]) -> Vec<(String, Option<String>)> {
+/// New text (or `None`: delete) for each test file, with the F2P test functions removed. A test
+/// file left without any test function goes entirely; files that are not test files, that do
+/// not parse or where no F2P function is found are left alone and their ids returned.
+fn hide_tests(mirror: &Mirror, fail_to_pass: &[String]) -> (Vec<(String, Option<String>)>, Vec<String>) {
+    let mut unmatched = Vec::new();
     let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for id in fail_to_pass {
-        if let Some((file, name)) = test_location(id) {
-            by_file.entry(file).or_default().push(name);
+        match test_location(id) {
+            Some((file, name)) if crate::ast::is_test_path(&file) => by_file.entry(file).or_default().push(name),
+            _ => unmatched.push(id.clone()),
         }
     }
     let mut changes = Vec::new();
     for (file, names) in by_file {
-        let Some(text) = mirror.main_file(&file) else { continue };
-        let Ok(parsed) = SourceFile::parse(&file, text.clone()) else {
-            changes.push((file, None));
+        let parsed = mirror.main_file(&file).and_then(|text| SourceFile::parse(&file, text).ok());
+        let Some(parsed) = parsed else {
+            unmatched.extend(names.iter().map(|n| format!("{file}::{n}")));
             continue;
         };
         let doomed: Vec<u32> =
             parsed.entities().iter().filter(|e| names.contains(&e.qualified_name)).map(|e| e.node).collect();
+        let found: Vec<&String> =
+            parsed.entities().iter().map(|e| &e.qualified_name).filter(|q| names.contains(q)).collect();
+        unmatched.extend(names.iter().filter(|n| !found.contains(n)).map(|n| format!("{file}::{n}")));
+        if doomed.is_empty() {
+            continue;
+        }
+        let text = parsed.text();
         let edits = patch::remove_statements(&parsed, &doomed);
-        let Ok(new_text) = patch::apply(&text, &edits, (0, text.len() as u32)) else {
-            changes.push((file, None));
+        let Ok(new_text) = patch::apply(text, &edits, (0, text.len() as u32)) else {
+            unmatched.extend(names.iter().map(|n| format!("{file}::{n}")));
             continue;
         };
         let tests_left = SourceFile::parse(&file, new_text.clone())
@@ -120,7 +130,7 @@ fn hide_tests(mirror: &Mirror, fail_to_pass: &[String]) -> Vec<(String, Option<S
             .unwrap_or(false);
         changes.push((file, tests_left.then_some(new_text)));
     }
-    changes
+    (changes, unmatched)
 }
 
 /// Gathers the valid reports under `run_dir` into `task_insts/` under `out` and branches in the
@@ -170,7 +180,10 @@ pub fn gather(
         let Ok(patch_text) = std::fs::read_to_string(folder.join("patch.diff")) else { continue };
         let id = report.instance_id.clone();
         if !mirror.has_branch(&id) {
-            let hide = hide_tests(&mirror, &report.grade.fail_to_pass);
+            let (hide, unmatched) = hide_tests(&mirror, &report.grade.fail_to_pass);
+            if !unmatched.is_empty() {
+                summary.problems.push(format!("{id}: F2P tests left visible (not found): {}", unmatched.join(", ")));
+            }
             match mirror.add_instance(&id, &patch_text, &hide) {
                 Ok(()) => summary.new_branches += 1,
                 Err(e) => {

@@ -265,7 +265,8 @@ impl Mirror {
             let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
             command
                 .env("GIT_CONFIG_COUNT", "1")
-                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                // Scoped to the remote's URL so a redirect elsewhere never carries the token.
+                .env("GIT_CONFIG_KEY_0", format!("http.{remote}.extraHeader"))
                 .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
         }
         let output =

@@ -100,10 +100,18 @@ fn next_link(response: &Response) -> Option<String> {
 /// The number of the issue a PR body says it fixes (`Fixes #12`, `closes #3`, `resolves #7`).
 fn linked_issue(body: &str) -> Option<u64> {
     let lower = body.to_lowercase();
-    ["fixes #", "fix #", "closes #", "close #", "resolves #", "resolve #"].iter().find_map(|keyword| {
-        let at = lower.find(keyword)? + keyword.len();
-        lower[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
-    })
+    let keywords =
+        ["fixes #", "fixed #", "fix #", "closes #", "closed #", "close #", "resolves #", "resolved #", "resolve #"];
+    // The first mention in the text wins, whatever its keyword.
+    keywords
+        .iter()
+        .flat_map(|keyword| lower.match_indices(keyword).map(move |(at, _)| at + keyword.len()))
+        .filter_map(|at| {
+            let number: u64 = lower[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()?;
+            Some((at, number))
+        })
+        .min()
+        .map(|(_, number)| number)
 }
 
 /// Merged pull requests of `repo` (`owner/name`), newest first, as changes to mirror.
@@ -126,35 +134,36 @@ pub fn changes(api: &str, repo: &str, token: Option<&str>, limit: usize) -> Resu
         }
         let number = pull["number"].as_u64().unwrap_or(0);
         let files = github.list(format!("{api_base}/repos/{repo}/pulls/{number}/files?per_page=100"), 3000)?;
-        let sources: Vec<&Value> = files
-            .iter()
-            .filter(|f| f["filename"].as_str().is_some_and(is_mirrored_path) && f["patch"].is_string())
-            .collect();
-        if !(1..=8).contains(&sources.len()) {
+        let sources: Vec<&Value> =
+            files.iter().filter(|f| f["filename"].as_str().is_some_and(is_mirrored_path)).collect();
+        // GitHub leaves `patch` out of large or binary diffs, and renames need both names: a partial
+        // diff would not be the PR's change, so such PRs are skipped.
+        let complete = sources.iter().all(|f| f["patch"].is_string() && f["status"].as_str() != Some("renamed"));
+        if !complete || !(1..=8).contains(&sources.len()) {
             continue;
         }
         let mut patch = String::new();
         for file in sources {
             let name = file["filename"].as_str().unwrap_or("");
-            let (old, new) = match file["status"].as_str() {
-                Some("added") => ("/dev/null".to_string(), format!("b/{name}")),
-                Some("removed") => (format!("a/{name}"), "/dev/null".to_string()),
-                _ => (format!("a/{name}"), format!("b/{name}")),
+            let (mode, old, new) = match file["status"].as_str() {
+                Some("added") => ("new file mode 100644\n", "/dev/null".to_string(), format!("b/{name}")),
+                Some("removed") => ("deleted file mode 100644\n", format!("a/{name}"), "/dev/null".to_string()),
+                _ => ("", format!("a/{name}"), format!("b/{name}")),
             };
             let body = file["patch"].as_str().unwrap_or("");
-            patch.push_str(&format!("diff --git a/{name} b/{name}\n--- {old}\n+++ {new}\n{body}\n"));
+            patch.push_str(&format!("diff --git a/{name} b/{name}\n{mode}--- {old}\n+++ {new}\n{body}\n"));
         }
         let title = pull["title"].as_str().unwrap_or("").to_string();
         let body = pull["body"].as_str().unwrap_or("").to_string();
-        let issue_text = match linked_issue(&body) {
-            Some(issue) => {
-                let (value, _) = github.get(&format!("{api_base}/repos/{repo}/issues/{issue}"))?;
+        // The linked issue's text when it can be fetched, else the PR's own description.
+        let linked = linked_issue(&body)
+            .and_then(|issue| github.get(&format!("{api_base}/repos/{repo}/issues/{issue}")).ok())
+            .map(|(value, _)| {
                 format!("{}\n\n{}", value["title"].as_str().unwrap_or(""), value["body"].as_str().unwrap_or(""))
                     .trim()
                     .to_string()
-            }
-            None => body,
-        };
+            });
+        let issue_text = linked.unwrap_or(body);
         changes.push(Change {
             id: format!("pr_{number}"),
             title,
@@ -175,5 +184,6 @@ mod tests {
         assert_eq!(linked_issue("This Fixes #123, finally"), Some(123));
         assert_eq!(linked_issue("closes #7"), Some(7));
         assert_eq!(linked_issue("see #9"), None);
+        assert_eq!(linked_issue("Closes #5 and fixes #3"), Some(5));
     }
 }

@@ -238,18 +238,25 @@ impl LmClient {
         if self.config.replay {
             return Err(LmError::NotRecorded(key));
         }
-        if let Some(budget) = self.config.budget_usd {
-            let spent = self.spent();
-            if spent >= budget {
-                return Err(LmError::BudgetExhausted { budget, spent });
-            }
-        }
-        let key_value = std::env::var(&self.config.api_key_env).unwrap_or_default();
-        if key_value.is_empty() && self.config.base_url.starts_with("https://") {
+        let https = self.config.base_url.starts_with("https://");
+        // A key never travels in clear text to another machine.
+        let key_value = if https || is_loopback(&self.config.base_url) {
+            std::env::var(&self.config.api_key_env).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        if key_value.is_empty() && https {
             return Err(LmError::NoKey(self.config.api_key_env.clone()));
         }
         let reply = {
             let _slot = self.acquire();
+            // Checked once a slot is held, so calls waiting for a slot see what the others spent.
+            if let Some(budget) = self.config.budget_usd {
+                let spent = self.spent();
+                if spent >= budget {
+                    return Err(LmError::BudgetExhausted { budget, spent });
+                }
+            }
             self.send(&request, &key_value)?
         };
         if let Ok(mut ledger) = self.ledger.lock() {
@@ -298,7 +305,8 @@ impl LmClient {
                         .headers()
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok());
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .filter(|s| s.is_finite());
                     let retryable = status.as_u16() == 429 || status.is_server_error();
                     let text: String = response.text().unwrap_or_default().chars().take(300).collect();
                     let reason = format!("HTTP {status}: {text}");
@@ -381,6 +389,18 @@ pub fn render(template: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// Whether `base_url` names this machine (`localhost`, `127.x`, `[::1]`).
+fn is_loopback(base_url: &str) -> bool {
+    let rest = base_url.split_once("://").map_or(base_url, |(_, r)| r);
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = if host.starts_with('[') {
+        host.split(']').next().unwrap_or("").trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,5 +415,15 @@ mod tests {
     fn a_config_with_nothing_set_has_every_default() {
         let config = LmConfig::default();
         assert_eq!((config.model.as_str(), config.max_retries, config.replay), ("gpt-4o", 4, false));
+    }
+
+    #[test]
+    fn keys_go_only_to_loopback_hosts_over_plain_http() {
+        for url in ["http://localhost:8000/v1", "http://127.0.0.1:9/v1", "http://[::1]:80"] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in ["http://10.0.0.5/v1", "http://localhost.evil.example/v1", "http://127.evil.example/v1"] {
+            assert!(!is_loopback(url), "{url}");
+        }
     }
 }

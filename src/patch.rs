@@ -365,14 +365,22 @@ pub fn reverse(patch: &str) -> String {
         removed.clear();
         added.clear();
     };
+    // Which buffer got the last changed line: a "\ No newline" marker stays with its line.
+    let mut last_was_added = false;
     for line in patch.split_inclusive('\n') {
         match line.as_bytes().first() {
             Some(b'+') if !line.starts_with("+++ ") => {
                 removed.push_str(&format!("-{}", &line[1..]));
+                last_was_added = false;
                 continue;
             }
             Some(b'-') if !line.starts_with("--- ") => {
                 added.push_str(&format!("+{}", &line[1..]));
+                last_was_added = true;
+                continue;
+            }
+            Some(b'\\') if !removed.is_empty() || !added.is_empty() => {
+                if last_was_added { &mut added } else { &mut removed }.push_str(line);
                 continue;
             }
             _ => flush(&mut out, &mut removed, &mut added),
@@ -513,6 +521,14 @@ mod tests {
         let new = "a\nB\nc\nd\n";
         let forward = render_diff("f.py", old, new).unwrap();
         assert_eq!(reverse(&forward), render_diff("f.py", new, old).unwrap());
+    }
+
+    #[test]
+    fn a_reversed_patch_keeps_no_newline_markers_with_their_lines() {
+        for (old, new) in [("a\ntail", "a\ntale"), ("a\ntail", "a\ntale\n"), ("a\ntail\n", "a\ntale")] {
+            let forward = render_diff("f.py", old, new).unwrap();
+            assert_eq!(reverse(&forward), render_diff("f.py", new, old).unwrap(), "{old:?} -> {new:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{AST, Array, Dynamic, Engine, Map};
 
-use super::{Origin, ScriptError, api::ScriptRng, call_hook, origin_name, read_source};
+use super::{Origin, ScriptError, api::ScriptRng, call_hook_within, origin_name, read_source};
+
+/// Repository-level scripts merge or rewrite many patches, so they get longer than per-entity hooks.
+const REPO_SCRIPT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 use crate::rng::Rng;
 
 /// The clean repository a combine script merges patches against.
@@ -112,13 +115,14 @@ impl RepoScript {
     ) -> Result<Dynamic, ScriptError> {
         params.insert("prompts".into(), Dynamic::from_map(self.prompts.clone()));
         let rng = ScriptRng(Arc::new(Mutex::new(Rng::from_key(rng_key))));
-        call_hook(
+        call_hook_within(
             &self.engine,
             &self.ast,
             &self.source,
             &self.path,
             self.hook,
             (first, params, rng, ScriptRepo { root }),
+            REPO_SCRIPT_TIME_LIMIT,
         )
     }
 
@@ -131,9 +135,15 @@ impl RepoScript {
     pub fn run(&self, candidates: Array, params: Map, seed: u64, root: PathBuf) -> Result<Vec<Combo>, ScriptError> {
         let rng = ScriptRng(Arc::new(Mutex::new(Rng::from_key(&[&seed.to_string(), &self.id]))));
         let repo = ScriptRepo { root };
-        // Merging many combos takes longer than a mutation: no wall-clock cap beyond operations.
-        let value =
-            call_hook(&self.engine, &self.ast, &self.source, &self.path, "combine", (candidates, params, rng, repo))?;
+        let value = call_hook_within(
+            &self.engine,
+            &self.ast,
+            &self.source,
+            &self.path,
+            "combine",
+            (candidates, params, rng, repo),
+            REPO_SCRIPT_TIME_LIMIT,
+        )?;
         let bad = |message: String| ScriptError { path: self.path.clone(), line: 0, column: 0, message };
         let groups = value.into_array().map_err(|t| bad(format!("combine returned {t}, not an array")))?;
         groups

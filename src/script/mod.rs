@@ -331,10 +331,23 @@ fn call_hook(
     hook: &str,
     args: impl rhai::FuncArgs,
 ) -> Result<Dynamic, ScriptError> {
+    call_hook_within(engine, ast, source, path, hook, args, CALL_TIME_LIMIT)
+}
+
+/// [`call_hook`] with another wall-clock limit (repository-level scripts merge many patches).
+fn call_hook_within(
+    engine: &Engine,
+    ast: &AST,
+    source: &str,
+    path: &str,
+    hook: &str,
+    args: impl rhai::FuncArgs,
+    limit: Duration,
+) -> Result<Dynamic, ScriptError> {
     let mut scope = Scope::new();
     // Evaluating the top level each call is what makes `global::CONSTANT` visible in hooks.
     let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
-    DEADLINE.with(|d| d.set(Some(Instant::now() + CALL_TIME_LIMIT)));
+    DEADLINE.with(|d| d.set(Some(Instant::now() + limit)));
     let result = engine.call_fn_with_options::<Dynamic>(options, &mut scope, ast, hook, args);
     DEADLINE.with(|d| d.set(None));
     result.map_err(|e| ScriptError::from_eval(path, &e, source, hook))
