@@ -143,6 +143,26 @@ pub enum LmError {
     /// No API key in the environment (and not in replay mode).
     #[error("no API key: set ${0}")]
     NoKey(String),
+    /// A budget was set but the model has no price, so spending could not be counted.
+    #[error(
+        "a budget is set but lm.prices has no price for model `{0}`: add `{0}: [input, output]` (dollars per million tokens) to the recipe"
+    )]
+    NoPrice(String),
+}
+
+/// List prices (dollars per million prompt and completion tokens) of common models, used when
+/// `prices` does not name the model.
+const KNOWN_PRICES: [(&str, (f64, f64)); 4] =
+    [("gpt-4o", (2.5, 10.0)), ("gpt-4o-mini", (0.15, 0.6)), ("gpt-4.1", (2.0, 8.0)), ("gpt-4.1-mini", (0.4, 1.6))];
+
+impl LmConfig {
+    /// The model's price: from `prices`, else from the known list prices.
+    pub fn price(&self) -> Option<(f64, f64)> {
+        self.prices.get(&self.model).copied().or_else(|| {
+            let model = self.model.rsplit('/').next().unwrap_or(&self.model);
+            KNOWN_PRICES.iter().find(|(name, _)| *name == model).map(|(_, price)| *price)
+        })
+    }
 }
 
 /// Tokens and dollars per model.
@@ -186,6 +206,9 @@ struct Request<'a> {
 impl LmClient {
     /// A client; `default_cache` is used when the config names no cache directory.
     pub fn new(config: LmConfig, default_cache: PathBuf) -> Result<LmClient, LmError> {
+        if config.budget_usd.is_some() && !config.replay && config.price().is_none() {
+            return Err(LmError::NoPrice(config.model.clone()));
+        }
         install_tls_provider();
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs.max(1)))
@@ -342,7 +365,7 @@ impl LmClient {
         let tokens =
             |name: &str| value.pointer(&format!("/usage/{name}")).and_then(serde_json::Value::as_u64).unwrap_or(0);
         let (prompt_tokens, completion_tokens) = (tokens("prompt_tokens"), tokens("completion_tokens"));
-        let cost = self.config.prices.get(&self.config.model).map_or(0.0, |(input, output)| {
+        let cost = self.config.price().map_or(0.0, |(input, output)| {
             (prompt_tokens as f64 * input + completion_tokens as f64 * output) / 1_000_000.0
         });
         Ok(Reply { content, prompt_tokens, completion_tokens, cost, cached: false })

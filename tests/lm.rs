@@ -122,6 +122,13 @@ fn the_budget_stops_new_calls_but_not_cached_ones() {
 }
 
 #[test]
+fn a_budget_without_a_price_for_the_model_is_refused() {
+    let config = LmConfig { model: "unpriced".into(), budget_usd: Some(1.0), ..LmConfig::default() };
+    let error = LmClient::new(config, std::env::temp_dir()).err().expect("a budget that cannot be counted");
+    assert!(error.to_string().contains("no price for model `unpriced`"), "{error}");
+}
+
+#[test]
 fn a_rerun_is_answered_from_the_cache_for_free_and_replay_needs_no_server() {
     let server = serve(vec![(200, completion("cached text"), 0)]);
     let cache = tempfile::tempdir().unwrap();
