@@ -27,6 +27,9 @@ pub struct Artifact {
     pub leaks: Vec<String>,
     /// Dollars spent on it.
     pub cost: f64,
+    /// Hash of the template, its prompts and params, and the patch it was written for.
+    #[serde(default)]
+    pub inputs: String,
 }
 
 /// What a run did.
@@ -173,11 +176,13 @@ pub fn issue_gen(
     let run_dir = out.join("run_validation").join(repo_name);
     let mut summary = IssueSummary { instances: instances.len(), ..IssueSummary::default() };
     progress.phase(&format!("issues ({})", template.id), instances.len() as u64);
+    let fingerprint = template.fingerprint(params);
     for instance in &mut instances {
         let path = artifacts.join(format!("{}.json", instance.instance_id));
+        let inputs = crate::patch::hash8(&format!("{fingerprint}\n{}", instance.patch));
         let stored = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<Artifact>(&t).ok());
         let artifact = match stored {
-            Some(a) if !redo && a.template == template.id && a.seed == seed => {
+            Some(a) if !redo && a.template == template.id && a.seed == seed && a.inputs == inputs => {
                 summary.reused += 1;
                 a
             }
@@ -191,6 +196,7 @@ pub fn issue_gen(
                             leaks: leaks(&rendered.text, &instance.patch, &instance.fail_to_pass),
                             problem_statement: rendered.text,
                             cost: rendered.cost,
+                            inputs,
                         };
                         let json = serde_json::to_string_pretty(&artifact).map_err(|e| e.to_string())?;
                         write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -240,6 +240,15 @@ fn issue_gen_fills_statements_reuses_them_and_flags_leaks() {
     // A gather after issue-gen keeps the statements.
     json(&bugsmith_in(&["gather", p, "--json"], &cache, Some(dir.path())));
     assert!(statements(&file).iter().all(|s| s.starts_with("Please fix ")));
+    // Editing the template re-renders every statement without `--redo`.
+    std::fs::write(&leaky, "fn render(instance, params, rng) { \"Broken: \" + instance.FAIL_TO_PASS[0] }").unwrap();
+    let edited = json(&bugsmith_in(
+        &["issue-gen", p, "--template", leaky.to_str().unwrap(), "--json"],
+        &cache,
+        Some(dir.path()),
+    ));
+    assert_eq!((edited["written"].as_u64(), edited["reused"].as_u64()), (edited["instances"].as_u64(), Some(0)));
+    assert!(statements(&file).iter().all(|s| s.starts_with("Broken: ")));
 }
 
 #[test]

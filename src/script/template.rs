@@ -22,6 +22,14 @@ pub struct IssueTemplate {
     prompts: Map,
 }
 
+impl IssueTemplate {
+    /// A short hash of what shapes a statement besides the instance: the script, its prompts and
+    /// `params`. Stored with each statement, so editing any of them re-renders.
+    pub fn fingerprint(&self, params: &Map) -> String {
+        crate::patch::hash8(&format!("{}\n{:?}\n{:?}", self.source, self.prompts, params))
+    }
+}
+
 /// What a render produced.
 pub struct Rendered {
     /// The problem statement.
