@@ -101,6 +101,7 @@ fn issue_gen_command(
         params,
         args.seed,
         args.redo,
+        lm.config().concurrency,
         &bar,
     );
     bar.finish();

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use rayon::prelude::*;
 use rhai::{Array, Dynamic, Map};
 use serde::{Deserialize, Serialize};
 
@@ -166,6 +167,7 @@ pub fn issue_gen(
     params: &Map,
     seed: u64,
     redo: bool,
+    threads: usize,
     progress: &dyn Progress,
 ) -> Result<IssueSummary, String> {
     let json_path = out.join("task_insts").join(format!("{repo_name}.json"));
@@ -177,48 +179,68 @@ pub fn issue_gen(
     let mut summary = IssueSummary { instances: instances.len(), ..IssueSummary::default() };
     progress.phase(&format!("issues ({})", template.id), instances.len() as u64);
     let fingerprint = template.fingerprint(params);
-    for instance in &mut instances {
+    // Each statement is its own artefact file, so instances render in parallel (language-model
+    // templates spend their time waiting on the server).
+    let render_one = |instance: &TaskInstance| -> Result<(Artifact, bool), String> {
         let path = artifacts.join(format!("{}.json", instance.instance_id));
         let inputs = crate::patch::hash8(&format!("{fingerprint}\n{}", instance.patch));
         let stored = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<Artifact>(&t).ok());
-        let artifact = match stored {
-            Some(a) if !redo && a.template == template.id && a.seed == seed && a.inputs == inputs => {
-                summary.reused += 1;
-                a
-            }
-            _ => {
-                let map = instance_map(instance, checkout, &run_dir, meta.get(&instance.instance_id));
-                match template.render(map, params, seed) {
-                    Ok(rendered) => {
-                        let artifact = Artifact {
-                            template: template.id.clone(),
-                            seed,
-                            leaks: leaks(&rendered.text, &instance.patch, &instance.fail_to_pass),
-                            problem_statement: rendered.text,
-                            cost: rendered.cost,
-                            inputs,
-                        };
-                        let json = serde_json::to_string_pretty(&artifact).map_err(|e| e.to_string())?;
-                        write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
-                        summary.written += 1;
-                        summary.cost += artifact.cost;
-                        artifact
-                    }
-                    Err(e) => {
-                        let problem = Problem { location: instance.instance_id.clone(), message: e.to_string() };
-                        progress.problem(&problem);
-                        summary.errors.push(problem.to_string());
-                        progress.advance(1);
-                        continue;
-                    }
-                }
-            }
-        };
-        if !artifact.leaks.is_empty() {
-            summary.leaking += 1;
+        if let Some(a) = stored
+            && !redo
+            && a.template == template.id
+            && a.seed == seed
+            && a.inputs == inputs
+        {
+            return Ok((a, true));
         }
-        instance.problem_statement = artifact.problem_statement;
-        progress.advance(1);
+        let map = instance_map(instance, checkout, &run_dir, meta.get(&instance.instance_id));
+        let rendered = template.render(map, params, seed).map_err(|e| {
+            let problem = Problem { location: instance.instance_id.clone(), message: e.to_string() };
+            progress.problem(&problem);
+            problem.to_string()
+        })?;
+        let artifact = Artifact {
+            template: template.id.clone(),
+            seed,
+            leaks: leaks(&rendered.text, &instance.patch, &instance.fail_to_pass),
+            problem_statement: rendered.text,
+            cost: rendered.cost,
+            inputs,
+        };
+        let json = serde_json::to_string_pretty(&artifact).map_err(|e| e.to_string())?;
+        write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((artifact, false))
+    };
+    let work = || -> Vec<Result<(Artifact, bool), String>> {
+        instances
+            .par_iter()
+            .map(|instance| {
+                let result = render_one(instance);
+                progress.advance(1);
+                result
+            })
+            .collect()
+    };
+    let outcomes = match rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build() {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    };
+    for (instance, outcome) in instances.iter_mut().zip(outcomes) {
+        match outcome {
+            Ok((artifact, reused)) => {
+                if reused {
+                    summary.reused += 1;
+                } else {
+                    summary.written += 1;
+                    summary.cost += artifact.cost;
+                }
+                if !artifact.leaks.is_empty() {
+                    summary.leaking += 1;
+                }
+                instance.problem_statement = artifact.problem_statement;
+            }
+            Err(error) => summary.errors.push(error),
+        }
     }
     write_instances(&json_path, &instances)?;
     Ok(summary)

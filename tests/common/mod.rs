@@ -65,44 +65,65 @@ pub fn docker_ready() -> bool {
 /// A local OpenAI-compatible chat server on loopback: `answer` maps a request body to the reply
 /// text. Returns its base URL and the bodies it received.
 pub fn lm_server(
-    answer: impl Fn(&str) -> String + Send + 'static,
+    answer: impl Fn(&str) -> String + Send + Sync + 'static,
 ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let (url, bodies, _) = lm_server_slow(answer, std::time::Duration::ZERO);
+    (url, bodies)
+}
+
+/// [`lm_server`] answering each request after `delay`, one thread per connection; also returns
+/// the most requests it ever had in hand at once.
+#[allow(clippy::type_complexity)]
+pub fn lm_server_slow(
+    answer: impl Fn(&str) -> String + Send + Sync + 'static,
+    delay: std::time::Duration,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = bodies.clone();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let (in_flight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (seen, most_seen, answer) = (bodies.clone(), most.clone(), Arc::new(answer));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { break };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
+            let (seen, in_flight, most, answer) = (seen.clone(), in_flight.clone(), most_seen.clone(), answer.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
                 }
-                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let body = String::from_utf8_lossy(&body).to_string();
-            let content = answer(&body);
-            seen.lock().unwrap().push(body);
-            let text = serde_json::json!({
-                "choices": [{"message": {"role": "assistant", "content": content}}],
-                "usage": {"prompt_tokens": 2000, "completion_tokens": 100}
-            })
-            .to_string();
-            let _ = stream.write_all(
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len())
-                    .as_bytes(),
-            );
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(delay);
+                let body = String::from_utf8_lossy(&body).to_string();
+                let content = answer(&body);
+                seen.lock().unwrap().push(body);
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                let text = serde_json::json!({
+                    "choices": [{"message": {"role": "assistant", "content": content}}],
+                    "usage": {"prompt_tokens": 2000, "completion_tokens": 100}
+                })
+                .to_string();
+                let _ = stream.write_all(
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len())
+                        .as_bytes(),
+                );
+            });
         }
     });
-    (url, bodies)
+    (url, bodies, most)
 }
 
 /// profile init, gen, validate (local) and gather for a source, in a fresh directory.
