@@ -181,6 +181,9 @@ pub struct LmArgs {
     /// Stop calling the model once this many dollars are spent.
     #[arg(long = "lm-budget", value_name = "USD")]
     pub budget: Option<f64>,
+    /// Requests to the model in flight at once (default 4).
+    #[arg(long = "lm-concurrency", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: Option<u16>,
     /// Answer only from the response cache.
     #[arg(long = "lm-replay")]
     pub replay: bool,

@@ -76,6 +76,9 @@ fn lm_client(base: LmConfig, args: &LmArgs, cache: Option<&Path>) -> Result<Arc<
     if args.budget.is_some() {
         config.budget_usd = args.budget;
     }
+    if let Some(n) = args.concurrency {
+        config.concurrency = usize::from(n);
+    }
     config.replay |= args.replay;
     LmClient::new(config, source::cache_dir(cache).join("lm")).map(Arc::new).map_err(|e| e.to_string())
 }

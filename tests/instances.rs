@@ -313,11 +313,12 @@ fn issue_gen_with_a_model_writes_several_statements_at_once() {
     let (dir, profile, repo_name) = gathered(manifest().join("tests/fixtures/repos/inventory").to_str().unwrap(), "1");
     let answer = "Totals come out wrong after a restock.";
     let (url, bodies, most) = common::lm_server_slow(|_| answer.to_string(), std::time::Duration::from_millis(300));
-    let args = ["issue-gen", profile.to_str().unwrap(), "--template", "lm", "--lm-base-url", &url, "--json"];
+    let p = profile.to_str().unwrap();
+    let args = ["issue-gen", p, "--template", "lm", "--lm-base-url", &url, "--lm-concurrency", "2", "--json"];
     let summary = json(&bugsmith_in(&args, &shared_cache(), Some(dir.path())));
     assert_eq!(summary["written"], summary["instances"], "{summary:#}");
     assert_eq!(bodies.lock().unwrap().len() as u64, summary["instances"].as_u64().unwrap());
-    assert!(most.load(std::sync::atomic::Ordering::SeqCst) >= 2, "requests overlapped");
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 2, "requests overlap, two at a time");
     let file = dir.path().join("logs/task_insts").join(format!("{repo_name}.json"));
     let instances: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     assert!(instances.iter().all(|i| i["problem_statement"] == answer));
