@@ -264,10 +264,12 @@ impl Mirror {
             use base64::Engine as _;
             let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
             command
-                .env("GIT_CONFIG_COUNT", "1")
-                // Scoped to the remote's URL so a redirect elsewhere never carries the token.
+                .env("GIT_CONFIG_COUNT", "2")
+                // Scoped to the remote's URL, with redirects off, so the token goes nowhere else.
                 .env("GIT_CONFIG_KEY_0", format!("http.{remote}.extraHeader"))
-                .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
+                .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"))
+                .env("GIT_CONFIG_KEY_1", "http.followRedirects")
+                .env("GIT_CONFIG_VALUE_1", "false");
         }
         let output =
             command.output().map_err(|e| GitError::Program { command: "push".into(), output: e.to_string() })?;

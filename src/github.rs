@@ -156,13 +156,19 @@ pub fn changes(api: &str, repo: &str, token: Option<&str>, limit: usize) -> Resu
         let title = pull["title"].as_str().unwrap_or("").to_string();
         let body = pull["body"].as_str().unwrap_or("").to_string();
         // The linked issue's text when it can be fetched, else the PR's own description.
-        let linked = linked_issue(&body)
-            .and_then(|issue| github.get(&format!("{api_base}/repos/{repo}/issues/{issue}")).ok())
-            .map(|(value, _)| {
-                format!("{}\n\n{}", value["title"].as_str().unwrap_or(""), value["body"].as_str().unwrap_or(""))
-                    .trim()
-                    .to_string()
-            });
+        let fetched = match linked_issue(&body) {
+            // A number that names no issue (404) or a removed one (410): use the PR's text.
+            Some(issue) => match github.get(&format!("{api_base}/repos/{repo}/issues/{issue}")) {
+                Err(e) if e.contains("HTTP 404") || e.contains("HTTP 410") => None,
+                other => Some(other?),
+            },
+            None => None,
+        };
+        let linked = fetched.map(|(value, _)| {
+            format!("{}\n\n{}", value["title"].as_str().unwrap_or(""), value["body"].as_str().unwrap_or(""))
+                .trim()
+                .to_string()
+        });
         let issue_text = linked.unwrap_or(body);
         changes.push(Change {
             id: format!("pr_{number}"),

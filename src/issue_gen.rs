@@ -183,7 +183,7 @@ pub fn issue_gen(
     // templates spend their time waiting on the server).
     let render_one = |instance: &TaskInstance| -> Result<(Artifact, bool), String> {
         let path = artifacts.join(format!("{}.json", instance.instance_id));
-        let inputs = crate::patch::hash8(&format!("{fingerprint}\n{}", instance.patch));
+        let inputs = crate::patch::hash8(&format!("{fingerprint}\n{}\n{:?}", instance.patch, instance.fail_to_pass));
         let stored = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<Artifact>(&t).ok());
         if let Some(a) = stored
             && !redo
@@ -207,8 +207,14 @@ pub fn issue_gen(
             cost: rendered.cost,
             inputs,
         };
-        let json = serde_json::to_string_pretty(&artifact).map_err(|e| e.to_string())?;
-        write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        let written = serde_json::to_string_pretty(&artifact)
+            .map_err(|e| e.to_string())
+            .and_then(|json| write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display())));
+        if let Err(message) = written {
+            let problem = Problem { location: instance.instance_id.clone(), message };
+            progress.problem(&problem);
+            return Err(problem.to_string());
+        }
         Ok((artifact, false))
     };
     let work = || -> Vec<Result<(Artifact, bool), String>> {

@@ -148,6 +148,16 @@ pub enum LmError {
         "a budget is set but lm.prices has no price for model `{0}`: add `{0}: [input, output]` (dollars per million tokens) to the recipe"
     )]
     NoPrice(String),
+    /// The key would go in clear text to another machine.
+    #[error(
+        "refusing to send ${var} in clear text to {url}: use https, or name an unset variable with --lm-key-env if the server needs no key"
+    )]
+    Insecure {
+        /// The server.
+        url: String,
+        /// The key's variable.
+        var: String,
+    },
 }
 
 /// List prices (dollars per million prompt and completion tokens) of common models, used when
@@ -206,9 +216,6 @@ struct Request<'a> {
 impl LmClient {
     /// A client; `default_cache` is used when the config names no cache directory.
     pub fn new(config: LmConfig, default_cache: PathBuf) -> Result<LmClient, LmError> {
-        if config.budget_usd.is_some() && !config.replay && config.price().is_none() {
-            return Err(LmError::NoPrice(config.model.clone()));
-        }
         install_tls_provider();
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(config.timeout_secs.max(1)))
@@ -261,39 +268,52 @@ impl LmClient {
         if self.config.replay {
             return Err(LmError::NotRecorded(key));
         }
-        let https = self.config.base_url.starts_with("https://");
-        // A key never travels in clear text to another machine.
-        let key_value = if https || is_loopback(&self.config.base_url) {
-            std::env::var(&self.config.api_key_env).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        if key_value.is_empty() && https {
-            return Err(LmError::NoKey(self.config.api_key_env.clone()));
+        if self.config.budget_usd.is_some() && self.config.price().is_none() {
+            return Err(LmError::NoPrice(self.config.model.clone()));
         }
+        let key_value = self.api_key()?;
         let reply = {
             let _slot = self.acquire();
-            // Checked once a slot is held, so calls waiting for a slot see what the others spent.
+            // Checked and booked while the slot is held, so a call waiting for a slot sees what
+            // the others spent.
             if let Some(budget) = self.config.budget_usd {
                 let spent = self.spent();
                 if spent >= budget {
                     return Err(LmError::BudgetExhausted { budget, spent });
                 }
             }
-            self.send(&request, &key_value)?
+            let reply = self.send(&request, &key_value)?;
+            if let Ok(mut ledger) = self.ledger.lock() {
+                let usage = ledger.entry(self.config.model.clone()).or_default();
+                usage.calls += 1;
+                usage.prompt_tokens += reply.prompt_tokens;
+                usage.completion_tokens += reply.completion_tokens;
+                usage.cost += reply.cost;
+            }
+            reply
         };
-        if let Ok(mut ledger) = self.ledger.lock() {
-            let usage = ledger.entry(self.config.model.clone()).or_default();
-            usage.calls += 1;
-            usage.prompt_tokens += reply.prompt_tokens;
-            usage.completion_tokens += reply.completion_tokens;
-            usage.cost += reply.cost;
-        }
         let _ = std::fs::create_dir_all(&self.cache_dir);
         if let Ok(json) = serde_json::to_string_pretty(&reply) {
             let _ = write_atomic(&path, json.as_bytes());
         }
         Ok(reply)
+    }
+
+    /// The API key to send: required over HTTPS, and never sent in clear text to another machine.
+    fn api_key(&self) -> Result<String, LmError> {
+        let url = reqwest::Url::parse(&self.config.base_url).map_err(|e| LmError::Failed {
+            url: self.config.base_url.clone(),
+            attempts: 0,
+            reason: e.to_string(),
+        })?;
+        let key = std::env::var(&self.config.api_key_env).unwrap_or_default();
+        if url.scheme() == "https" {
+            return if key.is_empty() { Err(LmError::NoKey(self.config.api_key_env.clone())) } else { Ok(key) };
+        }
+        if key.is_empty() || is_loopback(&url) {
+            return Ok(key);
+        }
+        Err(LmError::Insecure { url: self.config.base_url.clone(), var: self.config.api_key_env.clone() })
     }
 
     fn acquire(&self) -> SlotGuard<'_> {
@@ -412,16 +432,10 @@ pub fn render(template: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// Whether `base_url` names this machine (`localhost`, `127.x`, `[::1]`).
-fn is_loopback(base_url: &str) -> bool {
-    let rest = base_url.split_once("://").map_or(base_url, |(_, r)| r);
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host = if host.starts_with('[') {
-        host.split(']').next().unwrap_or("").trim_start_matches('[')
-    } else {
-        host.split(':').next().unwrap_or("")
-    };
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+/// Whether `url` names this machine (`localhost`, `127.x`, `[::1]`).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -442,11 +456,17 @@ mod tests {
 
     #[test]
     fn keys_go_only_to_loopback_hosts_over_plain_http() {
-        for url in ["http://localhost:8000/v1", "http://127.0.0.1:9/v1", "http://[::1]:80"] {
-            assert!(is_loopback(url), "{url}");
+        let loopback = |url: &str| is_loopback(&reqwest::Url::parse(url).unwrap());
+        for url in ["http://localhost:8000/v1", "http://127.0.0.1:9/v1", "http://[::1]:80", "HTTP://LOCALHOST/v1"] {
+            assert!(loopback(url), "{url}");
         }
-        for url in ["http://10.0.0.5/v1", "http://localhost.evil.example/v1", "http://127.evil.example/v1"] {
-            assert!(!is_loopback(url), "{url}");
+        for url in [
+            "http://10.0.0.5/v1",
+            "http://localhost.evil.example/v1",
+            "http://127.evil.example/v1",
+            "http://localhost:pw@evil.example/v1",
+        ] {
+            assert!(!loopback(url), "{url}");
         }
     }
 }

@@ -314,7 +314,22 @@ fn issue_gen_with_a_model_writes_several_statements_at_once() {
     let answer = "Totals come out wrong after a restock.";
     let (url, bodies, most) = common::lm_server_slow(|_| answer.to_string(), std::time::Duration::from_millis(300));
     let p = profile.to_str().unwrap();
-    let args = ["issue-gen", p, "--template", "lm", "--lm-base-url", &url, "--lm-concurrency", "2", "--json"];
+    // A model name of its own keeps answers cached by earlier runs out of this one.
+    let model =
+        format!("fake-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    let args = [
+        "issue-gen",
+        p,
+        "--template",
+        "lm",
+        "--lm-base-url",
+        &url,
+        "--lm-model",
+        &model,
+        "--lm-concurrency",
+        "2",
+        "--json",
+    ];
     let summary = json(&bugsmith_in(&args, &shared_cache(), Some(dir.path())));
     assert_eq!(summary["written"], summary["instances"], "{summary:#}");
     assert_eq!(bodies.lock().unwrap().len() as u64, summary["instances"].as_u64().unwrap());
@@ -322,4 +337,12 @@ fn issue_gen_with_a_model_writes_several_statements_at_once() {
     let file = dir.path().join("logs/task_insts").join(format!("{repo_name}.json"));
     let instances: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     assert!(instances.iter().all(|i| i["problem_statement"] == answer));
+    // Another model writes every statement again; the same one reuses them.
+    let again = json(&bugsmith_in(&args, &shared_cache(), Some(dir.path())));
+    assert_eq!((again["written"].as_u64(), &again["reused"]), (Some(0), &summary["instances"]), "{again:#}");
+    let other = format!("{model}-b");
+    let mut switched = args;
+    switched[7] = &other;
+    let redone = json(&bugsmith_in(&switched, &shared_cache(), Some(dir.path())));
+    assert_eq!(redone["written"], summary["instances"], "{redone:#}");
 }

@@ -122,10 +122,26 @@ fn the_budget_stops_new_calls_but_not_cached_ones() {
 }
 
 #[test]
-fn a_budget_without_a_price_for_the_model_is_refused() {
-    let config = LmConfig { model: "unpriced".into(), budget_usd: Some(1.0), ..LmConfig::default() };
-    let error = LmClient::new(config, std::env::temp_dir()).err().expect("a budget that cannot be counted");
+fn a_budget_without_a_price_for_the_model_is_refused_before_any_call() {
+    let cache = tempfile::tempdir().unwrap();
+    let config = LmConfig {
+        base_url: "http://127.0.0.1:9/v1".into(),
+        model: "unpriced".into(),
+        budget_usd: Some(1.0),
+        ..LmConfig::default()
+    };
+    let error = LmClient::new(config, cache.path().to_path_buf()).unwrap().chat(&ask("hi"), None).unwrap_err();
     assert!(error.to_string().contains("no price for model `unpriced`"), "{error}");
+}
+
+#[test]
+fn a_key_is_never_sent_in_clear_text_to_another_machine() {
+    let cache = tempfile::tempdir().unwrap();
+    // Any variable that is set stands in for the key: PATH always is.
+    let config = LmConfig { base_url: "http://192.0.2.1/v1".into(), api_key_env: "PATH".into(), ..LmConfig::default() };
+    let error = LmClient::new(config, cache.path().to_path_buf()).unwrap().chat(&ask("hi"), None).unwrap_err();
+    assert!(matches!(error, LmError::Insecure { .. }), "{error}");
+    assert!(!error.to_string().contains(&std::env::var("PATH").unwrap()), "the key itself is never printed");
 }
 
 #[test]

@@ -20,13 +20,15 @@ pub struct IssueTemplate {
     source: String,
     path: String,
     prompts: Map,
+    /// The model and temperature, for templates that call one.
+    model: String,
 }
 
 impl IssueTemplate {
-    /// A short hash of what shapes a statement besides the instance: the script, its prompts and
-    /// `params`. Stored with each statement, so editing any of them re-renders.
+    /// A short hash of what shapes a statement besides the instance: the script, its prompts,
+    /// `params` and the model it calls. Stored with each statement, so changing any re-renders.
     pub fn fingerprint(&self, params: &Map) -> String {
-        crate::patch::hash8(&format!("{}\n{:?}\n{:?}", self.source, self.prompts, params))
+        crate::patch::hash8(&format!("{}\n{:?}\n{:?}\n{}", self.source, self.prompts, params, self.model))
     }
 }
 
@@ -44,6 +46,7 @@ impl IssueTemplate {
         let path = origin_name(&origin);
         let id = super::catalog::origin_id(&origin);
         let source = read_source(&origin)?;
+        let model = lm.as_ref().map_or(String::new(), |c| format!("{} {}", c.config().model, c.config().temperature));
         let engine = super::engine_with_lm(lm);
         let mut ast = engine.compile(&source).map_err(|e| ScriptError::from_parse(&path, &e))?;
         ast.set_source(path.as_str());
@@ -56,7 +59,8 @@ impl IssueTemplate {
             });
         }
         let prompts = prompts_for(&origin);
-        Ok(IssueTemplate { id, engine, ast, source, path, prompts })
+        let model = if source.contains("lm::chat") { model } else { String::new() };
+        Ok(IssueTemplate { id, engine, ast, source, path, prompts, model })
     }
 
     /// Renders one instance; the random stream comes from (seed, template, instance).
