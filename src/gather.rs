@@ -111,11 +111,10 @@ fn hide_tests(mirror: &Mirror, fail_to_pass: &[String]) -> (Vec<(String, Option<
             unmatched.extend(names.iter().map(|n| format!("{file}::{n}")));
             continue;
         };
-        let doomed: Vec<u32> =
-            parsed.entities().iter().filter(|e| names.contains(&e.qualified_name)).map(|e| e.node).collect();
-        let found: Vec<&String> =
-            parsed.entities().iter().map(|e| &e.qualified_name).filter(|q| names.contains(q)).collect();
-        unmatched.extend(names.iter().filter(|n| !found.contains(n)).map(|n| format!("{file}::{n}")));
+        let matched: Vec<_> = parsed.entities().iter().filter(|e| names.contains(&e.qualified_name)).collect();
+        let doomed: Vec<u32> = matched.iter().map(|e| e.node).collect();
+        let found = |n: &String| matched.iter().any(|e| &e.qualified_name == n);
+        unmatched.extend(names.iter().filter(|n| !found(n)).map(|n| format!("{file}::{n}")));
         if doomed.is_empty() {
             continue;
         }

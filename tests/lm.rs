@@ -1,7 +1,9 @@
 //! The LM client against a local OpenAI-compatible server started by the test (real HTTP on
 //! loopback): retries, timeouts, the budget, the cache, replay, and bad answers.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,20 +37,8 @@ fn serve(script: Vec<Answer>) -> Server {
         let mut script = script.into_iter();
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { break };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            seen.lock().unwrap().push(String::from_utf8_lossy(&body).to_string());
+            let (_, body) = common::read_request(&stream);
+            seen.lock().unwrap().push(body);
             let (status, text, delay) = script.next().unwrap_or((500, "script exhausted".into(), 0));
             std::thread::sleep(Duration::from_millis(delay));
             let extra = if status == 429 { "Retry-After: 0\r\n" } else { "" };

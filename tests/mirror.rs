@@ -165,7 +165,7 @@ fn when_the_code_moved_on_a_model_rewrites_the_file_without_the_change() {
 
 /// A fake GitHub API: two pages of pulls, their files, a linked issue, and one rate-limit stop.
 fn fake_github() -> String {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let api = base.clone();
@@ -173,15 +173,7 @@ fn fake_github() -> String {
         let mut limited_once = false;
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { break };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = String::new();
-            reader.read_line(&mut request).unwrap();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-            }
+            let (request, _) = common::read_request(&stream);
             let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
             let file = |name: &str| serde_json::json!({"filename": name, "status": "modified", "patch": "@@ -1 +1 @@\n-a = 1\n+a = 2"});
             let (status, extra, body) = if path.contains("/pulls?") && !limited_once {

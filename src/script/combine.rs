@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{AST, Array, Dynamic, Engine, Map};
 
-use super::{Origin, ScriptError, api::ScriptRng, call_hook_within, origin_name, read_source};
+use super::{Origin, ScriptError, api::ScriptRng, call_hook, origin_name, read_source};
 
 /// Repository-level scripts merge or rewrite many patches, so they get longer than per-entity hooks.
 const REPO_SCRIPT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
@@ -115,7 +115,7 @@ impl RepoScript {
     ) -> Result<Dynamic, ScriptError> {
         params.insert("prompts".into(), Dynamic::from_map(self.prompts.clone()));
         let rng = ScriptRng(Arc::new(Mutex::new(Rng::from_key(rng_key))));
-        call_hook_within(
+        call_hook(
             &self.engine,
             &self.ast,
             &self.source,
@@ -135,7 +135,7 @@ impl RepoScript {
     pub fn run(&self, candidates: Array, params: Map, seed: u64, root: PathBuf) -> Result<Vec<Combo>, ScriptError> {
         let rng = ScriptRng(Arc::new(Mutex::new(Rng::from_key(&[&seed.to_string(), &self.id]))));
         let repo = ScriptRepo { root };
-        let value = call_hook_within(
+        let value = call_hook(
             &self.engine,
             &self.ast,
             &self.source,

@@ -318,24 +318,12 @@ impl Strategy {
     }
 
     fn call(&self, compiled: &Compiled, hook: &str, args: impl rhai::FuncArgs) -> Result<Dynamic, ScriptError> {
-        call_hook(&self.engine, &compiled.ast, &compiled.source, &self.display_path(), hook, args)
+        call_hook(&self.engine, &compiled.ast, &compiled.source, &self.display_path(), hook, args, CALL_TIME_LIMIT)
     }
 }
 
-/// Calls a hook under the operation, depth and wall-clock limits.
+/// Calls a hook under the operation and depth limits and the wall-clock `limit`.
 fn call_hook(
-    engine: &Engine,
-    ast: &AST,
-    source: &str,
-    path: &str,
-    hook: &str,
-    args: impl rhai::FuncArgs,
-) -> Result<Dynamic, ScriptError> {
-    call_hook_within(engine, ast, source, path, hook, args, CALL_TIME_LIMIT)
-}
-
-/// [`call_hook`] with another wall-clock limit (repository-level scripts merge many patches).
-fn call_hook_within(
     engine: &Engine,
     ast: &AST,
     source: &str,

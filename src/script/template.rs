@@ -70,7 +70,15 @@ impl IssueTemplate {
         let mut params = params.clone();
         params.insert("prompts".into(), Dynamic::from_map(self.prompts.clone()));
         super::lm_api::take_cost();
-        let value = call_hook(&self.engine, &self.ast, &self.source, &self.path, "render", (instance, params, rng))?;
+        let value = call_hook(
+            &self.engine,
+            &self.ast,
+            &self.source,
+            &self.path,
+            "render",
+            (instance, params, rng),
+            super::CALL_TIME_LIMIT,
+        )?;
         let text = value.into_string().map_err(|t| ScriptError {
             path: self.path.clone(),
             line: 0,

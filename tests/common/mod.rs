@@ -62,6 +62,27 @@ pub fn docker_ready() -> bool {
     ready
 }
 
+/// Reads one HTTP request from a test server's connection: its request line and body.
+pub fn read_request(stream: &std::net::TcpStream) -> (String, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    let _ = reader.read_line(&mut request_line);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    (request_line, String::from_utf8_lossy(&body).to_string())
+}
+
 /// A local OpenAI-compatible chat server on loopback: `answer` maps a request body to the reply
 /// text. Returns its base URL and the bodies it received.
 pub fn lm_server(
@@ -78,7 +99,7 @@ pub fn lm_server_slow(
     answer: impl Fn(&str) -> String + Send + Sync + 'static,
     delay: std::time::Duration,
 ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::Write;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -91,23 +112,10 @@ pub fn lm_server_slow(
             let Ok(mut stream) = stream else { break };
             let (seen, in_flight, most, answer) = (seen.clone(), in_flight.clone(), most_seen.clone(), answer.clone());
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
+                let (_, body) = read_request(&stream);
                 let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 most.fetch_max(now, Ordering::SeqCst);
                 std::thread::sleep(delay);
-                let body = String::from_utf8_lossy(&body).to_string();
                 let content = answer(&body);
                 seen.lock().unwrap().push(body);
                 in_flight.fetch_sub(1, Ordering::SeqCst);
