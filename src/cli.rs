@@ -65,10 +65,112 @@ pub enum Command {
         /// The recipe.
         recipe: PathBuf,
     },
+    /// Score predictions (model patches, or `gold`) on task instances, as SWE-bench grades them.
+    Eval(EvalArgs),
+    /// Serve evaluations over HTTP (`POST /v1/evaluate`) from warm workers, for reward loops.
+    Serve(ServeArgs),
+    /// Write instances or profiles in the formats other tools read.
+    Export {
+        #[command(subcommand)]
+        action: ExportAction,
+    },
     /// Check recipes.
     Recipe {
         #[command(subcommand)]
         action: RecipeAction,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct EvalArgs {
+    /// Task instances (`.json` or `.jsonl`).
+    pub instances: PathBuf,
+    /// Predictions (`.json` or `.jsonl` of instance_id, model_patch, model_name_or_path), or `gold`.
+    pub predictions: String,
+    /// Profile of a repository (repeatable; default: `<out>/profiles/` and the profiles beside the instances).
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<PathBuf>,
+    /// Name of the run (its folder under run_evaluation/).
+    #[arg(long, default_value = "eval", value_name = "ID")]
+    pub run_id: String,
+    /// Output directory.
+    #[arg(long, default_value = "logs", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Where tests run.
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    pub backend: BackendKind,
+    /// Only these instances.
+    #[arg(long = "instance-ids", value_name = "ID", num_args = 1..)]
+    pub instance_ids: Vec<String>,
+    /// Evaluate again where a report exists.
+    #[arg(long)]
+    pub redo: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ServeArgs {
+    /// Task instances (`.json` or `.jsonl`).
+    pub instances: PathBuf,
+    /// Profile of a repository (repeatable; default: as for `eval`).
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<PathBuf>,
+    /// Address to listen on; other than loopback only with a token.
+    #[arg(long, default_value = "127.0.0.1:8765", value_name = "ADDR")]
+    pub bind: String,
+    /// Environment variable holding the bearer token clients must send.
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// Where tests run.
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    pub backend: BackendKind,
+    /// Output directory (baselines, profiles).
+    #[arg(long, default_value = "logs", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportAction {
+    /// A Python `RepoProfile` subclass that registers the repository with SWE-smith.
+    #[command(name = "swesmith-profile")]
+    SwesmithProfile {
+        /// The profile.
+        profile: PathBuf,
+        /// The Python file to write.
+        #[arg(short = 'o', long = "output", value_name = "FILE.py")]
+        output: PathBuf,
+    },
+    /// Instances for SWE-bench's harness (fix as `patch`, removed tests as `test_patch`), its
+    /// spec module, and per-instance images when the agent image exists.
+    Swebench {
+        /// Task instances (`.json` or `.jsonl`).
+        instances: PathBuf,
+        /// The JSON Lines file to write (the spec goes beside it, `<stem>_spec.py`).
+        #[arg(short = 'o', long = "output", value_name = "OUT.jsonl")]
+        output: PathBuf,
+        /// Profile of a repository (repeatable; default: as for `eval`).
+        #[arg(long = "profile", value_name = "PROFILE")]
+        profiles: Vec<PathBuf>,
+        /// Output directory the instances came from (mirrors, profiles).
+        #[arg(long, default_value = "logs", value_name = "DIR")]
+        out: PathBuf,
+        /// Do not build the per-instance images.
+        #[arg(long)]
+        no_images: bool,
+    },
+    /// Function-level tasks: for instances that change one function, its signature, docstring and
+    /// file with the body removed, the F2P tests and the reference body.
+    Functions {
+        /// Task instances (`.json` or `.jsonl`).
+        instances: PathBuf,
+        /// The JSON Lines file to write.
+        #[arg(short = 'o', long = "output", value_name = "OUT.jsonl")]
+        output: PathBuf,
+        /// Output directory the instances came from (mirrors).
+        #[arg(long, default_value = "logs", value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -214,6 +316,9 @@ pub enum ProfileAction {
         /// Where to write the profile.
         #[arg(short = 'o', long = "output", value_name = "PROFILE.yaml")]
         output: PathBuf,
+        /// Organisation the instances and images are named under (SWE-smith's org_gh/org_dh).
+        #[arg(long, default_value = crate::profile::DEFAULT_ORG, value_name = "ORG")]
+        org: String,
     },
 }
 

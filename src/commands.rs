@@ -1,6 +1,7 @@
 //! The subcommands: glue between the command line, the settings sources (flags > recipe >
 //! script defaults) and the library modules.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,10 +14,11 @@ use crate::backend::docker::{DockerBackend, Limits};
 use crate::backend::local::LocalBackend;
 use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
 use crate::cli::{
-    Args, BackendKind, ChangeSource, CombineArgs, Command, EnvAction, GatherArgs, GenArgs, IssueGenArgs, LmArgs,
-    MirrorArgs, ProfileAction, RecipeAction, StrategiesAction, TryArgs, ValidateArgs,
+    Args, BackendKind, ChangeSource, CombineArgs, Command, EnvAction, EvalArgs, ExportAction, GatherArgs, GenArgs,
+    IssueGenArgs, LmArgs, MirrorArgs, ProfileAction, RecipeAction, ServeArgs, StrategiesAction, TryArgs, ValidateArgs,
 };
 use crate::combine;
+use crate::eval::Prediction;
 use crate::gather;
 use crate::issue_gen;
 use crate::lm::{LmClient, LmConfig, Usage};
@@ -41,8 +43,8 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
         Command::Try(try_args) => try_command(&catalog, &try_args),
         Command::Strategies { action: StrategiesAction::List { kind } } => list_command(&catalog, &kind),
         Command::Strategies { action: StrategiesAction::Check } => check_command(&catalog),
-        Command::Profile { action: ProfileAction::Init { source, output } } => {
-            profile_init_command(&source, &output, args.global.cache_dir.as_deref())
+        Command::Profile { action: ProfileAction::Init { source, output, org } } => {
+            profile_init_command(&source, &output, &org, args.global.cache_dir.as_deref())
         }
         Command::Env { action: EnvAction::Build { profile, backend, out } } => {
             env_build_command(&profile, backend, &out, args.global.cache_dir.as_deref())
@@ -58,6 +60,9 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
         Command::Recipe { action: RecipeAction::Check { recipe } } => recipe_check_command(&catalog, &recipe),
         Command::Combine(combine_args) => combine_command(&catalog, &combine_args, args.global.cache_dir.as_deref()),
         Command::Mirror(mirror_args) => mirror_command(&catalog, &mirror_args, args.global.cache_dir.as_deref()),
+        Command::Eval(eval_args) => eval_command(&eval_args, args.global.jobs, args.global.cache_dir.as_deref()),
+        Command::Serve(serve_args) => serve_command(&serve_args, args.global.jobs, args.global.cache_dir.as_deref()),
+        Command::Export { action } => export_command(&action),
     }
 }
 
@@ -156,6 +161,7 @@ fn gather_command(args: &GatherArgs, cache: Option<&Path>) -> Result<u8, String>
     let run_dir = args.out.join("run_validation").join(&profile.repo_name);
     let mirror_path = args.out.join("mirrors").join(format!("{}.git", profile.repo_name));
     let summary = gather::gather(&profile, &checkout, &run_dir, &args.out, &mirror_path)?;
+    let agent_envs = agent_environments(&profile, &mirror_path, cache);
     if let Some(remote) = &args.push {
         let mirror = crate::git::Mirror::open_or_create(&mirror_path, &checkout.root).map_err(|e| e.to_string())?;
         let branches = mirror.branches().map_err(|e| e.to_string())?;
@@ -174,8 +180,45 @@ mirror: {}",
         for problem in &summary.problems {
             println!("  not gathered: {problem}");
         }
+        if !summary.unreadable_ids.is_empty() {
+            println!(
+                "  {} instances have test ids with spaces, which SWE-smith's pytest log regex cannot read (the exported profile's own parser can): {}",
+                summary.unreadable_ids.len(),
+                summary.unreadable_ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    for line in agent_envs {
+        console::status(args.json, &line);
     }
     Ok(EXIT_OK)
+}
+
+/// Refreshes what agents run in after a gather: the Docker image `image_name` when the
+/// repository has a validation image, and a mirror clone beside the local virtualenv when it
+/// has one. Returns what was done (failures included: the instances are written either way).
+fn agent_environments(profile: &Profile, mirror_path: &Path, cache: Option<&Path>) -> Vec<String> {
+    let mut done = Vec::new();
+    let Ok(mirror) = crate::git::Mirror::open(mirror_path) else { return done };
+    let branches = mirror.branch_heads().unwrap_or_default();
+    let local = LocalBackend::new(&source::cache_dir(cache));
+    match local.refresh_testbed(profile, mirror_path) {
+        Ok(Some(dir)) => done.push(format!("local testbed (mirror clone, every branch): {}", dir.display())),
+        Ok(None) => {}
+        Err(e) => done.push(format!("local testbed not refreshed: {e}")),
+    }
+    let docker_wanted = std::env::var_os("DOCKER_HOST").is_some() || Path::new("/var/run/docker.sock").exists();
+    if docker_wanted && let Ok(docker) = DockerBackend::connect(Limits::default()) {
+        if !docker.has_image(&profile.validation_image()) {
+            return done;
+        }
+        match docker.build_agent_image(profile, mirror_path, &branches) {
+            Ok(true) => done.push(format!("agent image {} built with {} branches", profile.image_name, branches.len())),
+            Ok(false) => done.push(format!("agent image {} is up to date", profile.image_name)),
+            Err(e) => done.push(format!("agent image {} not built: {e}", profile.image_name)),
+        }
+    }
+    done
 }
 
 fn load_profile(path: &Path) -> Result<Profile, String> {
@@ -202,11 +245,11 @@ fn make_backend(kind: BackendKind, cache: Option<&Path>) -> Result<Box<dyn Backe
     })
 }
 
-fn profile_init_command(source_text: &str, output: &Path, cache: Option<&Path>) -> Result<u8, String> {
+fn profile_init_command(source_text: &str, output: &Path, org: &str, cache: Option<&Path>) -> Result<u8, String> {
     let spec = SourceSpec::parse(source_text).map_err(|e| e.to_string())?;
     console::status(false, &format!("fetching {source_text} …"));
     let checkout = source::fetch(&spec, &source::cache_dir(cache)).map_err(|e| e.to_string())?;
-    let profile = Profile::detect(source_text, &checkout);
+    let profile = Profile::detect(source_text, &checkout, Some(org));
     std::fs::write(output, profile.to_yaml()).map_err(|e| format!("{}: {e}", output.display()))?;
     println!("wrote {} for {}", output.display(), profile.repo_name);
     println!("  install:  {}", profile.install.join(" && "));
@@ -731,7 +774,8 @@ fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Optio
         if let Some(dir) = profile_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        profile_init_command(&recipe_source(&base, source), &profile_path, cache)?;
+        let org = recipe.org.as_deref().unwrap_or(crate::profile::DEFAULT_ORG);
+        profile_init_command(&recipe_source(&base, source), &profile_path, org, cache)?;
     }
     let profile_text =
         std::fs::read_to_string(&profile_path).map_err(|e| format!("{}: {e}", profile_path.display()))?;
@@ -865,6 +909,169 @@ fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Optio
         }
         let json = serde_json::to_string_pretty(&state).map_err(|e| e.to_string())?;
         bug_gen::write_atomic(&state_path, json.as_bytes()).map_err(|e| format!("{}: {e}", state_path.display()))?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// Profiles, checkouts and environments of the repositories some instances belong to; the
+/// instances of a repository without a usable profile are returned with the reason.
+fn prepare_repositories(
+    backend: &dyn Backend,
+    instances: &[gather::TaskInstance],
+    profiles: BTreeMap<String, Profile>,
+    out: &Path,
+    cache: Option<&Path>,
+    quiet: bool,
+) -> (BTreeMap<String, crate::eval::Repository>, Vec<String>) {
+    let mut profiles = profiles;
+    let mut repositories = BTreeMap::new();
+    let mut problems = Vec::new();
+    let names: std::collections::BTreeSet<&str> = instances.iter().map(crate::eval::repo_name_of).collect();
+    for name in names {
+        let Some(profile) = profiles.remove(name) else {
+            problems.push(format!("{name}: no profile (give one with --profile, or put it under {}/profiles/)", out.display()));
+            continue;
+        };
+        let prepared = checkout_for(&profile, cache).and_then(|checkout| {
+            console::status(quiet, &format!("preparing the {} environment of {name} …", backend.name()));
+            let log_dir = out.join("build_images").join("env").join(name);
+            let env_id = backend.build_env(&profile, &checkout, &log_dir).map_err(|e| e.to_string())?;
+            Ok(crate::eval::Repository { profile, checkout, env_id })
+        });
+        match prepared {
+            Ok(repository) => {
+                repositories.insert(name.to_string(), repository);
+            }
+            Err(e) => problems.push(format!("{name}: {e}")),
+        }
+    }
+    (repositories, problems)
+}
+
+fn eval_command(args: &EvalArgs, jobs: Option<usize>, cache: Option<&Path>) -> Result<u8, String> {
+    let started = Instant::now();
+    let mut instances = gather::read_instances(&args.instances)?;
+    if !args.instance_ids.is_empty() {
+        instances.retain(|i| args.instance_ids.contains(&i.instance_id));
+    }
+    let predictions = if args.predictions == "gold" {
+        crate::eval::gold(&instances)
+    } else {
+        crate::eval::read_predictions(Path::new(&args.predictions))?
+    };
+    let (profiles, mut problems) = crate::eval::find_profiles(&args.profiles, &args.out, &args.instances);
+    let backend = make_backend(args.backend, cache)?;
+    let (repositories, setup_problems) =
+        prepare_repositories(backend.as_ref(), &instances, profiles, &args.out, cache, args.json);
+    problems.extend(setup_problems);
+    let by_id: BTreeMap<&str, &Prediction> = predictions.iter().map(|p| (p.instance_id.as_str(), p)).collect();
+    let settings = crate::eval::Settings {
+        run_dir: args.out.join("run_evaluation").join(&args.run_id),
+        out: args.out.clone(),
+        jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
+        redo: args.redo,
+    };
+    let mut reports = BTreeMap::new();
+    let mut reused = 0;
+    let bar = console::Bar::new(args.json);
+    for (name, repository) in &repositories {
+        let work: Vec<(&gather::TaskInstance, &Prediction)> = instances
+            .iter()
+            .filter(|i| crate::eval::repo_name_of(i) == name)
+            .filter_map(|i| by_id.get(i.instance_id.as_str()).map(|p| (i, *p)))
+            .filter(|(_, p)| p.model_patch.as_deref().is_some_and(|t| !t.trim().is_empty()))
+            .collect();
+        match crate::eval::evaluate_repository(backend.as_ref(), repository, &work, &settings, &bar) {
+            Ok((done, skipped)) => {
+                reports.extend(done);
+                reused += skipped;
+            }
+            Err(e) => problems.push(format!("{name}: {e}")),
+        }
+    }
+    bar.finish();
+    let mut summary = crate::eval::summarize(&instances, &predictions, &reports);
+    summary.reused = reused;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.per_minute = (summary.completed_instances + summary.error_instances).saturating_sub(reused) as f64 * 60.0
+        / summary.seconds.max(1e-9);
+    std::fs::create_dir_all(&settings.run_dir).map_err(|e| format!("{}: {e}", settings.run_dir.display()))?;
+    let path = settings.run_dir.join("report.json");
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+    bug_gen::write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    if args.json {
+        println!("{json}");
+    } else {
+        println!(
+            "{} instances, {} submitted: {} resolved, {} unresolved, {} empty patches, {} errors ({} reused) in {:.1} s -> {}",
+            summary.total_instances,
+            summary.submitted_instances,
+            summary.resolved_instances,
+            summary.unresolved_instances,
+            summary.empty_patch_instances,
+            summary.error_instances,
+            summary.reused,
+            summary.seconds,
+            path.display()
+        );
+    }
+    for problem in &problems {
+        eprintln!("  {problem}");
+    }
+    Ok(EXIT_OK)
+}
+
+fn serve_command(args: &ServeArgs, jobs: Option<usize>, cache: Option<&Path>) -> Result<u8, String> {
+    let instances = gather::read_instances(&args.instances)?;
+    let (profiles, problems) = crate::eval::find_profiles(&args.profiles, &args.out, &args.instances);
+    for problem in &problems {
+        eprintln!("  {problem}");
+    }
+    let token = match &args.token_env {
+        Some(var) => Some(std::env::var(var).ok().filter(|t| !t.is_empty()).ok_or(format!("${var} is empty or not set"))?),
+        None => None,
+    };
+    let backend = make_backend(args.backend, cache)?;
+    let (repositories, problems) = prepare_repositories(backend.as_ref(), &instances, profiles, &args.out, cache, false);
+    for problem in &problems {
+        eprintln!("  {problem}");
+    }
+    let settings = crate::serve::Settings {
+        bind: args.bind.clone(),
+        token,
+        workers: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
+        out: args.out.clone(),
+    };
+    crate::serve::serve(backend.as_ref(), &instances, &repositories, &settings)?;
+    Ok(EXIT_OK)
+}
+
+fn export_command(action: &ExportAction) -> Result<u8, String> {
+    match action {
+        ExportAction::SwesmithProfile { profile, output } => {
+            let profile = load_profile(profile)?;
+            crate::export::write_swesmith_profile(&profile, output)?;
+            println!("wrote {} (register it with SWE-smith: `import` the file before running its harness)", output.display());
+        }
+        ExportAction::Swebench { instances, output, profiles, out, no_images } => {
+            let list = gather::read_instances(instances)?;
+            let (profiles, problems) = crate::eval::find_profiles(profiles, out, instances);
+            for problem in &problems {
+                eprintln!("  {problem}");
+            }
+            let summary = crate::export::swebench(&list, &profiles, out, output)?;
+            println!("{} instances -> {} (spec: {})", summary.instances, output.display(), summary.spec);
+            if !no_images {
+                let backend = DockerBackend::connect(Limits::default()).map_err(|e| e.to_string())?;
+                let built = crate::export::swebench_images(&backend, &list, &profiles)?;
+                println!("{built} per-instance images tagged sweb.eval.{}.<instance_id>", crate::profile::arch());
+            }
+        }
+        ExportAction::Functions { instances, output, out } => {
+            let list = gather::read_instances(instances)?;
+            let summary = crate::export::functions(&list, out, output)?;
+            println!("{} function tasks from {} instances -> {}", summary.tasks, summary.instances, output.display());
+        }
     }
     Ok(EXIT_OK)
 }

@@ -3,7 +3,7 @@
 //! commit that removes the F2P test functions (SWE-smith removes whole files; removing only the
 //! failing functions keeps the rest of the suite usable as PASS_TO_PASS context).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ use crate::validate::Report;
 pub struct TaskInstance {
     /// `<repo_name>.<strategy>__<hash8>`; also the branch name.
     pub instance_id: String,
-    /// The mirror repository, `bugsmith/<repo_name>`.
+    /// The mirror repository, `<org>/<repo_name>` (SWE-smith's `mirror_name`).
     pub repo: String,
     /// The branch holding the bug (SWE-smith's convention: the instance id).
     pub base_commit: String,
@@ -39,6 +39,59 @@ pub struct TaskInstance {
     pub image_name: String,
     /// The issue text (empty until `issue-gen`).
     pub problem_statement: String,
+    /// The strategy that made the bug.
+    #[serde(default)]
+    pub strategy: String,
+    /// Lines the patch adds or removes.
+    #[serde(default)]
+    pub lines_changed: usize,
+    /// Hunks of the patch.
+    #[serde(default)]
+    pub hunks: usize,
+    /// Functions the patch changes (innermost `def`s around its changed lines).
+    #[serde(default)]
+    pub functions_changed: usize,
+    /// Files the patch changes.
+    #[serde(default)]
+    pub files_changed: usize,
+    /// Number of FAIL_TO_PASS tests.
+    #[serde(default)]
+    pub num_f2p: usize,
+}
+
+/// The difficulty fields of an instance: its patch's size and the functions it changes.
+struct Difficulty {
+    lines_changed: usize,
+    hunks: usize,
+    functions_changed: usize,
+    files_changed: usize,
+}
+
+fn difficulty(mirror: &Mirror, patch_text: &str) -> Difficulty {
+    let changes = patch::changes_of(patch_text);
+    let mut functions = BTreeSet::new();
+    for change in &changes {
+        let Some(file) = mirror.main_file(&change.path).and_then(|t| SourceFile::parse(&change.path, t).ok()) else {
+            continue;
+        };
+        for line in &change.old_lines {
+            let innermost = file
+                .entities()
+                .iter()
+                .filter(|e| e.kind == crate::ast::EntityKind::Function)
+                .filter(|e| e.decorated_line_start.min(e.line_start) <= *line && *line <= e.line_end)
+                .min_by_key(|e| e.line_end - e.line_start);
+            if let Some(entity) = innermost {
+                functions.insert((change.path.clone(), entity.qualified_name.clone()));
+            }
+        }
+    }
+    Difficulty {
+        lines_changed: changes.iter().map(|c| c.added + c.removed).sum(),
+        hunks: changes.iter().map(|c| c.hunks).sum(),
+        functions_changed: functions.len(),
+        files_changed: changes.len(),
+    }
 }
 
 /// What a gather did.
@@ -56,6 +109,8 @@ pub struct GatherSummary {
     pub mirror: String,
     /// Instances whose branch could not be made (id: reason).
     pub problems: Vec<String>,
+    /// Instances with test ids that SWE-smith's pytest log regex cannot read (they hold spaces).
+    pub unreadable_ids: Vec<String>,
 }
 
 /// SWE-smith's validity rule: not timed out, ≥ 1 F2P and ≥ 1 P2P (PR mirrors may have 0 P2P).
@@ -84,23 +139,44 @@ pub fn rfc3339(seconds: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
-/// The file of a pytest node id and the dotted name of its function (`A.test_x`), without
-/// parameters; `None` for ids that are not node ids (unittest text).
-fn test_location(id: &str) -> Option<(String, String)> {
-    let (file, rest) = id.split_once("::")?;
-    let name = rest.split('[').next().unwrap_or(rest).replace("::", ".");
-    Some((file.to_string(), name))
+/// The file of a test id and the dotted name of its function (`A.test_x`), without
+/// parameters: pytest node ids (`t.py::A::test_x[p]`) and unittest's verbose names
+/// (`test_x (pkg.t.A.test_x)`, or `test_x (pkg.t.A)` before Python 3.11); `None` otherwise.
+pub fn test_location(id: &str) -> Option<(String, String)> {
+    if let Some((file, rest)) = id.split_once("::") {
+        let name = rest.split('[').next().unwrap_or(rest).replace("::", ".");
+        return Some((file.to_string(), name));
+    }
+    let (method, dotted) = id.strip_suffix(')')?.split_once(" (")?;
+    let dotted = dotted.strip_suffix(&format!(".{method}")).unwrap_or(dotted);
+    let (module, class) = dotted.rsplit_once('.')?;
+    if module.is_empty() || module == "__main__" {
+        return None;
+    }
+    Some((format!("{}.py", module.replace('.', "/")), format!("{class}.{method}")))
+}
+
+/// The base class names in a class signature (`class C(A, mod.B):` → `A`, `B`).
+fn base_names(signature: &str) -> Vec<String> {
+    let Some((_, rest)) = signature.split_once('(') else { return Vec::new() };
+    let inside = rest.rsplit_once(')').map_or(rest, |(b, _)| b);
+    inside
+        .split(',')
+        .map(|b| b.trim().rsplit('.').next().unwrap_or("").to_string())
+        .filter(|b| !b.is_empty() && !b.contains('='))
+        .collect()
 }
 
 /// New text (or `None`: delete) for each test file, with the F2P test functions removed. A test
-/// file left without any test function goes entirely; files that are not test files, that do
-/// not parse or where no F2P function is found are left alone and their ids returned.
+/// file left without any test function goes entirely; ids whose function is not found (or in
+/// files that are not test files or do not parse) are returned as they were given. A test a
+/// class inherits counts as removed when the base class's method is removed.
 fn hide_tests(mirror: &Mirror, fail_to_pass: &[String]) -> (Vec<(String, Option<String>)>, Vec<String>) {
     let mut unmatched = Vec::new();
-    let mut by_file: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut by_file: BTreeMap<String, Vec<(String, &String)>> = BTreeMap::new();
     for id in fail_to_pass {
         match test_location(id) {
-            Some((file, name)) if crate::ast::is_test_path(&file) => by_file.entry(file).or_default().push(name),
+            Some((file, name)) if crate::ast::is_test_path(&file) => by_file.entry(file).or_default().push((name, id)),
             _ => unmatched.push(id.clone()),
         }
     }
@@ -108,20 +184,32 @@ fn hide_tests(mirror: &Mirror, fail_to_pass: &[String]) -> (Vec<(String, Option<
     for (file, names) in by_file {
         let parsed = mirror.main_file(&file).and_then(|text| SourceFile::parse(&file, text).ok());
         let Some(parsed) = parsed else {
-            unmatched.extend(names.iter().map(|n| format!("{file}::{n}")));
+            unmatched.extend(names.iter().map(|(_, id)| (*id).clone()));
             continue;
         };
-        let matched: Vec<_> = parsed.entities().iter().filter(|e| names.contains(&e.qualified_name)).collect();
-        let doomed: Vec<u32> = matched.iter().map(|e| e.node).collect();
-        let found = |n: &String| matched.iter().any(|e| &e.qualified_name == n);
-        unmatched.extend(names.iter().filter(|n| !found(n)).map(|n| format!("{file}::{n}")));
+        let entities = parsed.entities();
+        let removed: BTreeSet<&str> = entities
+            .iter()
+            .filter(|e| names.iter().any(|(n, _)| n == &e.qualified_name))
+            .map(|e| e.qualified_name.as_str())
+            .collect();
+        let inherited = |name: &str| {
+            let Some((class, method)) = name.rsplit_once('.') else { return false };
+            let Some(entity) = entities.iter().find(|e| e.qualified_name == class) else { return false };
+            base_names(&entity.signature).iter().any(|base| removed.contains(format!("{base}.{method}").as_str()))
+        };
+        unmatched.extend(
+            names.iter().filter(|(n, _)| !removed.contains(n.as_str()) && !inherited(n)).map(|(_, id)| (*id).clone()),
+        );
+        let doomed: Vec<u32> =
+            entities.iter().filter(|e| removed.contains(e.qualified_name.as_str())).map(|e| e.node).collect();
         if doomed.is_empty() {
             continue;
         }
         let text = parsed.text();
         let edits = patch::remove_statements(&parsed, &doomed);
         let Ok(new_text) = patch::apply(text, &edits, (0, text.len() as u32)) else {
-            unmatched.extend(names.iter().map(|n| format!("{file}::{n}")));
+            unmatched.extend(names.iter().map(|(_, id)| (*id).clone()));
             continue;
         };
         let tests_left = SourceFile::parse(&file, new_text.clone())
@@ -197,8 +285,19 @@ pub fn gather(
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs());
         let problem_statement = previous.get(&id).map(|p| p.problem_statement.clone()).unwrap_or_default();
+        let size = difficulty(&mirror, &patch_text);
+        if report.grade.fail_to_pass.iter().chain(&report.grade.pass_to_pass).any(|t| t.contains(char::is_whitespace)) {
+            summary.unreadable_ids.push(id.clone());
+        }
+        let local_id = id.strip_prefix(&format!("{}.", profile.repo_name)).unwrap_or(&id);
         instances.push(TaskInstance {
-            repo: format!("bugsmith/{}", profile.repo_name),
+            strategy: crate::validate::strategy_of(local_id),
+            lines_changed: size.lines_changed,
+            hunks: size.hunks,
+            functions_changed: size.functions_changed,
+            files_changed: size.files_changed,
+            num_f2p: report.grade.fail_to_pass.len(),
+            repo: profile.mirror_name(),
             base_commit: id.clone(),
             patch: patch_text,
             fail_to_pass: report.grade.fail_to_pass.clone(),
@@ -257,6 +356,15 @@ mod tests {
     fn node_ids_give_file_and_dotted_function() {
         assert_eq!(test_location("tests/t.py::TestA::test_b[x y]"), Some(("tests/t.py".into(), "TestA.test_b".into())));
         assert_eq!(test_location("t.py::test_c"), Some(("t.py".into(), "test_c".into())));
-        assert_eq!(test_location("test_c (m.C.test_c)"), None);
+        assert_eq!(test_location("test_c (tests.m.C.test_c)"), Some(("tests/m.py".into(), "C.test_c".into())));
+        assert_eq!(test_location("test_c (tests.m.C)"), Some(("tests/m.py".into(), "C.test_c".into())));
+        assert_eq!(test_location("test_c (__main__.C)"), None);
+        assert_eq!(test_location("test_c"), None);
+    }
+
+    #[test]
+    fn class_signatures_give_their_base_names() {
+        assert_eq!(base_names("class C(A, mod.B, metaclass=M):"), ["A", "B"]);
+        assert!(base_names("class C:").is_empty());
     }
 }

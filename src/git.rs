@@ -68,6 +68,30 @@ pub fn clone(url: &str, dest: &Path, revision: Option<&str>) -> Result<String, G
     Ok(head.to_string())
 }
 
+/// Clones (or updates) `dest` from the repository at `source`, with a local branch for every
+/// branch of `source` and `origin` pointing at it; the default branch stays checked out.
+pub fn clone_with_branches(source: &Path, dest: &Path) -> Result<(), GitError> {
+    let repo = match Repository::open(dest) {
+        Ok(repo) => {
+            repo.find_remote("origin")?.fetch(&["+refs/heads/*:refs/remotes/origin/*"], None, None)?;
+            repo
+        }
+        Err(_) => Repository::clone(&source.display().to_string(), dest)?,
+    };
+    let current = repo.head().ok().and_then(|h| h.shorthand().ok().map(str::to_string));
+    for branch in repo.branches(Some(git2::BranchType::Remote))? {
+        let (branch, _) = branch?;
+        let Some(name) = branch.name()?.and_then(|n| n.strip_prefix("origin/")).map(str::to_string) else { continue };
+        if name == "HEAD" || Some(&name) == current.as_ref() {
+            continue;
+        }
+        let commit = branch.get().peel_to_commit()?;
+        let mut local = repo.branch(&name, &commit, true)?;
+        local.set_upstream(Some(&format!("origin/{name}")))?;
+    }
+    Ok(())
+}
+
 /// The id of `HEAD` in the repository at `dir`.
 pub fn head(dir: &Path) -> Result<String, GitError> {
     Ok(Repository::open(dir)?.head()?.peel_to_commit()?.id().to_string())
@@ -108,6 +132,23 @@ pub fn worktree_files(dir: &Path) -> Option<Vec<String>> {
     Some(files)
 }
 
+/// The `origin` URL and `HEAD` commit of `dir` when it is the root of a git work tree that is
+/// clean (nothing modified, nothing untracked that is not ignored) and has an `origin` remote.
+pub fn clean_origin(dir: &Path) -> Option<(String, String)> {
+    let repo = Repository::open(dir).ok()?;
+    if repo.workdir().and_then(|w| w.canonicalize().ok()) != dir.canonicalize().ok() {
+        return None;
+    }
+    let url = repo.find_remote("origin").ok()?.url().ok()?.to_string();
+    let mut options = git2::StatusOptions::new();
+    options.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
+    if !repo.statuses(Some(&mut options)).ok()?.is_empty() {
+        return None;
+    }
+    let head = repo.head().ok()?.peel_to_commit().ok()?.id().to_string();
+    Some((url, head))
+}
+
 /// Checks that a patch applies to `HEAD` of the repository at `dir` (libgit2, in memory).
 pub fn check_applies(dir: &Path, patch: &str) -> Result<(), GitError> {
     let repo = Repository::open(dir)?;
@@ -135,6 +176,11 @@ fn is_ci_file(path: &str) -> bool {
 }
 
 impl Mirror {
+    /// Opens an existing mirror.
+    pub fn open(path: &Path) -> Result<Mirror, GitError> {
+        Ok(Mirror { repo: Repository::open_bare(path)? })
+    }
+
     /// Opens the mirror at `path`, creating it from `HEAD` of `checkout` when missing.
     pub fn open_or_create(path: &Path, checkout: &Path) -> Result<Mirror, GitError> {
         if let Ok(repo) = Repository::open_bare(path) {
@@ -209,6 +255,41 @@ impl Mirror {
         Ok(names)
     }
 
+    /// The commit id a revision (`main`, a branch, `<branch>~1`) names.
+    pub fn commit_id(&self, revision: &str) -> Option<String> {
+        Some(self.repo.revparse_single(revision).ok()?.peel_to_commit().ok()?.id().to_string())
+    }
+
+    /// The git-format diff between two revisions' trees (empty when they are the same).
+    pub fn diff(&self, from: &str, to: &str) -> Result<String, GitError> {
+        let tree = |rev: &str| -> Result<git2::Tree<'_>, GitError> { Ok(self.repo.revparse_single(rev)?.peel_to_tree()?) };
+        let diff = self.repo.diff_tree_to_tree(Some(&tree(from)?), Some(&tree(to)?), None)?;
+        let mut text = Vec::new();
+        diff.print(git2::DiffFormat::Patch, |_, _, line| {
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                text.push(line.origin() as u8);
+            }
+            text.extend_from_slice(line.content());
+            true
+        })?;
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+
+    /// Branch names with the commit each points at, sorted.
+    pub fn branch_heads(&self) -> Result<Vec<(String, String)>, GitError> {
+        let mut heads = Vec::new();
+        for name in self.branches()? {
+            let id = self.commit_id(&name).unwrap_or_default();
+            heads.push((name, id));
+        }
+        Ok(heads)
+    }
+
+    /// The git directory.
+    pub fn path(&self) -> &Path {
+        self.repo.path()
+    }
+
     /// The text of a file on `main` (None when absent or not UTF-8).
     pub fn main_file(&self, path: &str) -> Option<String> {
         let tree = self.repo.find_branch("main", git2::BranchType::Local).ok()?.get().peel_to_tree().ok()?;
@@ -216,8 +297,9 @@ impl Mirror {
         String::from_utf8(blob.content().to_vec()).ok()
     }
 
-    /// Creates branch `name` from `main`: a commit applying `patch` (the bug), then, when
-    /// `hide` changes files (new text, or `None` to delete), a commit hiding the F2P tests.
+    /// Creates branch `name` from `main`: a commit applying `patch` (the bug), then a commit
+    /// hiding the F2P tests with the changes of `hide` (new text, or `None` to delete; empty
+    /// when no test could be hidden).
     pub fn add_instance(&self, name: &str, patch: &str, hide: &[(String, Option<String>)]) -> Result<(), GitError> {
         let main = self.repo.find_branch("main", git2::BranchType::Local)?.get().peel_to_commit()?;
         let diff = git2::Diff::from_buffer(patch.as_bytes())?;
@@ -225,28 +307,24 @@ impl Mirror {
         let signature = fixed_signature("bugsmith")?;
         let bug_tree = self.repo.find_tree(index.write_tree_to(&self.repo)?)?;
         let bug = self.repo.commit(None, &signature, &signature, "Bug Patch", &bug_tree, &[&main])?;
-        let mut tip = self.repo.find_commit(bug)?;
-        if !hide.is_empty() {
-            for (path, text) in hide {
-                match text {
-                    Some(text) => {
-                        let id = self.repo.blob(text.as_bytes())?;
-                        let mode = index.get_path(Path::new(path), 0).map_or(0o100644, |e| e.mode);
-                        let mut entry = index
-                            .get_path(Path::new(path), 0)
-                            .ok_or_else(|| git2::Error::from_str("missing test file"))?;
-                        entry.id = id;
-                        entry.mode = mode;
-                        entry.file_size = text.len() as u32;
-                        index.add(&entry)?;
-                    }
-                    None => index.remove_path(Path::new(path))?,
+        let bug = self.repo.find_commit(bug)?;
+        // Always a second commit (possibly empty), so `<id>~1` is the bug commit everywhere.
+        for (path, text) in hide {
+            match text {
+                Some(text) => {
+                    let mut entry = index
+                        .get_path(Path::new(path), 0)
+                        .ok_or_else(|| git2::Error::from_str("missing test file"))?;
+                    entry.id = self.repo.blob(text.as_bytes())?;
+                    entry.file_size = text.len() as u32;
+                    index.add(&entry)?;
                 }
+                None => index.remove_path(Path::new(path))?,
             }
-            let tree = self.repo.find_tree(index.write_tree_to(&self.repo)?)?;
-            let hidden = self.repo.commit(None, &signature, &signature, "Remove F2P Tests", &tree, &[&tip])?;
-            tip = self.repo.find_commit(hidden)?;
         }
+        let tree = self.repo.find_tree(index.write_tree_to(&self.repo)?)?;
+        let hidden = self.repo.commit(None, &signature, &signature, "Remove F2P Tests", &tree, &[&bug])?;
+        let tip = self.repo.find_commit(hidden)?;
         self.repo.branch(name, &tip, false)?;
         Ok(())
     }

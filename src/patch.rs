@@ -430,6 +430,97 @@ pub fn files_of(patch: &str) -> Vec<String> {
     files
 }
 
+/// The docstring statement opening a function's or class's body, if it has one.
+pub fn docstring(file: &SourceFile, node: NodeId) -> Option<NodeId> {
+    let tree = file.tree();
+    let first = tree.children_with_role(node, "body").next()?;
+    let is_string = tree.node(first).kind == "Expr"
+        && tree.children_with_role(first, "value").next().is_some_and(|v| tree.node(v).kind == "String");
+    is_string.then_some(first)
+}
+
+/// The edit that empties a function's body (its docstring stays): `pass` and a TODO comment.
+pub fn stub(file: &SourceFile, node: NodeId) -> Option<Edit> {
+    let tree = file.tree();
+    let text = file.text();
+    let body: Vec<NodeId> = tree.children_with_role(node, "body").collect();
+    let docstring = docstring(file, node);
+    let first = body.iter().copied().find(|&s| Some(s) != docstring)?;
+    let last = *body.last()?;
+    let start = tree.node(first).start;
+    let line_start = text[..start as usize].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..start as usize];
+    let replacement = if before.chars().all(|c| c == ' ' || c == '\t') {
+        format!("# TODO: Implement this function\n{before}pass")
+    } else {
+        "pass  # TODO: Implement this function".to_string()
+    };
+    Some(Edit { start, end: tree.node(last).end, text: replacement })
+}
+
+/// What a git-format patch changes, per file (`--- a/` path, else `+++ b/`): hunks, added and
+/// removed lines, and the pre-image lines it touches (removed lines; for a pure insertion,
+/// the line it follows).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileChange {
+    /// The file.
+    pub path: String,
+    /// Hunks.
+    pub hunks: usize,
+    /// Lines added.
+    pub added: usize,
+    /// Lines removed.
+    pub removed: usize,
+    /// 1-based pre-image lines touched, ascending.
+    pub old_lines: Vec<usize>,
+}
+
+/// The changes of a git-format patch, file by file in order.
+pub fn changes_of(patch: &str) -> Vec<FileChange> {
+    let mut files: Vec<FileChange> = Vec::new();
+    let mut old_line = 0;
+    let mut pending_old: Option<String> = None;
+    for line in patch.lines() {
+        if let Some(path) = line.strip_prefix("--- ") {
+            pending_old = path.strip_prefix("a/").map(str::to_string);
+            continue;
+        }
+        if let Some(path) = line.strip_prefix("+++ ") {
+            let new = path.strip_prefix("b/").map(str::to_string);
+            files.push(FileChange { path: pending_old.take().or(new).unwrap_or_default(), ..FileChange::default() });
+            continue;
+        }
+        let Some(file) = files.last_mut() else { continue };
+        if let Some(rest) = line.strip_prefix("@@ -") {
+            file.hunks += 1;
+            let start = rest.split([',', ' ']).next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(1);
+            old_line = start;
+            continue;
+        }
+        match line.as_bytes().first() {
+            Some(b'-') => {
+                file.removed += 1;
+                file.old_lines.push(old_line);
+                old_line += 1;
+            }
+            Some(b'+') => {
+                file.added += 1;
+                let at = old_line.saturating_sub(1).max(1);
+                if file.old_lines.last() != Some(&at) {
+                    file.old_lines.push(at);
+                }
+            }
+            Some(b' ') => old_line += 1,
+            _ => {}
+        }
+    }
+    for file in &mut files {
+        file.old_lines.sort_unstable();
+        file.old_lines.dedup();
+    }
+    files
+}
+
 /// Eight characters of `[a-z0-9]` derived from the SHA-256 of `data` (a stable content id).
 pub fn hash8(data: &str) -> String {
     let digest = Sha256::digest(data.as_bytes());
@@ -456,6 +547,16 @@ mod tests {
 
     fn edit(start: u32, end: u32, text: &str) -> Edit {
         Edit { start, end, text: text.into() }
+    }
+
+    #[test]
+    fn patch_changes_count_hunks_lines_and_pre_image_lines() {
+        let patch = "diff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n@@ -3,3 +3,3 @@ def f():\n     a = 1\n-    b = 2\n+    b = 3\n     c = 4\n@@ -10,2 +10,3 @@\n     x = 1\n+    y = 2\n     z = 3\n";
+        let changes = changes_of(patch);
+        assert_eq!(changes.len(), 1);
+        let file = &changes[0];
+        assert_eq!((file.path.as_str(), file.hunks, file.added, file.removed), ("m.py", 2, 2, 1));
+        assert_eq!(file.old_lines, [4, 10]);
     }
 
     #[test]

@@ -33,8 +33,13 @@ pub struct Profile {
     pub commit: String,
     /// `owner__repo.<commit8>`; checked against the source on load.
     pub repo_name: String,
-    /// `bugsmith.<arch>.<owner>_1776_<repo>.<commit8>` (lower case), the Docker image.
+    /// The image agents run in: SWE-smith's `<org>/swesmith.<arch>.<owner>_1776_<repo>.<commit8>`
+    /// (lower case). Validation uses an image of its own ([`Profile::validation_image`]).
     pub image_name: String,
+    /// SWE-smith's `org_gh` and `org_dh`: instances' `repo` is `<org>/<repo_name>`. Profiles
+    /// without it keep the image name they store and use `bugsmith`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
     /// Python version: the local backend uses `python<version>` when present; Docker uses the
     /// base image's `python3`.
     #[serde(default = "default_python")]
@@ -65,6 +70,9 @@ pub struct Profile {
     /// Environment variables for installs and test runs.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The `version` of the repository's instances in a SWE-bench export (default `1.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swebench_version: Option<String>,
 }
 
 fn default_python() -> String {
@@ -90,10 +98,17 @@ pub struct ProfileError {
     pub message: String,
 }
 
-/// SWE-smith's image name for a repository, with our prefix: lower case.
-pub fn image_name(owner: &str, repo: &str, commit: &str) -> String {
-    let arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" };
-    format!("bugsmith.{arch}.{owner}_1776_{repo}.{}", &commit[..8.min(commit.len())]).to_lowercase()
+/// The organisation instances and images are named under when a profile names none.
+pub const DEFAULT_ORG: &str = "bugsmith";
+
+/// The machine's architecture as SWE-smith and SWE-bench write it in image names.
+pub fn arch() -> &'static str {
+    if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" }
+}
+
+/// SWE-smith's image name: `<org>/swesmith.<arch>.<owner>_1776_<repo>.<commit8>`, lower case.
+pub fn image_name(org: &str, owner: &str, repo: &str, commit: &str) -> String {
+    format!("{org}/swesmith.{}.{owner}_1776_{repo}.{}", arch(), &commit[..8.min(commit.len())]).to_lowercase()
 }
 
 impl Profile {
@@ -119,6 +134,34 @@ impl Profile {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ProfileError { path: path.display().to_string(), message: e.to_string() })?;
         Profile::parse(&path.display().to_string(), &text)
+    }
+
+    /// SWE-smith's `org_gh` / `org_dh`.
+    pub fn org(&self) -> &str {
+        self.org.as_deref().unwrap_or(DEFAULT_ORG)
+    }
+
+    /// The instances' `repo`: `<org>/<repo_name>` (SWE-smith's `mirror_name`).
+    pub fn mirror_name(&self) -> String {
+        format!("{}/{}", self.org(), self.repo_name)
+    }
+
+    /// Owner and repository parts of `repo_name` (`owner__repo.<commit8>`).
+    pub fn owner_and_repo(&self) -> (&str, &str) {
+        let stem = self.repo_name.rsplit_once('.').map_or(self.repo_name.as_str(), |(s, _)| s);
+        stem.split_once("__").unwrap_or(("local", stem))
+    }
+
+    /// The image validation workers run in: the installed state committed in `/testbed`, which
+    /// its reset scheme needs. Agents get [`Profile::image_name`] instead, built on it.
+    pub fn validation_image(&self) -> String {
+        let name: String = self
+            .repo_name
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
+            .collect();
+        format!("bugsmith-validation/{name}:{}", self.env_hash())
     }
 
     /// Hash of everything that shapes the environment: rebuild when it changes.
@@ -160,7 +203,7 @@ impl Profile {
     /// A profile for a checkout of a standard Python layout, found without any language model:
     /// extras and dependency groups named test/tests/testing/dev in pyproject.toml, setup.cfg
     /// or setup.py, requirements files for tests, and whether the tests use pytest.
-    pub fn detect(source: &str, checkout: &Checkout) -> Profile {
+    pub fn detect(source: &str, checkout: &Checkout, org: Option<&str>) -> Profile {
         let root = &checkout.root;
         let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap_or_default();
         let pyproject = read("pyproject.toml");
@@ -214,7 +257,8 @@ impl Profile {
             source: source.to_string(),
             commit: checkout.commit.clone(),
             repo_name: checkout.repo_name.clone(),
-            image_name: image_name(&checkout.owner, &checkout.repo, &checkout.commit),
+            image_name: image_name(org.unwrap_or(DEFAULT_ORG), &checkout.owner, &checkout.repo, &checkout.commit),
+            org: Some(org.unwrap_or(DEFAULT_ORG).to_string()),
             python_version: python_version(),
             install,
             test_cmd,
@@ -225,6 +269,7 @@ impl Profile {
             base_image: default_base_image(),
             exclude_paths: Vec::new(),
             env: BTreeMap::new(),
+            swebench_version: None,
         }
     }
 }
@@ -310,6 +355,7 @@ mod tests {
 
     #[test]
     fn image_names_follow_swe_smith() {
-        assert_eq!(image_name("Mewwts", "addict", "75284f9593dfb929"), "bugsmith.x86_64.mewwts_1776_addict.75284f95");
+        let name = image_name("bugsmith", "Mewwts", "addict", "75284f9593dfb929");
+        assert_eq!(name, format!("bugsmith/swesmith.{}.mewwts_1776_addict.75284f95", arch()));
     }
 }

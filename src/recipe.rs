@@ -37,6 +37,9 @@ pub struct Recipe {
     /// `local` or `docker`.
     #[serde(default)]
     pub backend: Option<String>,
+    /// Organisation for the profile `bugsmith run` writes (SWE-smith's org_gh/org_dh).
+    #[serde(default)]
+    pub org: Option<String>,
     /// Stages `bugsmith run` performs, in this order: env, gen, validate, gather, issues.
     #[serde(default)]
     pub stages: Option<Vec<String>>,

@@ -2,7 +2,9 @@
 //! into a private checkout under the cache directory with a SWE-smith `repo_name`
 //! (`owner__repo.<commit8>`). The user's directory is only ever read.
 //!
-//! Local directories and sdists become a one-commit repository with a fixed author and time,
+//! A git URL, or a local directory that is the root of a clean work tree with an `origin`
+//! remote, is named after the remote's last two path parts and the real `HEAD` commit, as
+//! SWE-smith names it. Other local directories and sdists become a one-commit repository with a fixed author and time,
 //! so the commit id is a content hash: the same files give the same `repo_name` everywhere.
 
 use std::path::{Path, PathBuf};
@@ -119,7 +121,17 @@ pub fn fetch(spec: &SourceSpec, cache: &Path) -> Result<Checkout, SourceError> {
     std::fs::create_dir_all(&checkouts).map_err(io(&checkouts))?;
     let staging = tempfile::Builder::new().prefix(".staging-").tempdir_in(&checkouts).map_err(io(&checkouts))?;
     let work = staging.path().join("repo");
+    // A clean work tree with a remote is named like a clone of that remote, at its HEAD.
+    let clean_origin = match spec {
+        SourceSpec::Local(dir) => git::clean_origin(dir),
+        _ => None,
+    };
     let (owner, repo, commit) = match spec {
+        SourceSpec::Local(dir) if let Some((url, head)) = &clean_origin => {
+            let commit = git::clone(&dir.display().to_string(), &work, Some(head))?;
+            let (owner, repo) = owner_and_repo(url);
+            (owner, repo, commit)
+        }
         SourceSpec::Local(dir) => {
             copy_tree(dir, &work)?;
             let commit = git::snapshot(&work, "bugsmith snapshot", false)?;

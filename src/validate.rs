@@ -28,6 +28,15 @@ pub struct CandidateFile {
     pub path: PathBuf,
 }
 
+/// The strategy of a candidate id (`<strategy>__<hash8>`, or `pr_<n>` for PR mirrors).
+pub fn strategy_of(id: &str) -> String {
+    if id.starts_with("pr_") {
+        "pr_mirror".to_string()
+    } else {
+        id.rsplit_once("__").map_or(id.to_string(), |(s, _)| s.to_string())
+    }
+}
+
 /// Every `bug__<strategy>__<hash>.diff` under `dir`, sorted by instance id.
 pub fn find_candidates(dir: &Path, repo_name: &str) -> Vec<CandidateFile> {
     let mut found: Vec<CandidateFile> = walkdir::WalkDir::new(dir)
@@ -37,13 +46,7 @@ pub fn find_candidates(dir: &Path, repo_name: &str) -> Vec<CandidateFile> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             let id = name.strip_prefix("bug__")?.strip_suffix(".diff")?.to_string();
-            // PR mirrors (`pr_<n>`) count as one strategy.
-            let strategy = if id.starts_with("pr_") {
-                "pr_mirror".to_string()
-            } else {
-                id.rsplit_once("__").map_or(id.clone(), |(s, _)| s.to_string())
-            };
-            Some(CandidateFile { instance_id: format!("{repo_name}.{id}"), strategy, path: e.into_path() })
+            Some(CandidateFile { instance_id: format!("{repo_name}.{id}"), strategy: strategy_of(&id), path: e.into_path() })
         })
         .collect();
     found.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
@@ -89,7 +92,7 @@ pub fn run_once(worker: &mut dyn Worker, profile: &Profile, patch: &str, timeout
         ("TEST_TIMEOUT".to_string(), timeout.as_secs().max(1).to_string()),
     ];
     env.extend(profile.test_env(&junit));
-    let output = match worker.run_candidate(patch, env, timeout + Duration::from_secs(60)) {
+    let output = match worker.run_candidate(&[("patch.diff", patch)], env, timeout + Duration::from_secs(60)) {
         Ok(output) => output,
         Err(e) => return RunResult { broken: Some(e.to_string()), ..RunResult::default() },
     };
@@ -108,7 +111,7 @@ pub fn run_once(worker: &mut dyn Worker, profile: &Profile, patch: &str, timeout
 }
 
 /// Reads the marker lines the runner script prints.
-fn parse_runner_output(text: &str, parser: LogParser) -> RunResult {
+pub fn parse_runner_output(text: &str, parser: LogParser) -> RunResult {
     let mut result = RunResult::default();
     let (head, tests_output) = text.split_once(">>>>> bugsmith output\n").unwrap_or((text, ""));
     let mut junit = None;
@@ -175,7 +178,8 @@ pub struct Report {
     /// The lists, and why each F2P test failed.
     #[serde(flatten)]
     pub grade: Grade,
-    /// SWE-smith's flag.
+    /// SWE-smith's flag: present only when true (SWE-smith tests whether the key exists).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub timed_out: bool,
     /// The timeout used, in seconds.
     pub timeout: u64,
@@ -444,7 +448,7 @@ pub fn validate(
                         worker = None; // a fresh worker for the next candidate
                     }
                     let report = report_for(&candidate, baseline, &result, timeout, backend.name(), key);
-                    if let Err(e) = write_candidate(&settings.run_dir, &candidate, &patch, &result, &report) {
+                    if let Err(e) = write_candidate(&profile.test_cmd, &settings.run_dir, &candidate, &patch, &result, &report) {
                         progress.problem(&Problem { location: candidate.instance_id.clone(), message: e });
                     }
                     if let Ok(mut t) = tally.lock() {
@@ -476,8 +480,33 @@ fn pop<T>(queue: &Mutex<VecDeque<T>>) -> Option<T> {
     queue.lock().ok()?.pop_front()
 }
 
+/// SWE-smith's markers around the test output, as `set -x` prints them in its `eval.sh`.
+pub const OUTPUT_START: &str = "+ : '>>>>> Start Test Output'";
+/// See [`OUTPUT_START`].
+pub const OUTPUT_END: &str = "+ : '>>>>> End Test Output'";
+
+/// Test output between SWE-smith's markers, so its `read_test_output` finds it.
+pub fn with_markers(output: &str) -> String {
+    let newline = if output.is_empty() || output.ends_with('\n') { "" } else { "\n" };
+    format!("{OUTPUT_START}\n{output}{newline}{OUTPUT_END}\n")
+}
+
+/// The test output without SWE-smith's markers.
+pub fn without_markers(text: &str) -> &str {
+    let body = text.strip_prefix(OUTPUT_START).map_or(text, |t| t.strip_prefix('\n').unwrap_or(t));
+    body.strip_suffix(&format!("{OUTPUT_END}\n")).unwrap_or(body)
+}
+
+/// An `eval.sh` in SWE-smith's shape: what runs the tests in the image's `/testbed`.
+pub fn eval_script(test_cmd: &str) -> String {
+    format!(
+        "#!/bin/bash\nset -uxo pipefail\ncd /testbed\n: '>>>>> Start Test Output'\n{test_cmd}\n: '>>>>> End Test Output'\n"
+    )
+}
+
 /// Writes a candidate's folder: the patch, the test output, a short log, then the report last.
 fn write_candidate(
+    test_cmd: &str,
     run_dir: &Path,
     candidate: &CandidateFile,
     patch: &str,
@@ -502,7 +531,8 @@ fn write_candidate(
     let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     let write = |name: &str, bytes: &[u8]| write_atomic(&dir.join(name), bytes).map_err(|e| format!("{name}: {e}"));
     write("patch.diff", patch.as_bytes())?;
-    write("test_output.txt", result.output.as_bytes())?;
+    write("test_output.txt", with_markers(&result.output).as_bytes())?;
+    write("eval.sh", eval_script(test_cmd).as_bytes())?;
     write("run_instance.log", log.as_bytes())?;
     if let Some(junit) = &result.junit {
         write("junit.xml", junit.as_bytes())?;

@@ -34,6 +34,10 @@ const HOST_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
 const IMAGE_CA: &str = "/usr/local/share/bugsmith-host-ca.crt";
 /// Label holding the profile's environment hash on images.
 const ENV_LABEL: &str = "bugsmith.env-hash";
+/// Label holding what an agent image was built from (validation image, mirror branches).
+const AGENT_LABEL: &str = "bugsmith.agent-image";
+/// Where agent images keep the mirror `/testbed`'s `origin` points at (offline `git fetch`).
+const AGENT_MIRROR: &str = "/opt/bugsmith/mirror.git";
 /// Label marking containers bugsmith made (for cleanup).
 const OWNER_LABEL: &str = "bugsmith.run";
 
@@ -257,6 +261,24 @@ impl DockerBackend {
     }
 }
 
+/// `repo` and `tag` of an image name (`latest` when it has none).
+fn split_tag(image: &str) -> (&str, &str) {
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
+/// A tar archive holding `dir` at `at` (an absolute path in the container).
+fn pack(dir: &Path, at: &str) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder
+        .append_dir_all(at.trim_start_matches('/'), dir)
+        .map_err(|e| BackendError(format!("cannot pack {}: {e}", dir.display())))?;
+    builder.into_inner().map_err(|e| BackendError(format!("cannot pack: {e}")))
+}
+
 /// A tar archive holding `dir` as `/testbed` and the host's CA bundle.
 fn build_context(dir: &Path) -> Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
@@ -279,7 +301,7 @@ impl Backend for DockerBackend {
 
     fn build_env(&self, profile: &Profile, checkout: &Checkout, log_dir: &Path) -> Result<String> {
         let hash = profile.env_hash();
-        let image = profile.image_name.clone();
+        let image = profile.validation_image();
         self.block_on(async {
             if self.image_label(&image).await == Some(Some(hash.clone())) {
                 return Ok(format!("docker:{image}:{hash}"));
@@ -321,7 +343,7 @@ impl Backend for DockerBackend {
             tmpfs: Some([("/tmp".to_string(), "size=1g".to_string())].into()),
             ..Default::default()
         };
-        let id = self.block_on(self.create(&profile.image_name, host, Some(TEST_USER)))?;
+        let id = self.block_on(self.create(&profile.validation_image(), host, Some(TEST_USER)))?;
         let mut env = vec![
             ("SENTINEL".to_string(), SENTINEL.to_string()),
             ("HOME".to_string(), format!("/home/{TEST_USER}")),
@@ -332,7 +354,124 @@ impl Backend for DockerBackend {
     }
 }
 
+/// Turns a validation container's `/testbed` (installed state committed) into a clone of the
+/// mirror: `main` checked out, every instance branch local and on `origin` (a path in the
+/// image, so `git fetch` works offline); the install's artefacts stay as untracked files, so
+/// checkouts keep the environment. A conda shim lets SWE-smith's and SWE-bench's `conda
+/// activate testbed` lines fall through to `/venv`.
+const AGENT_SETUP: &str = r#"set -e
+cd /testbed
+rm -rf .git
+git init -q
+git symbolic-ref HEAD refs/heads/main
+git remote add origin "$AGENT_MIRROR"
+git fetch -q origin '+refs/heads/*:refs/remotes/origin/*'
+git update-ref refs/heads/main refs/remotes/origin/main
+git reset -q
+git branch -q --set-upstream-to=origin/main main
+for ref in $(git for-each-ref --format='%(refname:strip=3)' refs/remotes/origin/); do
+  case "$ref" in main|HEAD) ;; *) git branch -q -f "$ref" "origin/$ref" ;; esac
+done
+git ls-files --others --exclude-standard -z .github/workflows | xargs -0 -r rm -f
+git config --system --add safe.directory '*'
+mkdir -p /opt/miniconda3/bin
+printf '%s
+' '# bugsmith: no conda in this image; the environment is /venv.'   'export PATH=/venv/bin:$PATH VIRTUAL_ENV=/venv' 'conda() { :; }' > /opt/miniconda3/bin/activate
+echo "branches: $(git branch | wc -l)"
+git status --short | head -20"#;
+
 impl DockerBackend {
+    /// Whether an image exists.
+    pub fn has_image(&self, image: &str) -> bool {
+        self.block_on(self.docker.inspect_image(image)).is_ok()
+    }
+
+    /// Builds (or refreshes, when the mirror's branches changed) the image agents run in,
+    /// `profile.image_name`, on the validation image; returns whether it was built now.
+    pub fn build_agent_image(&self, profile: &Profile, mirror: &Path, branches: &[(String, String)]) -> Result<bool> {
+        let base = profile.validation_image();
+        let stamp = crate::patch::hash8(&format!("{base}\n{branches:?}"));
+        let (repo, tag) = split_tag(&profile.image_name);
+        self.block_on(async {
+            let current = self.docker.inspect_image(&profile.image_name).await.ok();
+            if current.and_then(|i| i.config).and_then(|c| c.labels).and_then(|l| l.get(AGENT_LABEL).cloned())
+                == Some(stamp.clone())
+            {
+                return Ok(false);
+            }
+            if self.image_label(&base).await.is_none() {
+                return Err(BackendError(format!(
+                    "no validation image {base}: run `bugsmith env build --backend docker` first"
+                )));
+            }
+            let host = HostConfig { network_mode: Some("none".into()), ..Default::default() };
+            let id = self.create(&base, host, Some("root")).await?;
+            let built = async {
+                self.upload(&id, pack(mirror, AGENT_MIRROR)?).await?;
+                let exec = Exec {
+                    script: AGENT_SETUP.into(),
+                    env: vec![("AGENT_MIRROR".into(), AGENT_MIRROR.into())],
+                    timeout: Duration::from_secs(600),
+                    want_exit_code: true,
+                };
+                let out = self.exec(&id, &exec, Some("root")).await?;
+                if out.exit_code != Some(0) {
+                    return Err(BackendError(format!("agent image setup failed: {}", super::tail(&out.output, 10))));
+                }
+                let mut env = vec![
+                    format!("PATH={VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+                    format!("VIRTUAL_ENV={VENV}"),
+                    "LANG=C.UTF-8".into(),
+                ];
+                env.extend(profile.env.iter().map(|(k, v)| format!("{k}={v}")));
+                let config = ContainerConfig {
+                    env: Some(env),
+                    working_dir: Some(WORKDIR.into()),
+                    user: Some("root".into()),
+                    labels: Some([(AGENT_LABEL.to_string(), stamp.clone())].into()),
+                    cmd: Some(vec!["sleep".into(), "infinity".into()]),
+                    ..Default::default()
+                };
+                let options = CommitContainerOptionsBuilder::default().container(&id).repo(repo).tag(tag).build();
+                self.docker.commit_container(options, config).await.map_err(docker_error("cannot commit the agent image"))?;
+                Ok(())
+            }
+            .await;
+            self.remove(&id).await;
+            built.map(|()| true)
+        })
+    }
+
+    /// Runs `script` as root in a container of `image` (no network) and commits the result
+    /// under each of `tags` (`repo:tag`).
+    pub fn derive_image(&self, image: &str, script: &str, tags: &[String]) -> Result<()> {
+        let Some((first, rest)) = tags.split_first() else { return Ok(()) };
+        self.block_on(async {
+            let host = HostConfig { network_mode: Some("none".into()), ..Default::default() };
+            let id = self.create(image, host, Some("root")).await?;
+            let done = async {
+                let exec = Exec { script: script.into(), env: Vec::new(), timeout: Duration::from_secs(300), want_exit_code: true };
+                let out = self.exec(&id, &exec, Some("root")).await?;
+                if out.exit_code != Some(0) {
+                    return Err(BackendError(format!("`{script}` failed in {image}: {}", super::tail(&out.output, 5))));
+                }
+                let (repo, tag) = split_tag(first);
+                let options = CommitContainerOptionsBuilder::default().container(&id).repo(repo).tag(tag).build();
+                // The image's own config (cmd, env, workdir) carries over.
+                self.docker.commit_container(options, ContainerConfig::default()).await.map_err(docker_error("cannot commit"))?;
+                for other in rest {
+                    let (repo, tag) = split_tag(other);
+                    let options = bollard::query_parameters::TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
+                    self.docker.tag_image(first, Some(options)).await.map_err(docker_error("cannot tag"))?;
+                }
+                Ok(())
+            }
+            .await;
+            self.remove(&id).await;
+            done
+        })
+    }
+
     async fn install(&self, id: &str, profile: &Profile, checkout: &Checkout, log_dir: &Path) -> Result<()> {
         let context = build_context(&checkout.root)?;
         self.upload(id, context).await?;
@@ -373,6 +512,8 @@ impl DockerBackend {
     }
 
     async fn commit(&self, id: &str, profile: &Profile, hash: &str) -> Result<()> {
+        let image = profile.validation_image();
+        let (image_repo, image_tag) = split_tag(&image);
         let mut labels = HashMap::new();
         labels.insert(ENV_LABEL.to_string(), hash.to_string());
         let config = ContainerConfig {
@@ -388,8 +529,8 @@ impl DockerBackend {
         };
         let options = CommitContainerOptionsBuilder::default()
             .container(id)
-            .repo(&profile.image_name)
-            .tag("latest")
+            .repo(image_repo)
+            .tag(image_tag)
             .pause(true)
             .build();
         self.docker.commit_container(options, config).await.map_err(docker_error("cannot commit the image"))?;
@@ -419,11 +560,15 @@ struct Session {
     buffer: Vec<u8>,
 }
 
-/// Reads `NONCE KEY=BASE64 …` lines, exports the variables, runs the runner, ends with the nonce.
+/// Reads `NONCE KEY=BASE64 …` lines, exports the variables (`FILE:<name>` keys become files in
+/// the scratch directory), runs the runner, ends with the nonce.
 const SESSION_LOOP: &str = r#"while read -r nonce pairs; do
   for pair in $pairs; do
-    if [ "${pair%%=*}" = PATCH ]; then printf '%s' "${pair#*=}" | base64 -d > "$SCRATCH/patch.diff"
-    else export "${pair%%=*}=$(printf '%s' "${pair#*=}" | base64 -d)"; fi
+    key=${pair%%=*}
+    case "$key" in
+      FILE:*) printf '%s' "${pair#*=}" | base64 -d > "$SCRATCH/${key#FILE:}" ;;
+      *) export "$key=$(printf '%s' "${pair#*=}" | base64 -d)" ;;
+    esac
   done
   bash -c "$RUNNER_SCRIPT" < /dev/null 2>&1
   echo ">>>>> bugsmith done $nonce"
@@ -538,9 +683,14 @@ impl Worker for DockerWorker<'_> {
         self.backend.block_on(self.backend.exec(&self.id, &exec, Some(TEST_USER)))
     }
 
-    fn run_candidate(&mut self, patch: &str, mut env: Vec<(String, String)>, timeout: Duration) -> Result<ExecOutput> {
+    fn run_candidate(
+        &mut self,
+        files: &[(&str, &str)],
+        mut env: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
         let started = Instant::now();
-        env.push(("PATCH".into(), patch.to_string()));
+        env.extend(files.iter().map(|(name, text)| (format!("FILE:{name}"), (*text).to_string())));
         let backend = self.backend;
         if self.session.is_none() {
             self.session = Some(backend.block_on(backend.open_session(&self.id, &self.env))?);

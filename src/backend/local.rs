@@ -28,6 +28,30 @@ impl LocalBackend {
     fn env_dir(&self, profile: &Profile) -> PathBuf {
         self.root.join("envs").join(format!("{}-{}", profile.repo_name, profile.env_hash()))
     }
+
+    /// Refreshes `testbed/` beside the virtualenv: a clone of the mirror with every instance
+    /// branch, for agents working locally (`source <env>/env.sh` puts the venv and the clone
+    /// first). `None` when the profile has no local environment.
+    pub fn refresh_testbed(&self, profile: &Profile, mirror: &Path) -> Result<Option<PathBuf>> {
+        let dir = self.env_dir(profile);
+        if !dir.join("ready").exists() {
+            return Ok(None);
+        }
+        let testbed = dir.join("testbed");
+        crate::git::clone_with_branches(mirror, &testbed).map_err(|e| BackendError(e.to_string()))?;
+        let mut python_path = testbed.display().to_string();
+        if testbed.join("src").is_dir() {
+            python_path = format!("{}:{python_path}", testbed.join("src").display());
+        }
+        let script = format!(
+            "# bugsmith: the environment of {} with the mirror clone first on PYTHONPATH\nexport VIRTUAL_ENV={venv}\nexport PATH={venv}/bin:$PATH\nexport PYTHONPATH={python_path}\ncd {testbed}\n",
+            profile.repo_name,
+            venv = dir.join("venv").display(),
+            testbed = testbed.display(),
+        );
+        std::fs::write(dir.join("env.sh"), script).map_err(io_error(dir.display()))?;
+        Ok(Some(testbed))
+    }
 }
 
 fn io_error(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> BackendError {
@@ -279,9 +303,16 @@ impl Worker for LocalWorker {
         run(&exec.script, &self.repo, &env, exec.timeout)
     }
 
-    fn run_candidate(&mut self, patch: &str, env: Vec<(String, String)>, timeout: Duration) -> Result<ExecOutput> {
-        let path = self.scratch.join("patch.diff");
-        std::fs::write(&path, patch).map_err(io_error(path.display()))?;
+    fn run_candidate(
+        &mut self,
+        files: &[(&str, &str)],
+        env: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        for (name, text) in files {
+            let path = self.scratch.join(name);
+            std::fs::write(&path, text).map_err(io_error(path.display()))?;
+        }
         self.exec(&Exec { script: super::RUNNER.to_string(), env, timeout, want_exit_code: false })
     }
 }

@@ -58,10 +58,15 @@ pub trait Worker: Send {
     fn scratch(&self) -> String;
     /// Runs a command in the work tree.
     fn exec(&mut self, exec: &Exec) -> Result<ExecOutput>;
-    /// Puts `patch` at `<scratch>/patch.diff` and runs [`RUNNER`] with these variables.
-    /// Backends where starting a command is costly keep one runner session open and feed it
-    /// requests instead.
-    fn run_candidate(&mut self, patch: &str, env: Vec<(String, String)>, timeout: Duration) -> Result<ExecOutput>;
+    /// Writes `files` (name, text) into the scratch directory and runs [`RUNNER`] with these
+    /// variables. Backends where starting a command is costly keep one runner session open and
+    /// feed it requests instead.
+    fn run_candidate(
+        &mut self,
+        files: &[(&str, &str)],
+        env: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Result<ExecOutput>;
 }
 
 /// An environment builder and worker factory.

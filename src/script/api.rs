@@ -387,27 +387,10 @@ fn replace_entity(entity: &ScriptEntity, code: &str) -> Edit {
 
 /// The edit that empties a function's body (its docstring stays) for a model to fill in.
 fn stub(entity: &ScriptEntity) -> Fallible<Edit> {
-    let tree = entity.file.tree();
-    let text = entity.file.text();
-    let node = entity.entity().node;
-    let body: Vec<NodeId> = tree.children_with_role(node, "body").collect();
-    let is_docstring = |id: NodeId| {
-        tree.node(id).kind == "Expr"
-            && tree.children_with_role(id, "value").next().is_some_and(|v| tree.node(v).kind == "String")
-    };
-    let first = body.iter().copied().find(|&s| !is_docstring(s) || Some(&s) != body.first());
-    let (Some(first), Some(&last)) = (first, body.last()) else {
-        return fail("patch::stub: the entity has no body");
-    };
-    let start = tree.node(first).start;
-    let line_start = text[..start as usize].rfind('\n').map_or(0, |i| i + 1);
-    let before = &text[line_start..start as usize];
-    let replacement = if before.chars().all(|c| c == ' ' || c == '\t') {
-        format!("# TODO: Implement this function\n{before}pass")
-    } else {
-        "pass  # TODO: Implement this function".to_string()
-    };
-    Ok(Edit { start, end: tree.node(last).end, text: replacement })
+    match crate::patch::stub(&entity.file, entity.entity().node) {
+        Some(edit) => Ok(edit),
+        None => fail("patch::stub: the entity has no body"),
+    }
 }
 
 fn patch_module() -> Module {
