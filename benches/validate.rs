@@ -97,7 +97,7 @@ fn main() {
     let cache = tempfile::tempdir().unwrap();
     let spec = SourceSpec::parse(&source_text).unwrap();
     let checkout = source::fetch(&spec, cache.path()).unwrap();
-    let profile = Profile::detect(&source_text, &checkout);
+    let profile = Profile::detect(&source_text, &checkout, None);
     let out = tempfile::tempdir().unwrap();
     let found = candidates(&checkout, out.path());
     println!("{source_text}: {} candidates (at most 5 per strategy)", found.len());

@@ -160,8 +160,8 @@ fn gather_command(args: &GatherArgs, cache: Option<&Path>) -> Result<u8, String>
     let checkout = checkout_for(&profile, cache)?;
     let run_dir = args.out.join("run_validation").join(&profile.repo_name);
     let mirror_path = args.out.join("mirrors").join(format!("{}.git", profile.repo_name));
-    let summary = gather::gather(&profile, &checkout, &run_dir, &args.out, &mirror_path)?;
-    let agent_envs = agent_environments(&profile, &mirror_path, cache);
+    let mut summary = gather::gather(&profile, &checkout, &run_dir, &args.out, &mirror_path)?;
+    summary.agent_environments = agent_environments(&profile, &mirror_path, cache);
     if let Some(remote) = &args.push {
         let mirror = crate::git::Mirror::open_or_create(&mirror_path, &checkout.root).map_err(|e| e.to_string())?;
         let branches = mirror.branches().map_err(|e| e.to_string())?;
@@ -187,9 +187,9 @@ mirror: {}",
                 summary.unreadable_ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
             );
         }
-    }
-    for line in agent_envs {
-        console::status(args.json, &line);
+        for line in &summary.agent_environments {
+            println!("  {line}");
+        }
     }
     Ok(EXIT_OK)
 }

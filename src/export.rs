@@ -388,13 +388,18 @@ fn function_task(instance: &TaskInstance, mirror: &Mirror) -> Option<FunctionTas
     let text = file.text();
     let context = patch::apply(text, &[stub], (0, text.len() as u32)).ok()?;
     let docstring = patch::docstring(&file, entity.node).map(|d| file.node_text(d).to_string()).unwrap_or_default();
+    // The `def` line(s) as written: from the keyword to the colon before the body.
+    let keyword = (file.lines().line_start(entity.line_start) as usize + entity.indent.len()).max(entity.start as usize);
+    let body = file.tree().children_with_role(entity.node, "body").next().map(|b| file.tree().node(b).start as usize)?;
+    let header = text[keyword..body].trim_end();
+    let signature = header.rfind(':').map_or(header, |colon| &header[..=colon]).to_string();
     Some(FunctionTask {
         instance_id: instance.instance_id.clone(),
         repo: instance.repo.clone(),
         image_name: instance.image_name.clone(),
         file: change.path.clone(),
         function: entity.qualified_name.clone(),
-        signature: entity.signature.clone(),
+        signature,
         docstring,
         context,
         reference: text[entity.start as usize..entity.end as usize].to_string(),

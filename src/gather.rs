@@ -111,6 +111,8 @@ pub struct GatherSummary {
     pub problems: Vec<String>,
     /// Instances with test ids that SWE-smith's pytest log regex cannot read (they hold spaces).
     pub unreadable_ids: Vec<String>,
+    /// What was refreshed for agents: the Docker image, the local mirror clone.
+    pub agent_environments: Vec<String>,
 }
 
 /// SWE-smith's validity rule: not timed out, ≥ 1 F2P and ≥ 1 P2P (PR mirrors may have 0 P2P).

@@ -304,7 +304,7 @@ impl Backend for DockerBackend {
         let image = profile.validation_image();
         self.block_on(async {
             if self.image_label(&image).await == Some(Some(hash.clone())) {
-                return Ok(format!("docker:{image}:{hash}"));
+                return Ok(format!("docker:{image}"));
             }
             if self.image_label(&profile.base_image).await.is_none() {
                 return Err(BackendError(format!(
@@ -321,7 +321,7 @@ impl Backend for DockerBackend {
                 Err(e) => Err(e),
             };
             self.remove(&id).await;
-            committed.map(|()| format!("docker:{image}:{hash}"))
+            committed.map(|()| format!("docker:{image}"))
         })
     }
 
@@ -369,6 +369,8 @@ git fetch -q origin '+refs/heads/*:refs/remotes/origin/*'
 git update-ref refs/heads/main refs/remotes/origin/main
 git reset -q
 git branch -q --set-upstream-to=origin/main main
+# The install's artefacts are untracked: ignored, so `git clean -fd` and checkouts keep them.
+git ls-files --others --exclude-standard --directory | sed 's|^|/|' >> .git/info/exclude
 for ref in $(git for-each-ref --format='%(refname:strip=3)' refs/remotes/origin/); do
   case "$ref" in main|HEAD) ;; *) git branch -q -f "$ref" "origin/$ref" ;; esac
 done

@@ -159,6 +159,14 @@ impl Backend for LocalBackend {
         if dir.join("ready").exists() {
             return Ok(id);
         }
+        // One build at a time per environment (other processes wait, then find it ready).
+        std::fs::create_dir_all(self.root.join("envs")).map_err(io_error(self.root.display()))?;
+        let lock_path = dir.with_extension("lock");
+        let lock = std::fs::File::create(&lock_path).map_err(io_error(lock_path.display()))?;
+        lock.lock().map_err(io_error(lock_path.display()))?;
+        if dir.join("ready").exists() {
+            return Ok(id);
+        }
         std::fs::create_dir_all(log_dir).map_err(io_error(log_dir.display()))?;
         // Built in place (virtualenvs and editable installs cannot move); `ready` marks success.
         let _ = std::fs::remove_dir_all(&dir);
