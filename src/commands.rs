@@ -929,7 +929,10 @@ fn prepare_repositories(
     let names: std::collections::BTreeSet<&str> = instances.iter().map(crate::eval::repo_name_of).collect();
     for name in names {
         let Some(profile) = profiles.remove(name) else {
-            problems.push(format!("{name}: no profile (give one with --profile, or put it under {}/profiles/)", out.display()));
+            problems.push(format!(
+                "{name}: no profile (give one with --profile, or put it under {}/profiles/)",
+                out.display()
+            ));
             continue;
         };
         let prepared = checkout_for(&profile, cache).and_then(|checkout| {
@@ -1028,11 +1031,14 @@ fn serve_command(args: &ServeArgs, jobs: Option<usize>, cache: Option<&Path>) ->
         eprintln!("  {problem}");
     }
     let token = match &args.token_env {
-        Some(var) => Some(std::env::var(var).ok().filter(|t| !t.is_empty()).ok_or(format!("${var} is empty or not set"))?),
+        Some(var) => {
+            Some(std::env::var(var).ok().filter(|t| !t.is_empty()).ok_or(format!("${var} is empty or not set"))?)
+        }
         None => None,
     };
     let backend = make_backend(args.backend, cache)?;
-    let (repositories, problems) = prepare_repositories(backend.as_ref(), &instances, profiles, &args.out, cache, false);
+    let (repositories, problems) =
+        prepare_repositories(backend.as_ref(), &instances, profiles, &args.out, cache, false);
     for problem in &problems {
         eprintln!("  {problem}");
     }
@@ -1051,7 +1057,10 @@ fn export_command(action: &ExportAction) -> Result<u8, String> {
         ExportAction::SwesmithProfile { profile, output } => {
             let profile = load_profile(profile)?;
             crate::export::write_swesmith_profile(&profile, output)?;
-            println!("wrote {} (register it with SWE-smith: `import` the file before running its harness)", output.display());
+            println!(
+                "wrote {} (register it with SWE-smith: `import` the file before running its harness)",
+                output.display()
+            );
         }
         ExportAction::Swebench { instances, output, profiles, out, no_images } => {
             let list = gather::read_instances(instances)?;

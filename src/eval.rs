@@ -252,7 +252,8 @@ pub fn evaluate_one(
     let result = validate::parse_runner_output(&text, profile.log_parser);
     let broken = result.broken.is_some();
     if result.apply_failed {
-        report.error = Some(format!("the instance's bug patch does not apply: {}", crate::backend::tail(&result.output, 5)));
+        report.error =
+            Some(format!("the instance's bug patch does not apply: {}", crate::backend::tail(&result.output, 5)));
     } else if result.timed_out && result.seconds + 1.0 >= timeout.as_secs() as f64 {
         report.error = Some(format!("the tests timed out after {} s", timeout.as_secs()));
     } else if let Some(why) = &result.broken
@@ -335,7 +336,13 @@ pub struct RunSummary {
 }
 
 /// The key of an evaluation: what shapes its result.
-pub fn report_key(env_id: &str, profile: &Profile, instance: &TaskInstance, prediction: &Prediction, timeout: u64) -> String {
+pub fn report_key(
+    env_id: &str,
+    profile: &Profile,
+    instance: &TaskInstance,
+    prediction: &Prediction,
+    timeout: u64,
+) -> String {
     hash8(&format!(
         "eval v1\n{env_id}\n{}\n{timeout}\n{}\n{}\n{:?}\n{:?}\n{}",
         profile.test_setup(),
@@ -360,9 +367,17 @@ pub fn timeout_for(worker: &mut dyn Worker, repository: &Repository, out: &Path)
 }
 
 /// Writes an instance's folder: the prediction, the output, `eval.sh`, a log, then the report.
-pub fn write_instance(dir: &Path, instance_id: &str, profile: &Profile, prediction: &Prediction, done: &Evaluated) -> Result<(), String> {
+pub fn write_instance(
+    dir: &Path,
+    instance_id: &str,
+    profile: &Profile,
+    prediction: &Prediction,
+    done: &Evaluated,
+) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let write = |name: &str, bytes: &[u8]| write_atomic(&dir.join(name), bytes).map_err(|e| format!("{}: {e}", dir.join(name).display()));
+    let write = |name: &str, bytes: &[u8]| {
+        write_atomic(&dir.join(name), bytes).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+    };
     write("patch.diff", prediction.model_patch.as_deref().unwrap_or("").as_bytes())?;
     write("test_output.txt", validate::with_markers(&done.output).as_bytes())?;
     write("eval.sh", validate::eval_script(&profile.test_cmd).as_bytes())?;
@@ -468,18 +483,26 @@ pub fn evaluate_repository(
                         match backend.start_worker(profile, &repository.checkout, index) {
                             Ok(w) => worker = Some(w),
                             Err(e) => {
-                                *failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+                                *failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                    Some(e.to_string());
                                 break;
                             }
                         }
                     }
                     let Some(active) = worker.as_mut() else { break };
-                    let (done, replace) =
-                        evaluate_one(active.as_mut(), profile, job.instance, job.prediction, Duration::from_secs(timeout), key);
+                    let (done, replace) = evaluate_one(
+                        active.as_mut(),
+                        profile,
+                        job.instance,
+                        job.prediction,
+                        Duration::from_secs(timeout),
+                        key,
+                    );
                     if replace {
                         worker = None;
                     }
-                    if let Err(e) = write_instance(&job.dir, &job.instance.instance_id, profile, job.prediction, &done) {
+                    if let Err(e) = write_instance(&job.dir, &job.instance.instance_id, profile, job.prediction, &done)
+                    {
                         progress.problem(&Problem { location: job.instance.instance_id.clone(), message: e });
                     }
                     if let Ok(mut r) = results.lock() {
@@ -499,7 +522,11 @@ pub fn evaluate_repository(
 }
 
 /// The run summary from the dataset, the predictions and the reports.
-pub fn summarize(instances: &[TaskInstance], predictions: &[Prediction], reports: &BTreeMap<String, InstanceReport>) -> RunSummary {
+pub fn summarize(
+    instances: &[TaskInstance],
+    predictions: &[Prediction],
+    reports: &BTreeMap<String, InstanceReport>,
+) -> RunSummary {
     let mut summary = RunSummary { total_instances: instances.len(), ..RunSummary::default() };
     let known: BTreeSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
     for prediction in predictions.iter().filter(|p| known.contains(p.instance_id.as_str())) {
@@ -615,10 +642,12 @@ mod tests {
         let read = read_predictions(&list).unwrap();
         assert_eq!((read[0].model_dir().as_str(), read[0].model_patch.as_deref()), ("org__m", Some("x")));
         let object = dir.path().join("o.json");
-        std::fs::write(&object, r#"{"a": {"instance_id": "a", "model_patch": null, "model_name_or_path": "m"}}"#).unwrap();
+        std::fs::write(&object, r#"{"a": {"instance_id": "a", "model_patch": null, "model_name_or_path": "m"}}"#)
+            .unwrap();
         assert_eq!(read_predictions(&object).unwrap()[0].model_patch, None);
         let lines = dir.path().join("l.jsonl");
-        std::fs::write(&lines, "{\"instance_id\": \"a\"}\n\n{\"instance_id\": \"b\", \"model_patch\": \"\"}\n").unwrap();
+        std::fs::write(&lines, "{\"instance_id\": \"a\"}\n\n{\"instance_id\": \"b\", \"model_patch\": \"\"}\n")
+            .unwrap();
         assert_eq!(read_predictions(&lines).unwrap().len(), 2);
         std::fs::write(&lines, "{\"instance_id\": \"a\"}\n{oops\n").unwrap();
         assert!(read_predictions(&lines).unwrap_err().contains("l.jsonl:2"));
@@ -637,11 +666,20 @@ mod tests {
             model_patch: patch.map(str::to_string),
             model_name_or_path: "m".into(),
         };
-        let predictions = [prediction("a", Some("p")), prediction("b", Some("")), prediction("c", Some("p")), prediction("zz", Some("p"))];
-        let reports = BTreeMap::from([("a".to_string(), InstanceReport { resolved: true, ..InstanceReport::default() })]);
+        let predictions = [
+            prediction("a", Some("p")),
+            prediction("b", Some("")),
+            prediction("c", Some("p")),
+            prediction("zz", Some("p")),
+        ];
+        let reports =
+            BTreeMap::from([("a".to_string(), InstanceReport { resolved: true, ..InstanceReport::default() })]);
         let summary = summarize(&[a, b, c], &predictions, &reports);
         assert_eq!((summary.total_instances, summary.submitted_instances, summary.completed_instances), (3, 3, 1));
-        assert_eq!((summary.resolved_ids, summary.empty_patch_ids, summary.error_ids), (vec!["a".to_string()], vec!["b".to_string()], vec!["c".to_string()]));
+        assert_eq!(
+            (summary.resolved_ids, summary.empty_patch_ids, summary.error_ids),
+            (vec!["a".to_string()], vec!["b".to_string()], vec!["c".to_string()])
+        );
         assert_eq!((summary.resolved, summary.unresolved, summary.total), (1, 2, 3));
     }
 }

@@ -153,7 +153,11 @@ fn mirror_of(out: &Path, repo_name: &str) -> Result<Mirror, String> {
 }
 
 /// The SWE-bench form of one instance, read from its mirror.
-fn swebench_instance(instance: &TaskInstance, profile: Option<&Profile>, mirror: &Mirror) -> Result<SwebenchInstance, String> {
+fn swebench_instance(
+    instance: &TaskInstance,
+    profile: Option<&Profile>,
+    mirror: &Mirror,
+) -> Result<SwebenchInstance, String> {
     let id = &instance.instance_id;
     let base_commit = mirror.commit_id(id).ok_or_else(|| format!("{id}: no branch in the mirror"))?;
     let setup = mirror.commit_id("main").ok_or_else(|| format!("{id}: the mirror has no main"))?;
@@ -324,7 +328,8 @@ pub fn swebench_images(
                 profile.image_name
             ));
         }
-        let tags = [instance_image(&instance.instance_id, None), instance_image(&instance.instance_id, Some(profile.org()))];
+        let tags =
+            [instance_image(&instance.instance_id, None), instance_image(&instance.instance_id, Some(profile.org()))];
         let script = format!("cd /testbed && git checkout -q {}", shell_quote(&instance.instance_id));
         backend.derive_image(&profile.image_name, &script, &tags).map_err(|e| e.to_string())?;
         built += 1;
@@ -389,8 +394,10 @@ fn function_task(instance: &TaskInstance, mirror: &Mirror) -> Option<FunctionTas
     let context = patch::apply(text, &[stub], (0, text.len() as u32)).ok()?;
     let docstring = patch::docstring(&file, entity.node).map(|d| file.node_text(d).to_string()).unwrap_or_default();
     // The `def` line(s) as written: from the keyword to the colon before the body.
-    let keyword = (file.lines().line_start(entity.line_start) as usize + entity.indent.len()).max(entity.start as usize);
-    let body = file.tree().children_with_role(entity.node, "body").next().map(|b| file.tree().node(b).start as usize)?;
+    let keyword =
+        (file.lines().line_start(entity.line_start) as usize + entity.indent.len()).max(entity.start as usize);
+    let body =
+        file.tree().children_with_role(entity.node, "body").next().map(|b| file.tree().node(b).start as usize)?;
     let header = text[keyword..body].trim_end();
     let signature = header.rfind(':').map_or(header, |colon| &header[..=colon]).to_string();
     Some(FunctionTask {

@@ -262,7 +262,8 @@ impl Mirror {
 
     /// The git-format diff between two revisions' trees (empty when they are the same).
     pub fn diff(&self, from: &str, to: &str) -> Result<String, GitError> {
-        let tree = |rev: &str| -> Result<git2::Tree<'_>, GitError> { Ok(self.repo.revparse_single(rev)?.peel_to_tree()?) };
+        let tree =
+            |rev: &str| -> Result<git2::Tree<'_>, GitError> { Ok(self.repo.revparse_single(rev)?.peel_to_tree()?) };
         let diff = self.repo.diff_tree_to_tree(Some(&tree(from)?), Some(&tree(to)?), None)?;
         let mut text = Vec::new();
         diff.print(git2::DiffFormat::Patch, |_, _, line| {
@@ -312,9 +313,8 @@ impl Mirror {
         for (path, text) in hide {
             match text {
                 Some(text) => {
-                    let mut entry = index
-                        .get_path(Path::new(path), 0)
-                        .ok_or_else(|| git2::Error::from_str("missing test file"))?;
+                    let mut entry =
+                        index.get_path(Path::new(path), 0).ok_or_else(|| git2::Error::from_str("missing test file"))?;
                     entry.id = self.repo.blob(text.as_bytes())?;
                     entry.file_size = text.len() as u32;
                     index.add(&entry)?;

@@ -151,9 +151,12 @@ fn instance_map(instance: &TaskInstance, checkout: &Path, run_dir: &Path, meta: 
     let funcs: Vec<String> = meta.map(|m| m.entity.clone()).filter(|f| !f.is_empty()).into_iter().collect();
     map.insert("gold_funcs".into(), strings(&funcs));
     map.insert("gold_files".into(), strings(&crate::patch::files_of(&instance.patch)));
-    map.insert("test_output".into(), crate::validate::without_markers(&std::fs::read_to_string(dir.join("test_output.txt")).unwrap_or_default())
+    map.insert(
+        "test_output".into(),
+        crate::validate::without_markers(&std::fs::read_to_string(dir.join("test_output.txt")).unwrap_or_default())
             .to_string()
-            .into());
+            .into(),
+    );
     map.insert("failures".into(), Dynamic::from_map(failures));
     map.insert("test_sources".into(), Dynamic::from_map(test_sources(checkout, &instance.fail_to_pass)));
     map

@@ -69,7 +69,8 @@ pub fn serve(
     let pool: Pool<'_> = Mutex::new(BTreeMap::new());
     let mut timeouts = BTreeMap::new();
     for (name, repository) in repositories {
-        let mut worker = backend.start_worker(&repository.profile, &repository.checkout, 0).map_err(|e| e.to_string())?;
+        let mut worker =
+            backend.start_worker(&repository.profile, &repository.checkout, 0).map_err(|e| e.to_string())?;
         timeouts.insert(name.clone(), eval::timeout_for(worker.as_mut(), repository, &settings.out)?);
         pool.lock().map_err(|_| "lock")?.entry(name.clone()).or_default().push(worker);
     }
@@ -82,10 +83,23 @@ pub fn serve(
             scope.spawn(|| {
                 while let Ok(mut request) = server.recv() {
                     let started = Instant::now();
-                    let (status, body) = answer(&mut request, settings, &by_id, repositories, &timeouts, backend, &pool, &started_workers);
+                    let (status, body) = answer(
+                        &mut request,
+                        settings,
+                        &by_id,
+                        repositories,
+                        &timeouts,
+                        backend,
+                        &pool,
+                        &started_workers,
+                    );
                     let text = serde_json::to_string(&body).unwrap_or_default();
                     let header = tiny_http::Header::from_bytes("Content-Type", "application/json").ok();
-                    let timing = tiny_http::Header::from_bytes("X-Bugsmith-Seconds", format!("{:.4}", started.elapsed().as_secs_f64())).ok();
+                    let timing = tiny_http::Header::from_bytes(
+                        "X-Bugsmith-Seconds",
+                        format!("{:.4}", started.elapsed().as_secs_f64()),
+                    )
+                    .ok();
                     let mut response = tiny_http::Response::from_string(text).with_status_code(status);
                     for h in [header, timing].into_iter().flatten() {
                         response = response.with_header(h);
@@ -157,8 +171,14 @@ fn answer<'a>(
             Err(e) => return error(500, format!("cannot start a worker: {e}")),
         },
     };
-    let (done, replace) =
-        eval::evaluate_one(worker.as_mut(), &repository.profile, instance, &prediction, Duration::from_secs(*timeout), String::new());
+    let (done, replace) = eval::evaluate_one(
+        worker.as_mut(),
+        &repository.profile,
+        instance,
+        &prediction,
+        Duration::from_secs(*timeout),
+        String::new(),
+    );
     if !replace && let Ok(mut p) = pool.lock() {
         p.entry(name.to_string()).or_default().push(worker);
     }

@@ -46,7 +46,11 @@ pub fn find_candidates(dir: &Path, repo_name: &str) -> Vec<CandidateFile> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             let id = name.strip_prefix("bug__")?.strip_suffix(".diff")?.to_string();
-            Some(CandidateFile { instance_id: format!("{repo_name}.{id}"), strategy: strategy_of(&id), path: e.into_path() })
+            Some(CandidateFile {
+                instance_id: format!("{repo_name}.{id}"),
+                strategy: strategy_of(&id),
+                path: e.into_path(),
+            })
         })
         .collect();
     found.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
@@ -448,7 +452,9 @@ pub fn validate(
                         worker = None; // a fresh worker for the next candidate
                     }
                     let report = report_for(&candidate, baseline, &result, timeout, backend.name(), key);
-                    if let Err(e) = write_candidate(&profile.test_cmd, &settings.run_dir, &candidate, &patch, &result, &report) {
+                    if let Err(e) =
+                        write_candidate(&profile.test_cmd, &settings.run_dir, &candidate, &patch, &result, &report)
+                    {
                         progress.problem(&Problem { location: candidate.instance_id.clone(), message: e });
                     }
                     if let Ok(mut t) = tally.lock() {

@@ -27,11 +27,13 @@ fn write_predictions(dir: &Path, name: &str, items: &[(String, Option<String>)])
 }
 
 /// A patch that applies and fixes nothing: it only adds a file.
-const WRONG_PATCH: &str = "diff --git a/notes.txt b/notes.txt\nnew file mode 100644\n--- /dev/null\n+++ b/notes.txt\n@@ -0,0 +1 @@\n+hello\n";
+const WRONG_PATCH: &str =
+    "diff --git a/notes.txt b/notes.txt\nnew file mode 100644\n--- /dev/null\n+++ b/notes.txt\n@@ -0,0 +1 @@\n+hello\n";
 
 #[test]
 fn eval_resolves_gold_and_nothing_else_and_writes_swe_bench_reports() {
-    let (dir, profile, repo_name) = gathered(&manifest().join("tests/fixtures/repos/inventory").display().to_string(), "2");
+    let (dir, profile, repo_name) =
+        gathered(&manifest().join("tests/fixtures/repos/inventory").display().to_string(), "2");
     let cache = shared_cache();
     let file = dir.path().join("logs/task_insts").join(format!("{repo_name}.jsonl"));
     let (file, profile) = (file.to_str().unwrap(), profile.to_str().unwrap());
@@ -60,9 +62,16 @@ fn eval_resolves_gold_and_nothing_else_and_writes_swe_bench_reports() {
     let ids: Vec<String> = all.iter().map(|i| i["instance_id"].as_str().unwrap().to_string()).collect();
     let mut items = vec![(ids[0].clone(), Some(String::new())), (ids[1].clone(), None)];
     items.push((ids[2].clone(), Some(WRONG_PATCH.to_string())));
-    items.push((ids[3].clone(), Some("diff --git a/nope.py b/nope.py\n--- a/nope.py\n+++ b/nope.py\n@@ -1 +1 @@\n-x\n+y\n".into())));
+    items.push((
+        ids[3].clone(),
+        Some("diff --git a/nope.py b/nope.py\n--- a/nope.py\n+++ b/nope.py\n@@ -1 +1 @@\n-x\n+y\n".into()),
+    ));
     let predictions = write_predictions(dir.path(), "preds.json", &items);
-    let run = bugsmith_in(&["eval", file, &predictions, "--profile", profile, "--run-id", "r2", "--json"], &cache, Some(dir.path()));
+    let run = bugsmith_in(
+        &["eval", file, &predictions, "--profile", profile, "--run-id", "r2", "--json"],
+        &cache,
+        Some(dir.path()),
+    );
     let summary = json(&run);
     assert_eq!(summary["resolved_instances"], 0, "{summary:#}");
     assert_eq!(summary["empty_patch_instances"], 2, "{summary:#}");
@@ -96,7 +105,8 @@ fn start_serve(args: &[&str], dir: &Path, envs: &[(&str, &str)]) -> (std::proces
     let mut child = command.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let address = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_default().to_string();
+    let address =
+        line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_default().to_string();
     assert!(!address.is_empty(), "serve did not say where it listens: {line}");
     (child, address)
 }
@@ -118,7 +128,8 @@ fn post(address: &str, path: &str, body: &str, token: Option<&str>) -> (u16, Val
 
 #[test]
 fn serve_answers_evaluations_over_http_with_a_token_and_json_errors() {
-    let (dir, profile, repo_name) = gathered(&manifest().join("tests/fixtures/repos/inventory").display().to_string(), "1");
+    let (dir, profile, repo_name) =
+        gathered(&manifest().join("tests/fixtures/repos/inventory").display().to_string(), "1");
     let file = dir.path().join("logs/task_insts").join(format!("{repo_name}.json"));
     let all = instances(dir.path(), &repo_name);
     let (id, patch) = (all[0]["instance_id"].as_str().unwrap(), all[0]["patch"].as_str().unwrap());
@@ -126,11 +137,15 @@ fn serve_answers_evaluations_over_http_with_a_token_and_json_errors() {
     let (file, profile) = (file.to_str().unwrap(), profile.to_str().unwrap());
 
     // A non-loopback address needs a token.
-    let refused = bugsmith_in(&["serve", file, "--profile", profile, "--bind", "0.0.0.0:0"], &shared_cache(), Some(dir.path()));
+    let refused =
+        bugsmith_in(&["serve", file, "--profile", profile, "--bind", "0.0.0.0:0"], &shared_cache(), Some(dir.path()));
     assert!(!refused.status.success() && stderr(&refused).contains("token"), "{}", stderr(&refused));
 
-    let (mut child, address) =
-        start_serve(&[file, "--profile", profile, "--bind", "127.0.0.1:0", "--token-env", "SERVE_TOKEN"], dir.path(), &[("SERVE_TOKEN", "s3cret")]);
+    let (mut child, address) = start_serve(
+        &[file, "--profile", profile, "--bind", "127.0.0.1:0", "--token-env", "SERVE_TOKEN"],
+        dir.path(),
+        &[("SERVE_TOKEN", "s3cret")],
+    );
     let body = serde_json::json!({"instance_id": id, "model_patch": fix}).to_string();
     let (status, _) = post(&address, "/v1/evaluate", &body, None);
     assert_eq!(status, 401);
@@ -167,7 +182,10 @@ fn a_clean_work_tree_with_a_remote_is_named_after_the_remote_and_its_head() {
     git(&work, &["remote", "add", "origin", "https://example.org/mahmoud/glom.git"]);
     let head = git(&work, &["rev-parse", "HEAD"]);
     let profile = dir.path().join("p.yaml");
-    let init = bugsmith(&["profile", "init", work.to_str().unwrap(), "-o", profile.to_str().unwrap(), "--org", "acme"], cache.path());
+    let init = bugsmith(
+        &["profile", "init", work.to_str().unwrap(), "-o", profile.to_str().unwrap(), "--org", "acme"],
+        cache.path(),
+    );
     assert!(init.status.success(), "{}", stderr(&init));
     let text = std::fs::read_to_string(&profile).unwrap();
     assert!(text.contains(&format!("repo_name: mahmoud__glom.{}", &head[..8])), "{text}");
@@ -182,13 +200,15 @@ fn a_clean_work_tree_with_a_remote_is_named_after_the_remote_and_its_head() {
 
 #[test]
 fn exports_write_a_swe_smith_profile_swe_bench_instances_and_function_tasks() {
-    let (dir, profile, repo_name) = gathered(&manifest().join("tests/fixtures/repos/inventory").display().to_string(), "2");
+    let (dir, profile, repo_name) =
+        gathered(&manifest().join("tests/fixtures/repos/inventory").display().to_string(), "2");
     let cache = shared_cache();
     let file = dir.path().join("logs/task_insts").join(format!("{repo_name}.json"));
     let (file, profile) = (file.to_str().unwrap(), profile.to_str().unwrap());
 
     let python = dir.path().join("bugsmith_profile.py");
-    let out = bugsmith_in(&["export", "swesmith-profile", profile, "-o", python.to_str().unwrap()], &cache, Some(dir.path()));
+    let out =
+        bugsmith_in(&["export", "swesmith-profile", profile, "-o", python.to_str().unwrap()], &cache, Some(dir.path()));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&python).unwrap();
     assert!(text.contains("registry.register_profile(") && text.contains("org_gh: str = \"bugsmith\""), "{text}");
@@ -222,10 +242,15 @@ fn exports_write_a_swe_smith_profile_swe_bench_instances_and_function_tasks() {
         let test_patch = clone.join("../tp.diff");
         std::fs::write(&test_patch, e["test_patch"].as_str().unwrap()).unwrap();
         git(&clone, &["apply", test_patch.to_str().unwrap()]);
-        assert!(Command::new("git").arg("-C").arg(&clone).args(["diff", "--quiet", "HEAD~1"]).status().unwrap().success());
+        assert!(
+            Command::new("git").arg("-C").arg(&clone).args(["diff", "--quiet", "HEAD~1"]).status().unwrap().success()
+        );
         let p2p: Vec<String> = serde_json::from_str(e["PASS_TO_PASS"].as_str().unwrap()).unwrap();
         let files = bugsmith::patch::files_of(e["test_patch"].as_str().unwrap());
-        assert!(p2p.iter().all(|t| files.iter().any(|f| t.starts_with(&format!("{f}::")))), "P2P only from the files SWE-bench runs");
+        assert!(
+            p2p.iter().all(|t| files.iter().any(|f| t.starts_with(&format!("{f}::")))),
+            "P2P only from the files SWE-bench runs"
+        );
     }
     let spec = std::fs::read_to_string(dir.path().join("swebench_spec.py")).unwrap();
     assert!(spec.contains("MAP_REPO_VERSION_TO_SPECS") && spec.contains("-rA"), "{spec}");
@@ -255,7 +280,11 @@ fn instances_carry_difficulty_fields_and_their_org() {
         assert!(!instance["strategy"].as_str().unwrap().is_empty());
     }
     let report = dir.path().join("logs/run_validation").join(&repo_name);
-    let any = std::fs::read_dir(&report).unwrap().flatten().find(|e| !e.file_name().to_string_lossy().ends_with(".ref")).unwrap();
+    let any = std::fs::read_dir(&report)
+        .unwrap()
+        .flatten()
+        .find(|e| !e.file_name().to_string_lossy().ends_with(".ref"))
+        .unwrap();
     let text = std::fs::read_to_string(any.path().join("report.json")).unwrap();
     assert!(!text.contains("timed_out"), "SWE-smith counts any `timed_out` key as a timeout");
     assert!(any.path().join("eval.sh").is_file());

@@ -392,7 +392,7 @@ impl DockerBackend {
     /// `profile.image_name`, on the validation image; returns whether it was built now.
     pub fn build_agent_image(&self, profile: &Profile, mirror: &Path, branches: &[(String, String)]) -> Result<bool> {
         let base = profile.validation_image();
-        let stamp = crate::patch::hash8(&format!("{base}\n{branches:?}"));
+        let stamp = crate::patch::hash8(&format!("{base}\n{AGENT_SETUP}\n{branches:?}"));
         let (repo, tag) = split_tag(&profile.image_name);
         self.block_on(async {
             let current = self.docker.inspect_image(&profile.image_name).await.ok();
@@ -435,7 +435,10 @@ impl DockerBackend {
                     ..Default::default()
                 };
                 let options = CommitContainerOptionsBuilder::default().container(&id).repo(repo).tag(tag).build();
-                self.docker.commit_container(options, config).await.map_err(docker_error("cannot commit the agent image"))?;
+                self.docker
+                    .commit_container(options, config)
+                    .await
+                    .map_err(docker_error("cannot commit the agent image"))?;
                 Ok(())
             }
             .await;
@@ -452,7 +455,12 @@ impl DockerBackend {
             let host = HostConfig { network_mode: Some("none".into()), ..Default::default() };
             let id = self.create(image, host, Some("root")).await?;
             let done = async {
-                let exec = Exec { script: script.into(), env: Vec::new(), timeout: Duration::from_secs(300), want_exit_code: true };
+                let exec = Exec {
+                    script: script.into(),
+                    env: Vec::new(),
+                    timeout: Duration::from_secs(300),
+                    want_exit_code: true,
+                };
                 let out = self.exec(&id, &exec, Some("root")).await?;
                 if out.exit_code != Some(0) {
                     return Err(BackendError(format!("`{script}` failed in {image}: {}", super::tail(&out.output, 5))));
@@ -460,10 +468,14 @@ impl DockerBackend {
                 let (repo, tag) = split_tag(first);
                 let options = CommitContainerOptionsBuilder::default().container(&id).repo(repo).tag(tag).build();
                 // The image's own config (cmd, env, workdir) carries over.
-                self.docker.commit_container(options, ContainerConfig::default()).await.map_err(docker_error("cannot commit"))?;
+                self.docker
+                    .commit_container(options, ContainerConfig::default())
+                    .await
+                    .map_err(docker_error("cannot commit"))?;
                 for other in rest {
                     let (repo, tag) = split_tag(other);
-                    let options = bollard::query_parameters::TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
+                    let options =
+                        bollard::query_parameters::TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
                     self.docker.tag_image(first, Some(options)).await.map_err(docker_error("cannot tag"))?;
                 }
                 Ok(())
@@ -529,12 +541,8 @@ impl DockerBackend {
             cmd: Some(vec!["sleep".into(), "infinity".into()]),
             ..Default::default()
         };
-        let options = CommitContainerOptionsBuilder::default()
-            .container(id)
-            .repo(image_repo)
-            .tag(image_tag)
-            .pause(true)
-            .build();
+        let options =
+            CommitContainerOptionsBuilder::default().container(id).repo(image_repo).tag(image_tag).pause(true).build();
         self.docker.commit_container(options, config).await.map_err(docker_error("cannot commit the image"))?;
         Ok(())
     }
