@@ -8,59 +8,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
-use common::{bugsmith_in, docker_ready, json, manifest, shared_cache};
+use common::{bugsmith_in, docker_ready, drive, json, manifest, shared_cache};
 use serde_json::Value;
-
-/// SWE-smith 0.0.9 with SWE-bench 4.1.0 and the run-time imports it needs, pinned (see
-/// `../shared/reference/consumers.md`).
-const PACKAGES: &[&str] = &[
-    "swesmith==0.0.9",
-    "swebench==4.1.0",
-    "libcst",
-    "astor",
-    "unidiff",
-    "docker",
-    "ghapi",
-    "python-dotenv",
-    "rich",
-    "tqdm",
-    "jinja2",
-    "tree-sitter==0.26.1",
-    "tree-sitter-c==0.24.2",
-    "tree-sitter-c-sharp==0.23.5",
-    "tree-sitter-cpp==0.23.4",
-    "tree-sitter-go==0.25.0",
-    "tree-sitter-java==0.23.5",
-    "tree-sitter-javascript==0.25.0",
-    "tree-sitter-php==0.25.1",
-    "tree-sitter-ruby==0.23.1",
-    "tree-sitter-rust==0.24.2",
-    "tree-sitter-typescript==0.23.2",
-];
-
-/// The venv's python, made once per target directory.
-fn consumers_python() -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("consumers-venv");
-    let python = venv.join("bin/python");
-    let imports = || {
-        Command::new(&python)
-            .args(["-c", "import swesmith.harness.eval, swesmith.harness.gather, swebench.harness.run_evaluation"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !imports() {
-        let _ = std::fs::remove_dir_all(&venv);
-        assert!(Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success());
-        let pip = Command::new(&python).args(["-m", "pip", "install", "-q"]).args(PACKAGES).output().unwrap();
-        assert!(pip.status.success(), "pip install failed: {}", String::from_utf8_lossy(&pip.stderr));
-        assert!(imports(), "SWE-smith and SWE-bench do not import after install");
-    }
-    python
-}
 
 struct Gathered {
     dir: PathBuf,
@@ -105,20 +56,6 @@ fn subset(g: &Gathered, n: usize, name: &str) -> PathBuf {
 fn image(g: &Gathered) -> String {
     let text = std::fs::read_to_string(&g.profile).unwrap();
     text.lines().find_map(|l| l.strip_prefix("image_name: ")).unwrap().trim().to_string()
-}
-
-/// Runs the driver in `dir`; returns its last line as JSON.
-fn drive(dir: &Path, args: &[&str]) -> Value {
-    std::fs::create_dir_all(dir).unwrap();
-    let out = Command::new(consumers_python())
-        .arg(manifest().join("tests/fixtures/consumers/drive.py"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "drive.py {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
 fn empty_predictions(g: &Gathered, n: usize, path: &Path) {

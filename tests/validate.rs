@@ -301,7 +301,7 @@ fn profile_init_detects_extras_and_requirements_files() {
     assert!(text.contains("python -m pip install -e '.[testing]'"), "{text}");
     assert!(text.contains("python -m pip install -r requirements-dev.txt"), "{text}");
     assert!(text.contains("test_cmd: python -m pytest"), "{text}");
-    assert!(text.contains("image_name: bugsmith.x86_64.local_1776_proj."), "{text}");
+    assert!(text.contains("image_name: bugsmith/swesmith.x86_64.local_1776_proj."), "{text}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 pub fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -148,4 +149,67 @@ pub fn gathered(source: &str, max_bugs: &str) -> (tempfile::TempDir, PathBuf, St
     assert!(summary["instances"].as_u64().unwrap() >= 5, "{summary:#}");
     assert!(summary["problems"].as_array().unwrap().is_empty(), "{summary:#}");
     (dir, profile, repo_name)
+}
+
+/// SWE-smith 0.0.9 with SWE-bench 4.1.0 and the run-time imports it needs, pinned (see
+/// `../shared/reference/consumers.md`).
+pub const PACKAGES: &[&str] = &[
+    "swesmith==0.0.9",
+    "swebench==4.1.0",
+    "libcst",
+    "astor",
+    "unidiff",
+    "docker",
+    "ghapi",
+    "python-dotenv",
+    "rich",
+    "tqdm",
+    "jinja2",
+    "tree-sitter==0.26.1",
+    "tree-sitter-c==0.24.2",
+    "tree-sitter-c-sharp==0.23.5",
+    "tree-sitter-cpp==0.23.4",
+    "tree-sitter-go==0.25.0",
+    "tree-sitter-java==0.23.5",
+    "tree-sitter-javascript==0.25.0",
+    "tree-sitter-php==0.25.1",
+    "tree-sitter-ruby==0.23.1",
+    "tree-sitter-rust==0.24.2",
+    "tree-sitter-typescript==0.23.2",
+];
+
+/// The venv's python, made once per target directory.
+pub fn consumers_python() -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("consumers-venv");
+    let python = venv.join("bin/python");
+    let imports = || {
+        Command::new(&python)
+            .args(["-c", "import swesmith.harness.eval, swesmith.harness.gather, swebench.harness.run_evaluation"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !imports() {
+        let _ = std::fs::remove_dir_all(&venv);
+        assert!(Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success());
+        let pip = Command::new(&python).args(["-m", "pip", "install", "-q"]).args(PACKAGES).output().unwrap();
+        assert!(pip.status.success(), "pip install failed: {}", String::from_utf8_lossy(&pip.stderr));
+        assert!(imports(), "SWE-smith and SWE-bench do not import after install");
+    }
+    python
+}
+
+/// Runs the driver in `dir`; returns its last line as JSON.
+pub fn drive(dir: &Path, args: &[&str]) -> serde_json::Value {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new(consumers_python())
+        .arg(manifest().join("tests/fixtures/consumers/drive.py"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "drive.py {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
