@@ -477,8 +477,7 @@ pub fn evaluate_repository(
             let (queue, results, failure) = (&queue, &results, &failure);
             scope.spawn(move || {
                 let mut worker = worker;
-                loop {
-                    let Some((job, key)) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { break };
+                while let Some((job, key)) = validate::pop(queue) {
                     if worker.is_none() {
                         match backend.start_worker(profile, &repository.checkout, index) {
                             Ok(w) => worker = Some(w),

@@ -482,7 +482,7 @@ pub fn validate(
 }
 
 /// The next queued item; the lock is released before the item is worked on.
-fn pop<T>(queue: &Mutex<VecDeque<T>>) -> Option<T> {
+pub(crate) fn pop<T>(queue: &Mutex<VecDeque<T>>) -> Option<T> {
     queue.lock().ok()?.pop_front()
 }
 
