@@ -196,8 +196,8 @@ pub struct Evaluated {
     pub output: String,
 }
 
-/// Evaluates one prediction in a warm worker; `None` for the broken-worker case is folded into
-/// the report's `error`. Returns whether the worker must be replaced.
+/// Evaluates one prediction in a warm worker; a worker that broke or hung shows as the report's
+/// `error`. Returns the evaluation and whether the worker must be replaced.
 pub fn evaluate_one(
     worker: &mut dyn Worker,
     profile: &Profile,
@@ -215,17 +215,9 @@ pub fn evaluate_one(
         key,
         ..InstanceReport::default()
     };
-    let scratch = worker.scratch();
-    let junit = format!("{scratch}/junit.xml");
-    let mut env = vec![
-        ("WORKDIR".to_string(), worker.workdir()),
-        ("SCRATCH".to_string(), scratch),
-        ("TEST_CMD".to_string(), profile.test_cmd.clone()),
-        ("TEST_TIMEOUT".to_string(), timeout.as_secs().max(1).to_string()),
-        ("EVAL".to_string(), "1".to_string()),
-        ("TEST_FILES".to_string(), test_files(instance).join("\n")),
-    ];
-    env.extend(profile.test_env(&junit));
+    let mut env = validate::runner_env(worker, profile, timeout);
+    env.push(("EVAL".to_string(), "1".to_string()));
+    env.push(("TEST_FILES".to_string(), test_files(instance).join("\n")));
     let files = [("patch.diff", instance.patch.as_str()), ("prediction.diff", patch)];
     let output = match worker.run_candidate(&files, env, timeout + Duration::from_secs(60)) {
         Ok(output) if !output.timed_out => output,

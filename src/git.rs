@@ -265,15 +265,7 @@ impl Mirror {
         let tree =
             |rev: &str| -> Result<git2::Tree<'_>, GitError> { Ok(self.repo.revparse_single(rev)?.peel_to_tree()?) };
         let diff = self.repo.diff_tree_to_tree(Some(&tree(from)?), Some(&tree(to)?), None)?;
-        let mut text = Vec::new();
-        diff.print(git2::DiffFormat::Patch, |_, _, line| {
-            if matches!(line.origin(), '+' | '-' | ' ') {
-                text.push(line.origin() as u8);
-            }
-            text.extend_from_slice(line.content());
-            true
-        })?;
-        Ok(String::from_utf8_lossy(&text).into_owned())
+        Ok(String::from_utf8_lossy(&patch_bytes(&diff)?).into_owned())
     }
 
     /// Branch names with the commit each points at, sorted.
@@ -360,6 +352,19 @@ impl Mirror {
     }
 }
 
+/// A diff as git-format patch text.
+fn patch_bytes(diff: &git2::Diff<'_>) -> Result<Vec<u8>, git2::Error> {
+    let mut text = Vec::new();
+    diff.print(git2::DiffFormat::Patch, |_, _, line| {
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            text.push(line.origin() as u8);
+        }
+        text.extend_from_slice(line.content());
+        true
+    })?;
+    Ok(text)
+}
+
 /// Applies patches one after another to `HEAD` of the repository at `dir` (in memory) and
 /// returns one git-format patch with all of them, or why they do not combine (a hunk that no
 /// longer applies: two patches touch the same lines).
@@ -376,16 +381,7 @@ pub fn merge_patches(dir: &Path, patches: &[String]) -> Result<String, String> {
         tree = repo.find_tree(id).map_err(|e| e.to_string())?;
     }
     let diff = repo.diff_tree_to_tree(Some(&base), Some(&tree), None).map_err(|e| e.to_string())?;
-    let mut text = Vec::new();
-    diff.print(git2::DiffFormat::Patch, |_, _, line| {
-        if matches!(line.origin(), '+' | '-' | ' ') {
-            text.push(line.origin() as u8);
-        }
-        text.extend_from_slice(line.content());
-        true
-    })
-    .map_err(|e| e.to_string())?;
-    String::from_utf8(text).map_err(|e| e.to_string())
+    String::from_utf8(patch_bytes(&diff).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
 }
 
 /// The text of a file at `HEAD` of the repository at `dir` (None when absent or not UTF-8).

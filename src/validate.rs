@@ -85,8 +85,8 @@ pub struct RunResult {
     pub junit: Option<String>,
 }
 
-/// Runs the tests once in a worker, with `patch` applied first (empty: the clean code).
-pub fn run_once(worker: &mut dyn Worker, profile: &Profile, patch: &str, timeout: Duration) -> RunResult {
+/// The variables the runner needs for one run in `worker` (see `backend/runner.sh`).
+pub fn runner_env(worker: &dyn Worker, profile: &Profile, timeout: Duration) -> Vec<(String, String)> {
     let scratch = worker.scratch();
     let junit = format!("{scratch}/junit.xml");
     let mut env = vec![
@@ -96,6 +96,12 @@ pub fn run_once(worker: &mut dyn Worker, profile: &Profile, patch: &str, timeout
         ("TEST_TIMEOUT".to_string(), timeout.as_secs().max(1).to_string()),
     ];
     env.extend(profile.test_env(&junit));
+    env
+}
+
+/// Runs the tests once in a worker, with `patch` applied first (empty: the clean code).
+pub fn run_once(worker: &mut dyn Worker, profile: &Profile, patch: &str, timeout: Duration) -> RunResult {
+    let env = runner_env(worker, profile, timeout);
     let output = match worker.run_candidate(&[("patch.diff", patch)], env, timeout + Duration::from_secs(60)) {
         Ok(output) => output,
         Err(e) => return RunResult { broken: Some(e.to_string()), ..RunResult::default() },

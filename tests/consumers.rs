@@ -58,6 +58,14 @@ fn image(g: &Gathered) -> String {
     text.lines().find_map(|l| l.strip_prefix("image_name: ")).unwrap().trim().to_string()
 }
 
+/// Exports the profile as SWE-smith's Python module `name`.
+fn swesmith_profile(g: &Gathered, name: &str) -> PathBuf {
+    let module = g.dir.join(name);
+    let args = ["export", "swesmith-profile", g.profile.to_str().unwrap(), "-o", module.to_str().unwrap()];
+    assert!(bugsmith_in(&args, &shared_cache(), Some(&g.dir)).status.success());
+    module
+}
+
 fn empty_predictions(g: &Gathered, n: usize, path: &Path) {
     let lines: String = g.instances[..n]
         .iter()
@@ -123,13 +131,7 @@ fn swe_smith_harness_resolves_every_gold_patch_and_no_empty_one() {
         return;
     }
     let g = gathered();
-    let module = g.dir.join("bugsmith_profile.py");
-    let out = bugsmith_in(
-        &["export", "swesmith-profile", g.profile.to_str().unwrap(), "-o", module.to_str().unwrap()],
-        &shared_cache(),
-        Some(&g.dir),
-    );
-    assert!(out.status.success());
+    let module = swesmith_profile(g, "bugsmith_profile.py");
     let dataset = subset(g, 3, "swesmith-subset.json");
     let work = g.dir.join("swesmith-eval");
     let (m, d) = (module.to_str().unwrap(), dataset.to_str().unwrap());
@@ -147,13 +149,7 @@ fn swe_smith_gather_reads_bugsmith_validation_logs_into_the_same_instances() {
         return;
     }
     let g = gathered();
-    let module = g.dir.join("bugsmith_profile_gather.py");
-    let out = bugsmith_in(
-        &["export", "swesmith-profile", g.profile.to_str().unwrap(), "-o", module.to_str().unwrap()],
-        &shared_cache(),
-        Some(&g.dir),
-    );
-    assert!(out.status.success());
+    let module = swesmith_profile(g, "bugsmith_profile_gather.py");
     // SWE-smith writes logs/task_insts/<repo_name>.json: it works on a copy of the logs.
     let work = g.dir.join("swesmith-gather");
     let logs = work.join("logs");

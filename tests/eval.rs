@@ -8,12 +8,17 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{bugsmith, bugsmith_in, gathered, json, manifest, shared_cache, stderr, stdout};
+use common::{bugsmith, bugsmith_in, gathered, git, json, manifest, shared_cache, stderr, stdout};
 use serde_json::Value;
 
 fn instances(dir: &Path, repo_name: &str) -> Vec<Value> {
     let path = dir.join("logs/task_insts").join(format!("{repo_name}.json"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The bundled example, validated locally and gathered.
+fn inventory(max_bugs: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    gathered(&manifest().join("tests/fixtures/repos/inventory").display().to_string(), max_bugs)
 }
 
 fn write_predictions(dir: &Path, name: &str, items: &[(String, Option<String>)]) -> String {
@@ -32,8 +37,7 @@ const WRONG_PATCH: &str =
 
 #[test]
 fn eval_resolves_gold_and_nothing_else_and_writes_swe_bench_reports() {
-    let (dir, profile, repo_name) =
-        gathered(&manifest().join("tests/fixtures/repos/inventory").display().to_string(), "2");
+    let (dir, profile, repo_name) = inventory("2");
     let cache = shared_cache();
     let file = dir.path().join("logs/task_insts").join(format!("{repo_name}.jsonl"));
     let (file, profile) = (file.to_str().unwrap(), profile.to_str().unwrap());
@@ -128,8 +132,7 @@ fn post(address: &str, path: &str, body: &str, token: Option<&str>) -> (u16, Val
 
 #[test]
 fn serve_answers_evaluations_over_http_with_a_token_and_json_errors() {
-    let (dir, profile, repo_name) =
-        gathered(&manifest().join("tests/fixtures/repos/inventory").display().to_string(), "1");
+    let (dir, profile, repo_name) = inventory("1");
     let file = dir.path().join("logs/task_insts").join(format!("{repo_name}.json"));
     let all = instances(dir.path(), &repo_name);
     let (id, patch) = (all[0]["instance_id"].as_str().unwrap(), all[0]["patch"].as_str().unwrap());
@@ -163,12 +166,6 @@ fn serve_answers_evaluations_over_http_with_a_token_and_json_errors() {
     let _ = child.wait();
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn a_clean_work_tree_with_a_remote_is_named_after_the_remote_and_its_head() {
     let cache = tempfile::tempdir().unwrap();
@@ -200,8 +197,7 @@ fn a_clean_work_tree_with_a_remote_is_named_after_the_remote_and_its_head() {
 
 #[test]
 fn exports_write_a_swe_smith_profile_swe_bench_instances_and_function_tasks() {
-    let (dir, profile, repo_name) =
-        gathered(&manifest().join("tests/fixtures/repos/inventory").display().to_string(), "2");
+    let (dir, profile, repo_name) = inventory("2");
     let cache = shared_cache();
     let file = dir.path().join("logs/task_insts").join(format!("{repo_name}.json"));
     let (file, profile) = (file.to_str().unwrap(), profile.to_str().unwrap());
@@ -270,7 +266,7 @@ fn exports_write_a_swe_smith_profile_swe_bench_instances_and_function_tasks() {
 
 #[test]
 fn instances_carry_difficulty_fields_and_their_org() {
-    let (dir, _, repo_name) = gathered(&manifest().join("tests/fixtures/repos/inventory").display().to_string(), "2");
+    let (dir, _, repo_name) = inventory("2");
     for instance in instances(dir.path(), &repo_name) {
         assert_eq!(instance["repo"], format!("bugsmith/{repo_name}"));
         assert_eq!(instance["num_f2p"].as_u64().unwrap() as usize, instance["FAIL_TO_PASS"].as_array().unwrap().len());

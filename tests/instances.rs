@@ -11,15 +11,9 @@ use std::sync::Arc;
 
 use bugsmith::script::Origin;
 use bugsmith::script::template::IssueTemplate;
-use common::{bugsmith_in, gathered, json, manifest, shared_cache, stderr, stdout};
+use common::{bugsmith_in, gathered, git, json, manifest, shared_cache, stderr, stdout};
 use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 #[test]
 fn gather_writes_instances_and_a_branch_each_that_shows_exactly_the_bug() {

@@ -356,8 +356,8 @@ impl Backend for DockerBackend {
 
 /// Turns a validation container's `/testbed` (installed state committed) into a clone of the
 /// mirror: `main` checked out, every instance branch local and on `origin` (a path in the
-/// image, so `git fetch` works offline); the install's artefacts stay as untracked files, so
-/// checkouts keep the environment. A conda shim lets SWE-smith's and SWE-bench's `conda
+/// image, so `git fetch` works offline); the install's artefacts stay, untracked and ignored, so
+/// checkouts and `git clean -fd` keep the environment. A conda shim lets SWE-smith's and SWE-bench's `conda
 /// activate testbed` lines fall through to `/venv`.
 const AGENT_SETUP: &str = r#"set -e
 cd /testbed

@@ -29,6 +29,13 @@ pub fn bugsmith_in(args: &[&str], cache: &Path, dir: Option<&Path>) -> Output {
     command.output().expect("run bugsmith")
 }
 
+/// Runs `git -C dir args…`, which must succeed; returns its trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
 }
