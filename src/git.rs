@@ -68,17 +68,34 @@ pub fn clone(url: &str, dest: &Path, revision: Option<&str>) -> Result<String, G
     Ok(head.to_string())
 }
 
-/// Clones (or updates) `dest` from the repository at `source`, with a local branch for every
-/// branch of `source` and `origin` pointing at it; the default branch stays checked out.
+/// Clones (or updates) `dest` from the repository at `source`, with `origin` pointing at it and
+/// exactly one local branch for every branch of `source`; the checked-out branch stays.
 pub fn clone_with_branches(source: &Path, dest: &Path) -> Result<(), GitError> {
+    let url = source.display().to_string();
     let repo = match Repository::open(dest) {
         Ok(repo) => {
-            repo.find_remote("origin")?.fetch(&["+refs/heads/*:refs/remotes/origin/*"], None, None)?;
+            repo.remote_set_url("origin", &url)?;
+            let mut options = git2::FetchOptions::new();
+            options.prune(git2::FetchPrune::On);
+            repo.find_remote("origin")?.fetch(&["+refs/heads/*:refs/remotes/origin/*"], Some(&mut options), None)?;
             repo
         }
-        Err(_) => Repository::clone(&source.display().to_string(), dest)?,
+        Err(_) => Repository::clone(&url, dest)?,
     };
     let current = repo.head().ok().and_then(|h| h.shorthand().ok().map(str::to_string));
+    // Local branches the source no longer has go (the one checked out stays).
+    let mut gone = Vec::new();
+    for branch in repo.branches(Some(git2::BranchType::Local))? {
+        let name = branch?.0.name()?.unwrap_or("").to_string();
+        if Some(&name) != current.as_ref()
+            && repo.find_branch(&format!("origin/{name}"), git2::BranchType::Remote).is_err()
+        {
+            gone.push(name);
+        }
+    }
+    for name in gone {
+        repo.find_branch(&name, git2::BranchType::Local)?.delete()?;
+    }
     for branch in repo.branches(Some(git2::BranchType::Remote))? {
         let (branch, _) = branch?;
         let Some(name) = branch.name()?.and_then(|n| n.strip_prefix("origin/")).map(str::to_string) else { continue };

@@ -265,6 +265,39 @@ fn exports_write_a_swe_smith_profile_swe_bench_instances_and_function_tasks() {
 }
 
 #[test]
+fn gather_leaves_a_local_mirror_clone_with_every_branch_beside_the_virtualenv() {
+    // A copy of the example with one more file: an environment (and testbed) of its own.
+    let copy = tempfile::tempdir().unwrap();
+    let source = copy.path().join("inventory");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(manifest().join("tests/fixtures/repos/inventory"))
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::write(source.join("NOTES.txt"), "testbed test\n").unwrap();
+    let (dir, profile, repo_name) = gathered(source.to_str().unwrap(), "1");
+    let summary =
+        json(&bugsmith_in(&["gather", profile.to_str().unwrap(), "--json"], &shared_cache(), Some(dir.path())));
+    let line = summary["agent_environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|l| l.starts_with("local testbed"))
+        .unwrap_or_else(|| panic!("{summary:#}"))
+        .to_string();
+    let testbed = Path::new(line.rsplit_once(": ").unwrap().1);
+    let branches = git(testbed, &["branch", "--list"]);
+    assert_eq!(branches.lines().count(), instances(dir.path(), &repo_name).len() + 1, "every instance and main");
+    assert!(testbed.parent().unwrap().join("env.sh").is_file());
+    let id = instances(dir.path(), &repo_name)[0]["instance_id"].as_str().unwrap().to_string();
+    git(testbed, &["checkout", "-q", &id]);
+    git(testbed, &["checkout", "-q", "main"]);
+}
+
+#[test]
 fn instances_carry_difficulty_fields_and_their_org() {
     let (dir, _, repo_name) = inventory("2");
     for instance in instances(dir.path(), &repo_name) {

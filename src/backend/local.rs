@@ -38,6 +38,9 @@ impl LocalBackend {
             return Ok(None);
         }
         let testbed = dir.join("testbed");
+        let lock_path = dir.join("testbed.lock");
+        let lock = std::fs::File::create(&lock_path).map_err(io_error(lock_path.display()))?;
+        lock.lock().map_err(io_error(lock_path.display()))?;
         crate::git::clone_with_branches(mirror, &testbed).map_err(|e| BackendError(e.to_string()))?;
         let mut python_path = testbed.display().to_string();
         if testbed.join("src").is_dir() {
