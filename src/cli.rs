@@ -64,6 +64,13 @@ pub enum Command {
     Run {
         /// The recipe.
         recipe: PathBuf,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+    },
+    /// Manage bugsmith's Docker containers.
+    Docker {
+        #[command(subcommand)]
+        action: DockerAction,
     },
     /// Score predictions (model patches, or `gold`) on task instances, as SWE-bench grades them.
     Eval(EvalArgs),
@@ -78,6 +85,44 @@ pub enum Command {
     Recipe {
         #[command(subcommand)]
         action: RecipeAction,
+    },
+}
+
+/// How tests are contained (every command that runs tests takes these).
+#[derive(Debug, Clone, ClapArgs)]
+pub struct SandboxArgs {
+    /// Local backend: run tests without the sandbox (as this user, with its network and files).
+    #[arg(long)]
+    pub no_sandbox: bool,
+    /// Memory for a worker's tests (`4g`, `512m`; default: the profile's `limits:`, else 4g).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+    /// Processes and threads for a worker's tests (default: the profile's, else 1024).
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// Largest file the tests may write (default: the profile's, else 1g).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub file_size: Option<u64>,
+    /// Temporary space per candidate: /tmp, $HOME, $TMPDIR (default: the profile's, else 1g).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub tmp: Option<u64>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    crate::profile::parse_size(text)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DockerAction {
+    /// Remove bugsmith containers: by default only those provably stale (made on this host by a
+    /// process that is gone); live runs' containers are left unless --all.
+    Prune {
+        /// Every bugsmith container, live runs' included.
+        #[arg(long)]
+        all: bool,
+        /// Also containers created longer ago than this (`2h`, `1d`), whoever made them.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
     },
 }
 
@@ -108,6 +153,8 @@ pub struct EvalArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -129,6 +176,8 @@ pub struct ServeArgs {
     /// Output directory (baselines, profiles).
     #[arg(long, default_value = "logs", value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -368,6 +417,8 @@ pub struct ValidateArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -10,12 +10,13 @@ use rhai::{Dynamic, Map};
 
 use crate::ast::SourceFile;
 use crate::backend::Backend;
-use crate::backend::docker::{DockerBackend, Limits};
+use crate::backend::Containment;
+use crate::backend::docker::DockerBackend;
 use crate::backend::local::LocalBackend;
 use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
 use crate::cli::{
-    Args, BackendKind, ChangeSource, CombineArgs, Command, EnvAction, EvalArgs, ExportAction, GatherArgs, GenArgs,
-    IssueGenArgs, LmArgs, MirrorArgs, ProfileAction, RecipeAction, ServeArgs, StrategiesAction, TryArgs, ValidateArgs,
+    Args, BackendKind, ChangeSource, CombineArgs, Command, DockerAction, EnvAction, EvalArgs, ExportAction, GatherArgs, GenArgs,
+    IssueGenArgs, LmArgs, MirrorArgs, ProfileAction, RecipeAction, SandboxArgs, ServeArgs, StrategiesAction, TryArgs, ValidateArgs,
 };
 use crate::combine;
 use crate::eval::Prediction;
@@ -56,7 +57,10 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
         Command::IssueGen(issue_args) => {
             issue_gen_command(&catalog, &issue_args, &Map::new(), LmConfig::default(), args.global.cache_dir.as_deref())
         }
-        Command::Run { recipe } => run_command(&catalog, &recipe, args.global.jobs, args.global.cache_dir.as_deref()),
+        Command::Run { recipe, sandbox } => {
+            run_command(&catalog, &recipe, &sandbox, args.global.jobs, args.global.cache_dir.as_deref())
+        }
+        Command::Docker { action: DockerAction::Prune { all, older_than } } => docker_prune_command(all, older_than),
         Command::Recipe { action: RecipeAction::Check { recipe } } => recipe_check_command(&catalog, &recipe),
         Command::Combine(combine_args) => combine_command(&catalog, &combine_args, args.global.cache_dir.as_deref()),
         Command::Mirror(mirror_args) => mirror_command(&catalog, &mirror_args, args.global.cache_dir.as_deref()),
@@ -208,7 +212,7 @@ fn agent_environments(profile: &Profile, mirror_path: &Path, cache: Option<&Path
         Err(e) => done.push(format!("local testbed not refreshed: {e}")),
     }
     let docker_wanted = std::env::var_os("DOCKER_HOST").is_some() || Path::new("/var/run/docker.sock").exists();
-    if docker_wanted && let Ok(docker) = DockerBackend::connect(Limits::default()) {
+    if docker_wanted && let Ok(docker) = DockerBackend::connect(Default::default()) {
         if !docker.has_image(&profile.validation_image()) {
             return done;
         }
@@ -238,11 +242,37 @@ fn checkout_for(profile: &Profile, cache: Option<&Path>) -> Result<Checkout, Str
     Ok(checkout)
 }
 
-fn make_backend(kind: BackendKind, cache: Option<&Path>) -> Result<Box<dyn Backend>, String> {
+fn make_backend(kind: BackendKind, cache: Option<&Path>, containment: Containment) -> Result<Box<dyn Backend>, String> {
     Ok(match kind {
-        BackendKind::Local => Box::new(LocalBackend::new(&source::cache_dir(cache))),
-        BackendKind::Docker => Box::new(DockerBackend::connect(Limits::default()).map_err(|e| e.to_string())?),
+        BackendKind::Local => Box::new(LocalBackend::new(&source::cache_dir(cache)).with_containment(containment)),
+        BackendKind::Docker => Box::new(DockerBackend::connect(containment.limits).map_err(|e| e.to_string())?),
     })
+}
+
+/// Containment from the flags; a recipe's `sandbox: false` counts as `--no-sandbox`.
+fn containment(args: &SandboxArgs, recipe_sandbox: Option<bool>) -> Containment {
+    Containment {
+        sandbox: !args.no_sandbox && recipe_sandbox != Some(false),
+        limits: crate::profile::LimitSettings {
+            memory: args.memory,
+            pids: args.pids,
+            file_size: args.file_size,
+            tmp: args.tmp,
+        },
+    }
+}
+
+fn docker_prune_command(all: bool, older_than: Option<std::time::Duration>) -> Result<u8, String> {
+    let docker = DockerBackend::connect(Default::default()).map_err(|e| e.to_string())?;
+    let summary = docker.prune_command(all, older_than);
+    for (name, why) in &summary.removed {
+        println!("removed {name}: {why}");
+    }
+    for (name, why) in &summary.kept {
+        println!("kept {name}: {why}");
+    }
+    println!("{} removed, {} kept", summary.removed.len(), summary.kept.len());
+    Ok(EXIT_OK)
 }
 
 fn profile_init_command(source_text: &str, output: &Path, org: &str, cache: Option<&Path>) -> Result<u8, String> {
@@ -261,7 +291,7 @@ fn env_build_command(path: &Path, kind: BackendKind, out: &Path, cache: Option<&
     let started = Instant::now();
     let profile = load_profile(path)?;
     let checkout = checkout_for(&profile, cache)?;
-    let backend = make_backend(kind, cache)?;
+    let backend = make_backend(kind, cache, Containment::default())?;
     let log_dir = out.join("build_images").join("env").join(&profile.repo_name);
     console::status(false, &format!("building the {} environment of {} …", backend.name(), profile.repo_name));
     let env = backend.build_env(&profile, &checkout, &log_dir).map_err(|e| e.to_string())?;
@@ -281,7 +311,7 @@ fn validate_command(args: &ValidateArgs, jobs: Option<usize>, cache: Option<&Pat
             args.profile.display()
         ));
     }
-    let backend = make_backend(args.backend, cache)?;
+    let backend = make_backend(args.backend, cache, containment(&args.sandbox, None))?;
     let log_dir = args.out.join("build_images").join("env").join(&profile.repo_name);
     console::status(args.json, &format!("preparing the {} environment …", backend.name()));
     let env = backend.build_env(&profile, &checkout, &log_dir).map_err(|e| e.to_string())?;
@@ -759,7 +789,13 @@ struct RunState {
     done: std::collections::BTreeMap<String, String>,
 }
 
-fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Option<&Path>) -> Result<u8, String> {
+fn run_command(
+    catalog: &Catalog,
+    path: &Path,
+    sandbox: &SandboxArgs,
+    jobs: Option<usize>,
+    cache: Option<&Path>,
+) -> Result<u8, String> {
     let recipe = Recipe::load(path).map_err(|e| e.to_string())?;
     let recipe_text = std::fs::read_to_string(path).unwrap_or_default();
     let base = recipe_base(path);
@@ -780,6 +816,7 @@ fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Optio
     let profile_text =
         std::fs::read_to_string(&profile_path).map_err(|e| format!("{}: {e}", profile_path.display()))?;
     let backend = if recipe.backend.as_deref() == Some("docker") { BackendKind::Docker } else { BackendKind::Local };
+    let run_sandbox = SandboxArgs { no_sandbox: !containment(sandbox, recipe.sandbox).sandbox, ..sandbox.clone() };
     // By default every stage, `combine` only when the recipe configures it.
     let stages: Vec<String> = recipe.stages.clone().unwrap_or_else(|| {
         crate::recipe::STAGES
@@ -824,6 +861,7 @@ fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Optio
                     timeout: recipe.validate.timeout,
                     recycle_after: recipe.validate.recycle_after.unwrap_or(200),
                     json: false,
+                    sandbox: run_sandbox.clone(),
                 };
                 validate_command(&args, recipe.validate.jobs.or(jobs), cache)?
             }
@@ -866,6 +904,7 @@ fn run_command(catalog: &Catalog, path: &Path, jobs: Option<usize>, cache: Optio
                     timeout: recipe.validate.timeout,
                     recycle_after: recipe.validate.recycle_after.unwrap_or(200),
                     json: false,
+                    sandbox: run_sandbox.clone(),
                 };
                 validate_command(&validate_args, recipe.validate.jobs.or(jobs), cache)?;
                 let gather_args = GatherArgs {
@@ -963,7 +1002,7 @@ fn eval_command(args: &EvalArgs, jobs: Option<usize>, cache: Option<&Path>) -> R
         crate::eval::read_predictions(Path::new(&args.predictions))?
     };
     let (profiles, mut problems) = crate::eval::find_profiles(&args.profiles, &args.out, &args.instances);
-    let backend = make_backend(args.backend, cache)?;
+    let backend = make_backend(args.backend, cache, containment(&args.sandbox, None))?;
     let (repositories, setup_problems) =
         prepare_repositories(backend.as_ref(), &instances, profiles, &args.out, cache, args.json);
     problems.extend(setup_problems);
@@ -1036,7 +1075,7 @@ fn serve_command(args: &ServeArgs, jobs: Option<usize>, cache: Option<&Path>) ->
         }
         None => None,
     };
-    let backend = make_backend(args.backend, cache)?;
+    let backend = make_backend(args.backend, cache, containment(&args.sandbox, None))?;
     let (repositories, problems) =
         prepare_repositories(backend.as_ref(), &instances, profiles, &args.out, cache, false);
     for problem in &problems {
@@ -1071,7 +1110,7 @@ fn export_command(action: &ExportAction) -> Result<u8, String> {
             let summary = crate::export::swebench(&list, &profiles, out, output)?;
             println!("{} instances -> {} (spec: {})", summary.instances, output.display(), summary.spec);
             if !no_images {
-                let backend = DockerBackend::connect(Limits::default()).map_err(|e| e.to_string())?;
+                let backend = DockerBackend::connect(Default::default()).map_err(|e| e.to_string())?;
                 let built = crate::export::swebench_images(&backend, &list, &profiles)?;
                 println!("{built} per-instance images tagged sweb.eval.{}.<instance_id>", crate::profile::arch());
             }

@@ -252,6 +252,8 @@ pub fn evaluate_one(
         && !result.applied
     {
         report.error = Some(why.clone());
+    } else if let Some((_, why)) = result.incomplete().filter(|_| result.broken.is_none()) {
+        report.error = Some(why);
     } else {
         let (status, resolution) = grade(instance, &result.tests);
         report.resolved = resolution == "RESOLVED_FULL";
@@ -259,7 +261,7 @@ pub fn evaluate_one(
         report.tests_status = status;
     }
     report.test_seconds = result.seconds;
-    (Evaluated { report, output: result.output }, broken || result.timed_out)
+    (Evaluated { report, output: result.output }, broken || result.timed_out || result.leaked > 0)
 }
 
 /// Settings of an evaluation run.

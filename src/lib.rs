@@ -17,6 +17,7 @@ pub mod gather;
 pub mod git;
 pub mod github;
 pub mod grading;
+pub mod interrupt;
 pub mod issue_gen;
 pub mod lm;
 pub mod mirror;
@@ -50,6 +51,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
+    interrupt::install();
     if let Some(jobs) = args.global.jobs {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global();
     }

@@ -73,6 +73,108 @@ pub struct Profile {
     /// The `version` of the repository's instances in a SWE-bench export (default `1.0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swebench_version: Option<String>,
+    /// Memory, processes, file size and temporary space for the tests (both backends).
+    #[serde(default, skip_serializing_if = "LimitSettings::is_empty")]
+    pub limits: LimitSettings,
+}
+
+/// Resource limits for a worker's tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of memory (temporary files in memory included).
+    pub memory: u64,
+    /// Processes and threads.
+    pub pids: u64,
+    /// Bytes one file may grow to.
+    pub file_size: u64,
+    /// Bytes of the per-candidate temporary space (`/tmp`, `$HOME`, `$TMPDIR`).
+    pub tmp: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { memory: 4 << 30, pids: 1024, file_size: 1 << 30, tmp: 1 << 30 }
+    }
+}
+
+/// Limits as a profile or the command line gives them (`4g`, `512m`, or bytes); unset ones
+/// fall back to the next source, then to [`Limits::default`].
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Memory.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "size_text")]
+    pub memory: Option<u64>,
+    /// Processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+    /// Largest file.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "size_text")]
+    pub file_size: Option<u64>,
+    /// Temporary space.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "size_text")]
+    pub tmp: Option<u64>,
+}
+
+impl LimitSettings {
+    /// Nothing set.
+    pub fn is_empty(&self) -> bool {
+        *self == LimitSettings::default()
+    }
+
+    /// These settings, then `fallback`'s, then the defaults.
+    pub fn resolve(&self, fallback: &LimitSettings) -> Limits {
+        let default = Limits::default();
+        Limits {
+            memory: self.memory.or(fallback.memory).unwrap_or(default.memory),
+            pids: self.pids.or(fallback.pids).unwrap_or(default.pids),
+            file_size: self.file_size.or(fallback.file_size).unwrap_or(default.file_size),
+            tmp: self.tmp.or(fallback.tmp).unwrap_or(default.tmp),
+        }
+    }
+}
+
+/// `4g`, `512m`, `64k`, `1.5GiB` or a number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a size (like 4g, 512m or 1048576)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return Err(format!("`{text}` has an unknown unit (k, m, g or t)")),
+    };
+    Ok((number * scale as f64) as u64)
+}
+
+mod size_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Bytes(u64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(value: &Option<u64>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(bytes) => serializer.serialize_u64(*bytes),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+        match Option::<Given>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(Given::Bytes(bytes)) => Ok(Some(bytes)),
+            Some(Given::Text(text)) => super::parse_size(&text).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 fn default_python() -> String {
@@ -270,6 +372,7 @@ impl Profile {
             exclude_paths: Vec::new(),
             env: BTreeMap::new(),
             swebench_version: None,
+            limits: LimitSettings::default(),
         }
     }
 }

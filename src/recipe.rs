@@ -37,6 +37,9 @@ pub struct Recipe {
     /// `local` or `docker`.
     #[serde(default)]
     pub backend: Option<String>,
+    /// `false`: the local backend runs tests without its sandbox (as `--no-sandbox`).
+    #[serde(default)]
+    pub sandbox: Option<bool>,
     /// Organisation for the profile `bugsmith run` writes (SWE-smith's org_gh/org_dh).
     #[serde(default)]
     pub org: Option<String>,

@@ -79,6 +79,14 @@ pub struct RunResult {
     pub exit_code_agrees: bool,
     /// The worker needs replacing (work tree not reset, files outside it removed, hung).
     pub broken: Option<String>,
+    /// The test process ended by this signal (exit status 128 + N).
+    pub signal: Option<i64>,
+    /// The memory cgroup killed a process during the tests.
+    pub oom: bool,
+    /// The results reached their end (a readable JUnit XML, or the runner's summary line).
+    pub finished: bool,
+    /// Processes the candidate left running, killed after it (the worker is replaced).
+    pub leaked: usize,
     /// The test output (or the `git apply` output when the patch did not apply).
     pub output: String,
     /// The JUnit XML, when there was one.
@@ -140,26 +148,74 @@ pub fn parse_runner_output(text: &str, parser: LogParser) -> RunResult {
         } else if let Some(data) = marker.strip_prefix("junit ") {
             junit = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok();
         } else if let Some(reason) = marker.strip_prefix("broken ") {
-            result.broken = Some(reason.to_string());
+            result.broken.get_or_insert_with(|| reason.to_string());
+        } else if marker == "oom" {
+            result.oom = true;
+        } else if let Some(count) = marker.strip_prefix("leaked ") {
+            result.leaked = count.trim().parse().unwrap_or(1);
         }
     }
     result.output = tests_output.to_string();
     if !result.applied && result.broken.is_none() {
         result.broken = Some(format!("the runner gave no result: {}", crate::backend::tail(text, 5)));
     }
-    result.timed_out = matches!(result.exit_code, Some(124 | 137));
+    // `timeout` exits 124 when the time ran out; above 128 the tests died by a signal.
+    result.timed_out = result.exit_code == Some(124);
+    result.signal = result.exit_code.filter(|c| *c > 128 && *c < 160).map(|c| c - 128);
     result.junit = junit.map(|xml| String::from_utf8_lossy(&xml).into_owned());
     let parsed_junit = result.junit.as_deref().and_then(|xml| grading::parse_junit(xml).ok());
-    (result.tests, result.source) = match (parser, parsed_junit) {
-        (LogParser::Pytest, Some(run)) => (run, "junit"),
-        (LogParser::Pytest, None) => (grading::parse_pytest_text(tests_output), "text"),
-        (LogParser::Unittest, _) => (grading::parse_unittest_text(tests_output), "unittest text"),
+    (result.tests, result.source, result.finished) = match (parser, parsed_junit) {
+        (LogParser::Pytest, Some(run)) => (run, "junit", true),
+        (LogParser::Pytest, None) => {
+            (grading::parse_pytest_text(tests_output), "text", grading::pytest_finished(tests_output))
+        }
+        (LogParser::Unittest, _) => {
+            (grading::parse_unittest_text(tests_output), "unittest text", grading::unittest_finished(tests_output))
+        }
     };
     let failures = result.tests.count(grading::TestStatus::Failed)
         + result.tests.count(grading::TestStatus::Error)
         + result.tests.collection_errors.len();
     result.exit_code_agrees = (result.exit_code == Some(0)) == (failures == 0);
     result
+}
+
+impl RunResult {
+    /// Why these results cannot be graded although the tests ran: killed for memory, by a
+    /// signal, or ended before their results were complete.
+    pub fn incomplete(&self) -> Option<(ErrorKind, String)> {
+        if !self.applied || self.timed_out || self.broken.is_some() {
+            return None;
+        }
+        if self.oom {
+            return Some((ErrorKind::Oom, "the tests were killed by the memory limit".into()));
+        }
+        if let Some(signal) = self.signal {
+            return Some((ErrorKind::Signal, format!("the tests ended by signal {signal}")));
+        }
+        if !self.finished {
+            let what = if self.source == "text" { "no JUnit XML and no pytest summary line" } else { "no summary line" };
+            return Some((
+                ErrorKind::Incomplete,
+                format!("incomplete results: {what} (exit status {:?})", self.exit_code),
+            ));
+        }
+        None
+    }
+}
+
+/// Why a candidate's verdict is `error`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Killed by the memory limit.
+    Oom,
+    /// Ended by a signal.
+    Signal,
+    /// The results stop before their end (the suite exited early).
+    Incomplete,
+    /// bugsmith's machinery (a worker that broke or did not answer); retried on resume.
+    Infrastructure,
 }
 
 /// How one candidate ended.
@@ -207,9 +263,15 @@ pub struct Report {
     pub test_seconds: f64,
     /// Backend that ran it.
     pub backend: String,
-    /// What went wrong, for `error`.
+    /// What went wrong, for `error` (and the refusal, for a refused patch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why the verdict is `error`; only `infrastructure` is tried again on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
+    /// Processes the candidate left running (killed after it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub leaked_processes: usize,
     /// Environment, patch and test command: a report with the same key is not redone.
     pub key: String,
 }
@@ -262,6 +324,10 @@ impl Summary {
     }
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// The baseline file, next to the reports (SWE-smith's `<repo_name>.ref` folder).
 #[derive(Serialize, Deserialize)]
 struct StoredBaseline {
@@ -304,6 +370,13 @@ pub fn baseline(
         if let Some(reason) = result.broken {
             return Err(format!("the baseline run failed: {reason}"));
         }
+        if let Some((_, why)) = result.incomplete() {
+            return Err(format!(
+                "the clean test suite of {} did not finish: {why}; output: {}",
+                profile.repo_name,
+                ref_dir.join("test_output.txt").display()
+            ));
+        }
         slowest = slowest.max(result.seconds);
         source = result.source;
         runs.push(result.tests);
@@ -337,24 +410,26 @@ fn report_for(
     backend: &str,
     key: String,
 ) -> Report {
-    let grade = if result.applied && !result.timed_out && result.broken.is_none() {
-        grading::grade(baseline, &result.tests)
-    } else {
-        Grade::default()
-    };
-    let verdict = if result.apply_failed {
-        Verdict::ApplyFailed
+    let incomplete = result.incomplete();
+    let gradable = result.applied && !result.timed_out && result.broken.is_none() && incomplete.is_none();
+    let grade = if gradable { grading::grade(baseline, &result.tests) } else { Grade::default() };
+    let (verdict, error_kind, error) = if result.apply_failed {
+        (Verdict::ApplyFailed, None, None)
     } else if result.timed_out {
-        Verdict::Timeout
-    } else if result.broken.is_some() {
-        Verdict::Error
+        (Verdict::Timeout, None, None)
+    } else if let Some(why) = &result.broken {
+        (Verdict::Error, Some(ErrorKind::Infrastructure), Some(why.clone()))
+    } else if let Some((kind, why)) = incomplete {
+        (Verdict::Error, Some(kind), Some(why))
     } else if grade.fail_to_pass.is_empty() {
-        Verdict::NoTestBroken
+        (Verdict::NoTestBroken, None, None)
     } else if grade.pass_to_pass.is_empty() {
-        Verdict::NoPassToPass
+        (Verdict::NoPassToPass, None, None)
     } else {
-        Verdict::Valid
+        (Verdict::Valid, None, None)
     };
+    // Exit 0 with expected tests missing is not a clean pass.
+    let exit_code_agrees = result.exit_code_agrees && !(result.exit_code == Some(0) && !grade.not_run.is_empty());
     Report {
         instance_id: candidate.instance_id.clone(),
         grade,
@@ -363,11 +438,13 @@ fn report_for(
         verdict,
         patch_applied: result.applied,
         exit_code: result.exit_code,
-        exit_code_agrees: result.exit_code_agrees,
+        exit_code_agrees,
         results_from: result.source.to_string(),
         test_seconds: result.seconds,
         backend: backend.to_string(),
-        error: result.broken.clone(),
+        error: error.or_else(|| result.apply_failed.then(|| crate::backend::tail(&result.output, 3))),
+        error_kind,
+        leaked_processes: result.leaked,
         key,
     }
 }
@@ -412,8 +489,8 @@ pub fn validate(
         let report_path = settings.run_dir.join(&candidate.instance_id).join("report.json");
         let done = std::fs::read_to_string(&report_path).ok().and_then(|t| serde_json::from_str::<Report>(&t).ok());
         match done {
-            // Errors (a killed worker, an interrupted run) are tried again.
-            Some(report) if report.key == key && report.verdict != Verdict::Error => {
+            // Infrastructure errors (a killed worker, an interrupted run) are tried again.
+            Some(report) if report.key == key && !report.retried_on_resume() => {
                 *summary
                     .strategies
                     .entry(candidate.strategy.clone())
@@ -452,9 +529,12 @@ pub fn validate(
                         used = 0;
                     }
                     let Some(active) = worker.as_mut() else { break };
-                    let result = run_once(active.as_mut(), profile, &patch, Duration::from_secs(timeout));
+                    let result = match refused_symlink(&patch) {
+                        Some(why) => RunResult { apply_failed: true, output: why, ..RunResult::default() },
+                        None => run_once(active.as_mut(), profile, &patch, Duration::from_secs(timeout)),
+                    };
                     used += 1;
-                    if result.broken.is_some() || result.timed_out {
+                    if result.broken.is_some() || result.timed_out || result.leaked > 0 {
                         worker = None; // a fresh worker for the next candidate
                     }
                     let report = report_for(&candidate, baseline, &result, timeout, backend.name(), key);
@@ -485,6 +565,55 @@ pub fn validate(
     summary.seconds = started.elapsed().as_secs_f64();
     summary.per_minute = summary.ran as f64 * 60.0 / summary.seconds.max(1e-9);
     Ok(summary)
+}
+
+impl Report {
+    /// Whether a resumed run tries this candidate again: only infrastructure errors (reports
+    /// from before `error_kind` existed count as such).
+    pub fn retried_on_resume(&self) -> bool {
+        self.verdict == Verdict::Error && matches!(self.error_kind, None | Some(ErrorKind::Infrastructure))
+    }
+}
+
+/// Why a patch is refused before it runs: it makes a symlink that points outside the work tree.
+pub fn refused_symlink(patch: &str) -> Option<String> {
+    let mut path: Option<&str> = None;
+    let mut link = false;
+    for line in patch.lines() {
+        if let Some(header) = line.strip_prefix("diff --git ") {
+            path = header.rsplit_once(" b/").map(|(_, p)| p);
+            link = false;
+        } else if line.starts_with("new file mode 120000") || line.starts_with("new mode 120000") {
+            link = true;
+        } else if link
+            && let Some(target) = line.strip_prefix('+').filter(|t| !t.starts_with("++"))
+        {
+            let at = path.unwrap_or("");
+            if leaves_tree(at, target) {
+                return Some(format!("refused: the patch makes {at} a symlink to {target}, outside the work tree"));
+            }
+        }
+    }
+    None
+}
+
+/// Whether `target`, as a symlink at `at` (relative to the root), resolves outside the root.
+fn leaves_tree(at: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return true;
+    }
+    let mut depth: i64 = at.split('/').count() as i64 - 1;
+    for part in target.split('/') {
+        match part {
+            ".." => depth -= 1,
+            "." | "" => {}
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
 }
 
 /// The next queued item; the lock is released before the item is worked on.
@@ -580,6 +709,31 @@ mod tests {
             LogParser::Pytest,
         );
         assert!(killed.timed_out);
+    }
+
+    #[test]
+    fn runs_that_ended_early_are_errors_with_their_reason() {
+        let ended = |markers: &str, output: &str| {
+            let text = format!(">>>>> bugsmith applied\n{markers}>>>>> bugsmith output\n{output}");
+            parse_runner_output(&text, LogParser::Pytest).incomplete().map(|(kind, _)| kind)
+        };
+        let summary = "t.py::a PASSED\n==== 1 passed in 0.01s ====\n";
+        assert_eq!(ended(">>>>> bugsmith exit 0\n", summary), None);
+        assert_eq!(ended(">>>>> bugsmith exit 0\n", "t.py::a PASSED\n"), Some(ErrorKind::Incomplete), "os._exit(0)");
+        assert_eq!(ended(">>>>> bugsmith exit 137\n>>>>> bugsmith oom\n", summary), Some(ErrorKind::Oom));
+        assert_eq!(ended(">>>>> bugsmith exit 139\n", summary), Some(ErrorKind::Signal));
+        assert_eq!(ended(">>>>> bugsmith exit 124\n", ""), None, "a timeout has its own verdict");
+    }
+
+    #[test]
+    fn patches_making_symlinks_out_of_the_tree_are_refused() {
+        let link = |path: &str, target: &str| {
+            format!("diff --git a/{path} b/{path}\nnew file mode 120000\nindex 0000000..1111111\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n+{target}\n\\ No newline at end of file\n")
+        };
+        assert!(refused_symlink(&link("src/x.py", "/etc/passwd")).is_some());
+        assert!(refused_symlink(&link("src/x.py", "../../outside")).is_some());
+        assert_eq!(refused_symlink(&link("src/x.py", "../pkg/y.py")), None);
+        assert_eq!(refused_symlink("diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x\n+/etc/passwd\n"), None);
     }
 
     #[test]

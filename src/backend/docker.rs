@@ -1,8 +1,12 @@
 //! The `docker` backend (bollard; the only module that talks to the daemon). One image per
 //! repo@commit, built from the profile's base image by running the install commands in a
 //! container with host networking (and the host's CA bundle), then committed. Workers are warm
-//! containers without network, with memory and pids limits, running as a non-root user; each
-//! validates many candidates. Containers are removed when dropped, on errors and on Ctrl-C.
+//! containers without network or capabilities, with memory, pids and file-size limits, a
+//! read-only root filesystem (the work tree is a volume of its own, temporary space a bounded
+//! tmpfs emptied per candidate), running as a non-root user; each validates many candidates.
+//! Containers are labelled with their run and owner ([`Owner`]), removed when dropped, on
+//! errors and on Ctrl-C; at start only provably stale ones are swept (`bugsmith docker prune`
+//! for the rest).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -19,8 +23,9 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 
+use super::owner::Owner;
 use super::{Backend, BackendError, Exec, ExecOutput, FREEZE_INSTALLED_STATE, Result, Worker, check_step};
-use crate::profile::Profile;
+use crate::profile::{LimitSettings, Profile};
 use crate::source::Checkout;
 
 /// The user tests run as inside worker containers.
@@ -29,7 +34,6 @@ const TEST_USER: &str = "bugsmith";
 const WORKDIR: &str = "/testbed";
 const VENV: &str = "/venv";
 const SCRATCH: &str = "/home/bugsmith/scratch";
-const SENTINEL: &str = "/home/bugsmith/.bugsmith-sentinel";
 const HOST_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
 const IMAGE_CA: &str = "/usr/local/share/bugsmith-host-ca.crt";
 /// Label holding the profile's environment hash on images.
@@ -38,25 +42,12 @@ const ENV_LABEL: &str = "bugsmith.env-hash";
 const AGENT_LABEL: &str = "bugsmith.agent-image";
 /// Where agent images keep the mirror `/testbed`'s `origin` points at (offline `git fetch`).
 const AGENT_MIRROR: &str = "/opt/bugsmith/mirror.git";
-/// Label marking containers bugsmith made (for cleanup).
-const OWNER_LABEL: &str = "bugsmith.run";
-
-/// Limits for worker containers.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Memory in bytes.
-    pub memory: i64,
-    /// Maximum number of processes.
-    pub pids: i64,
-    /// CPUs.
-    pub cpus: i64,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits { memory: 4 << 30, pids: 1024, cpus: 2 }
-    }
-}
+/// Label marking containers bugsmith made, holding the run's id.
+const RUN_LABEL: &str = "bugsmith.run";
+/// Label holding the owner (host identity, pid and start time: [`Owner::to_text`]).
+const OWNER_LABEL: &str = "bugsmith.owner";
+/// CPUs per worker container.
+const CPUS: i64 = 2;
 
 fn docker_error(what: &str) -> impl FnOnce(bollard::errors::Error) -> BackendError + '_ {
     move |e| BackendError(format!("docker: {what}: {e}"))
@@ -66,15 +57,35 @@ fn docker_error(what: &str) -> impl FnOnce(bollard::errors::Error) -> BackendErr
 pub struct DockerBackend {
     docker: Docker,
     runtime: Arc<Runtime>,
-    limits: Limits,
-    /// Containers alive now, removed on Ctrl-C.
-    live: Arc<Mutex<HashSet<String>>>,
+    /// Limits from the command line (over the profile's).
+    limits: LimitSettings,
+    live: Arc<Mutex<LiveContainers>>,
     run_id: String,
+    owner: Owner,
+    _on_interrupt: crate::interrupt::Registration,
+}
+
+/// Containers alive now (removed on Ctrl-C), and whether shutdown began: from then on nothing
+/// new starts, and a container whose creation was under way is removed as soon as it exists.
+#[derive(Default)]
+struct LiveContainers {
+    ids: HashSet<String>,
+    creating: usize,
+    shutting_down: bool,
+}
+
+/// What `bugsmith docker prune` removed and left.
+#[derive(Debug, Default)]
+pub struct PruneSummary {
+    /// Removed containers: (name, why).
+    pub removed: Vec<(String, String)>,
+    /// Containers left: (name, why).
+    pub kept: Vec<(String, String)>,
 }
 
 impl DockerBackend {
     /// Connects to the daemon (`DOCKER_HOST` or the local socket) and checks it answers.
-    pub fn connect(limits: Limits) -> Result<DockerBackend> {
+    pub fn connect(limits: LimitSettings) -> Result<DockerBackend> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -96,53 +107,79 @@ impl DockerBackend {
                 })
             },
         )?;
-        let live: Arc<Mutex<HashSet<String>>> = Arc::default();
-        let backend = DockerBackend {
-            docker: docker.clone(),
-            runtime: Arc::new(runtime),
-            limits,
-            live: live.clone(),
-            run_id: format!(
-                "{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
-            ),
-        };
-        backend.runtime.block_on(backend.sweep_stale());
-        // Ctrl-C: remove our containers, then exit as interrupted.
-        backend.runtime.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                let ids: Vec<String> = live.lock().map(|l| l.iter().cloned().collect()).unwrap_or_default();
-                for id in ids {
-                    let _ = docker
-                        .remove_container(&id, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
-                        .await;
-                }
-                eprintln!("interrupted: removed {} container(s)", live.lock().map(|l| l.len()).unwrap_or(0));
-                std::process::exit(130);
+        let live: Arc<Mutex<LiveContainers>> = Arc::default();
+        let runtime = Arc::new(runtime);
+        let on_interrupt = crate::interrupt::on_interrupt({
+            let (docker, runtime, live) = (docker.clone(), runtime.clone(), live.clone());
+            move || {
+                let removed = runtime.block_on(remove_all_live(&docker, &live));
+                (removed > 0).then(|| format!("removed {removed} container(s)"))
             }
         });
+        let owner = Owner::current();
+        let backend = DockerBackend {
+            docker,
+            runtime,
+            limits,
+            live,
+            run_id: format!("{}-{}", owner.pid, random_hex()),
+            owner,
+            _on_interrupt: on_interrupt,
+        };
+        backend.runtime.block_on(backend.prune(false, None));
         Ok(backend)
     }
 
-    /// Removes containers left by bugsmith processes that are gone (killed outright, so their
-    /// clean-up never ran); containers of a live process on this machine are left alone.
-    async fn sweep_stale(&self) {
-        let filters: HashMap<&str, Vec<&str>> = [("label", vec![OWNER_LABEL])].into();
+    /// Removes bugsmith's containers: those provably stale (made on this host by a process that
+    /// is gone), and with `all` every one, or with `older_than` those created longer ago.
+    pub fn prune_command(&self, all: bool, older_than: Option<Duration>) -> PruneSummary {
+        self.block_on(self.prune(all, older_than))
+    }
+
+    async fn prune(&self, all: bool, older_than: Option<Duration>) -> PruneSummary {
+        let mut summary = PruneSummary::default();
+        let filters: HashMap<&str, Vec<&str>> = [("label", vec![RUN_LABEL])].into();
         let options =
             bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
-        let Ok(containers) = self.docker.list_containers(Some(options)).await else { return };
+        let Ok(containers) = self.docker.list_containers(Some(options)).await else { return summary };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         for container in containers {
-            let run = container.labels.as_ref().and_then(|l| l.get(OWNER_LABEL)).cloned().unwrap_or_default();
-            let pid = run.split('-').next().unwrap_or("");
-            let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
-            if let (false, Some(id)) = (alive, container.id) {
-                let _ = self
-                    .docker
-                    .remove_container(&id, Some(RemoveContainerOptionsBuilder::default().force(true).build()))
-                    .await;
+            let Some(id) = container.id else { continue };
+            let name = container.names.and_then(|n| n.first().cloned()).unwrap_or_else(|| id[..12.min(id.len())].into());
+            let labels = container.labels.unwrap_or_default();
+            let run = labels.get(RUN_LABEL).cloned().unwrap_or_default();
+            if run == self.run_id {
+                continue;
+            }
+            let owner = labels.get(OWNER_LABEL).and_then(|o| Owner::parse(o));
+            let age = Duration::from_secs(now.saturating_sub(container.created.unwrap_or(0).max(0) as u64));
+            let reason = if owner.as_ref().is_some_and(Owner::is_stale) {
+                Some("its run is gone".to_string())
+            } else if all {
+                Some("--all".to_string())
+            } else if older_than.is_some_and(|limit| age > limit) {
+                Some(format!("created {} ago", humantime::format_duration(Duration::from_secs(age.as_secs()))))
+            } else {
+                None
+            };
+            match reason {
+                Some(reason) => {
+                    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+                    if self.docker.remove_container(&id, Some(options)).await.is_ok() {
+                        summary.removed.push((name, reason));
+                    }
+                }
+                None => {
+                    let why = match owner {
+                        Some(o) if o.host == super::owner::host_id() => format!("run {run} (pid {}) is alive", o.pid),
+                        Some(o) => format!("run {run} belongs to another host ({})", o.host),
+                        None => format!("run {run} has no owner label"),
+                    };
+                    summary.kept.push((name, why));
+                }
             }
         }
+        summary
     }
 
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
@@ -150,8 +187,19 @@ impl DockerBackend {
     }
 
     async fn create(&self, image: &str, host_config: HostConfig, user: Option<&str>) -> Result<String> {
-        let mut labels = HashMap::new();
-        labels.insert(OWNER_LABEL.to_string(), self.run_id.clone());
+        self.create_with(image, host_config, user, None).await
+    }
+
+    /// Creates and starts a container; none is started once shutdown has begun.
+    async fn create_with(
+        &self,
+        image: &str,
+        host_config: HostConfig,
+        user: Option<&str>,
+        volumes: Option<Vec<String>>,
+    ) -> Result<String> {
+        let labels: HashMap<String, String> =
+            [(RUN_LABEL.to_string(), self.run_id.clone()), (OWNER_LABEL.to_string(), self.owner.to_text())].into();
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             cmd: Some(vec!["sleep".into(), "infinity".into()]),
@@ -159,14 +207,33 @@ impl DockerBackend {
             working_dir: Some(WORKDIR.into()),
             labels: Some(labels),
             host_config: Some(host_config),
+            volumes,
             ..Default::default()
         };
-        let created = self
-            .docker
-            .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
-            .await
-            .map_err(docker_error("cannot create a container"))?;
-        self.live.lock().map_err(|_| BackendError("lock".into()))?.insert(created.id.clone());
+        {
+            let mut live = self.live.lock().map_err(|_| BackendError("lock".into()))?;
+            if live.shutting_down {
+                return Err(BackendError("interrupted".into()));
+            }
+            live.creating += 1;
+        }
+        let created = self.docker.create_container(Some(CreateContainerOptionsBuilder::default().build()), body).await;
+        let late = {
+            let mut live = self.live.lock().map_err(|_| BackendError("lock".into()))?;
+            live.creating -= 1;
+            if let Ok(created) = &created
+                && !live.shutting_down
+            {
+                live.ids.insert(created.id.clone());
+            }
+            live.shutting_down
+        };
+        let created = created.map_err(docker_error("cannot create a container"))?;
+        if late {
+            let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+            let _ = self.docker.remove_container(&created.id, Some(options)).await;
+            return Err(BackendError("interrupted".into()));
+        }
         if let Err(e) = self.docker.start_container(&created.id, None).await {
             self.remove(&created.id).await;
             return Err(BackendError(format!("docker: cannot start a container from {image}: {e}")));
@@ -175,10 +242,10 @@ impl DockerBackend {
     }
 
     async fn remove(&self, id: &str) {
-        let _ =
-            self.docker.remove_container(id, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await;
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let _ = self.docker.remove_container(id, Some(options)).await;
         if let Ok(mut live) = self.live.lock() {
-            live.remove(id);
+            live.ids.remove(id);
         }
     }
 
@@ -261,6 +328,29 @@ impl DockerBackend {
     }
 }
 
+/// Ctrl-C: stops new containers, waits for creations under way (they remove themselves), and
+/// removes every live one with its volumes. Returns how many were removed.
+async fn remove_all_live(docker: &Docker, live: &Mutex<LiveContainers>) -> usize {
+    let ids: Vec<String> = match live.lock() {
+        Ok(mut live) => {
+            live.shutting_down = true;
+            live.ids.drain().collect()
+        }
+        Err(_) => return 0,
+    };
+    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    for id in &ids {
+        let _ = docker.remove_container(id, Some(options.clone())).await;
+    }
+    for _ in 0..300 {
+        if live.lock().map_or(true, |l| l.creating == 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ids.len()
+}
+
 /// `repo` and `tag` of an image name (`latest` when it has none).
 fn split_tag(image: &str) -> (&str, &str) {
     match image.rsplit_once(':') {
@@ -331,22 +421,33 @@ impl Backend for DockerBackend {
         _checkout: &Checkout,
         _index: usize,
     ) -> Result<Box<dyn Worker + 'a>> {
+        let limits = self.limits.resolve(&profile.limits);
+        let tmpfs = [
+            ("/tmp".to_string(), format!("size={},mode=1777", limits.tmp)),
+            (SCRATCH.to_string(), format!("size={},uid=1000,gid=1000,mode=0700", limits.tmp)),
+        ];
         let host = HostConfig {
             network_mode: Some("none".into()),
-            memory: Some(self.limits.memory),
-            memory_swap: Some(self.limits.memory),
-            pids_limit: Some(self.limits.pids),
+            memory: Some(limits.memory as i64),
+            memory_swap: Some(limits.memory as i64),
+            pids_limit: Some(limits.pids as i64),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
-            nano_cpus: Some(self.limits.cpus * 1_000_000_000),
+            nano_cpus: Some(CPUS * 1_000_000_000),
             init: Some(true),
-            tmpfs: Some([("/tmp".to_string(), "size=1g".to_string())].into()),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(tmpfs.into()),
             ..Default::default()
         };
-        let id = self.block_on(self.create(&profile.validation_image(), host, Some(TEST_USER)))?;
+        // The work tree is the one writable place that lasts: a volume filled from the image.
+        let volumes = Some(vec![WORKDIR.to_string()]);
+        let id = self.block_on(self.create_with(&profile.validation_image(), host, Some(TEST_USER), volumes))?;
         let mut env = vec![
-            ("SENTINEL".to_string(), SENTINEL.to_string()),
-            ("HOME".to_string(), format!("/home/{TEST_USER}")),
+            ("SWEEP".to_string(), "1".to_string()),
+            ("CANDIDATE_ROOT".to_string(), "/tmp".to_string()),
+            ("WIPE_SHM".to_string(), "1".to_string()),
+            ("ULIMITS".to_string(), format!("f:{}", limits.file_size / 1024)),
+            ("HOME".to_string(), "/tmp/home".to_string()),
             ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
         ];
         env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -498,7 +599,7 @@ impl DockerBackend {
         steps.extend(profile.install.iter().cloned());
         steps.push(FREEZE_INSTALLED_STATE.to_string());
         steps.push(format!(
-            "mkdir -p {SCRATCH} && echo bugsmith > {SENTINEL} && chown -R {TEST_USER}: {WORKDIR} /home/{TEST_USER}"
+            "mkdir -p {SCRATCH} && chown -R {TEST_USER}: {WORKDIR} /home/{TEST_USER}"
         ));
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), format!("{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")),
@@ -570,9 +671,12 @@ struct Session {
     buffer: Vec<u8>,
 }
 
-/// Reads `NONCE KEY=BASE64 …` lines, exports the variables (`FILE:<name>` keys become files in
+/// Records the processes that exist before any test (kept by the runner's sweep), then reads
+/// `NONCE KEY=BASE64 …` lines, exports the variables (`FILE:<name>` keys become files in
 /// the scratch directory), runs the runner, ends with the nonce.
-const SESSION_LOOP: &str = r#"while read -r nonce pairs; do
+const SESSION_LOOP: &str = r#"keep=(/proc/[0-9]*)
+export KEEP_PIDS="${keep[*]#/proc/}"
+while read -r nonce pairs; do
   for pair in $pairs; do
     key=${pair%%=*}
     case "$key" in

@@ -1,28 +1,105 @@
 //! The `local` backend: a virtualenv per profile under the cache, and a private clone of the
-//! installed checkout per worker. No isolation beyond that: use `docker` for code you do not trust.
+//! installed checkout per worker. Each candidate runs in a sandbox of its own (`sandbox`:
+//! namespaces, read-only host, limits) unless `--no-sandbox` says otherwise.
 //!
 //! The virtualenv's editable install points at the build checkout, so workers put their own
 //! clone first on `PYTHONPATH` (its root, and `src/` when the package uses that layout).
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use super::{Backend, BackendError, Exec, ExecOutput, FREEZE_INSTALLED_STATE, Result, Worker, check_step};
-use crate::profile::Profile;
+use super::owner::Owner;
+use super::sandbox::{self, Bubblewrap, Cgroup, Mounts};
+use super::{Backend, BackendError, Containment, Exec, ExecOutput, FREEZE_INSTALLED_STATE, Result, Worker, check_step};
+use crate::profile::{Limits, Profile};
 use crate::source::Checkout;
 
 /// Virtualenvs and worker clones live under `<cache>/local/`.
 pub struct LocalBackend {
     root: PathBuf,
+    containment: Containment,
+    /// bubblewrap, looked for when the first sandboxed worker starts.
+    bubblewrap: OnceLock<std::result::Result<Bubblewrap, String>>,
+    live: Arc<Mutex<Live>>,
+    swept: OnceLock<()>,
+    _on_interrupt: crate::interrupt::Registration,
 }
 
+/// What Ctrl-C must stop and remove.
+#[derive(Default)]
+struct Live {
+    /// Process groups of running commands.
+    running: HashSet<u32>,
+    /// Worker folders (clone, scratch).
+    workers: HashSet<PathBuf>,
+}
+
+/// The file in a worker folder naming the process that made it.
+const OWNER_FILE: &str = "owner";
+
 impl LocalBackend {
-    /// A backend keeping its environments under `cache`.
+    /// A backend keeping its environments under `cache`, sandboxed with default limits.
     pub fn new(cache: &Path) -> LocalBackend {
-        LocalBackend { root: cache.join("local") }
+        let live: Arc<Mutex<Live>> = Arc::default();
+        let on_interrupt = crate::interrupt::on_interrupt({
+            let live = live.clone();
+            move || {
+                let mut live = live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for group in live.running.drain() {
+                    let _ = Command::new("kill").args(["-KILL", &format!("-{group}")]).status();
+                }
+                let workers: Vec<PathBuf> = live.workers.drain().collect();
+                for dir in &workers {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                (!workers.is_empty()).then(|| format!("stopped the tests and removed {} worker clone(s)", workers.len()))
+            }
+        });
+        LocalBackend {
+            root: cache.join("local"),
+            containment: Containment::default(),
+            bubblewrap: OnceLock::new(),
+            live,
+            swept: OnceLock::new(),
+            _on_interrupt: on_interrupt,
+        }
+    }
+
+    /// The same backend with these containment settings.
+    pub fn with_containment(mut self, containment: Containment) -> LocalBackend {
+        self.containment = containment;
+        self
+    }
+
+    /// Removes worker folders left by runs that are gone (killed before they could clean up).
+    fn sweep_dead_workers(&self, workers: &Path) {
+        let Ok(entries) = std::fs::read_dir(workers) else { return };
+        for entry in entries.flatten() {
+            let owner = std::fs::read_to_string(entry.path().join(OWNER_FILE)).ok();
+            if owner.as_deref().and_then(Owner::parse).is_some_and(|o| o.is_stale()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    fn sandbox(&self) -> Result<Option<Bubblewrap>> {
+        if !self.containment.sandbox {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "warning: --no-sandbox: tests run as this user, with its network and its files (see SECURITY.md)"
+                );
+            });
+            return Ok(None);
+        }
+        match self.bubblewrap.get_or_init(|| sandbox::find().map_err(|e| e.0)) {
+            Ok(found) => Ok(Some(found.clone())),
+            Err(e) => Err(BackendError(e.clone())),
+        }
     }
 
     fn env_dir(&self, profile: &Profile) -> PathBuf {
@@ -100,14 +177,27 @@ fn inherited_env() -> Vec<(String, String)> {
 
 /// Runs a shell command with a hard timeout, killing its whole process group when exceeded.
 fn run(script: &str, dir: &Path, env: &[(String, String)], timeout: Duration) -> Result<ExecOutput> {
+    let mut command = Command::new("bash");
+    command.arg("-c").arg(script).current_dir(dir);
+    run_command(command, env, timeout, None)
+}
+
+/// Runs `command` (its own process group, only `env` and what [`inherited_env`] passes on) with
+/// a hard timeout; the group is registered in `live` while it runs, so Ctrl-C can stop it.
+fn run_command(
+    mut command: Command,
+    env: &[(String, String)],
+    timeout: Duration,
+    live: Option<&Mutex<Live>>,
+) -> Result<ExecOutput> {
     use std::os::unix::process::CommandExt;
     let started = Instant::now();
-    let mut child = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
+    let saved: Vec<(String, String)> =
+        command.get_envs().filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string()))).collect();
+    let mut child = command
         .env_clear()
         .envs(inherited_env())
+        .envs(saved)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -116,6 +206,11 @@ fn run(script: &str, dir: &Path, env: &[(String, String)], timeout: Duration) ->
         .spawn()
         .map_err(io_error("cannot start bash"))?;
     let pid = child.id();
+    if let Some(live) = live
+        && let Ok(mut live) = live.lock()
+    {
+        live.running.insert(pid);
+    }
     let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
@@ -141,6 +236,11 @@ fn run(script: &str, dir: &Path, env: &[(String, String)], timeout: Duration) ->
         }
     };
     let status = child.wait().map_err(io_error("cannot wait for bash"))?;
+    if let Some(live) = live
+        && let Ok(mut live) = live.lock()
+    {
+        live.running.remove(&pid);
+    }
     let timed_out = output.is_none();
     let output = output.or_else(|| receiver.recv_timeout(Duration::from_secs(5)).ok()).unwrap_or_default();
     Ok(ExecOutput {
@@ -198,6 +298,9 @@ impl Backend for LocalBackend {
         _checkout: &Checkout,
         index: usize,
     ) -> Result<Box<dyn Worker + 'a>> {
+        if crate::interrupt::interrupted() {
+            return Err(BackendError("interrupted".into()));
+        }
         let env_dir = self.env_dir(profile);
         if !env_dir.join("ready").exists() {
             return Err(BackendError(format!(
@@ -205,19 +308,25 @@ impl Backend for LocalBackend {
                 profile.repo_name
             )));
         }
+        let bubblewrap = self.sandbox()?;
         let workers = self.root.join("workers");
         std::fs::create_dir_all(&workers).map_err(io_error(workers.display()))?;
+        self.swept.get_or_init(|| self.sweep_dead_workers(&workers));
         let home = tempfile::Builder::new()
             .prefix(&format!("{}-{index}-", profile.repo_name))
             .tempdir_in(&workers)
             .map_err(io_error(workers.display()))?;
+        std::fs::write(home.path().join(OWNER_FILE), Owner::current().to_text())
+            .map_err(io_error(home.path().display()))?;
+        if let Ok(mut live) = self.live.lock() {
+            live.workers.insert(home.path().to_path_buf());
+        }
         let repo = home.path().join("repo");
         crate::git::clone(&env_dir.join("src").display().to_string(), &repo, None)
             .map_err(|e| BackendError(e.to_string()))?;
         let scratch = home.path().join("scratch");
         std::fs::create_dir_all(&scratch).map_err(io_error(scratch.display()))?;
-        let sentinel = home.path().join("sentinel");
-        std::fs::write(&sentinel, "bugsmith").map_err(io_error(sentinel.display()))?;
+        let limits = self.containment.limits.resolve(&profile.limits);
         let mut env = venv_env(&env_dir.join("venv"));
         let mut python_path = repo.display().to_string();
         if repo.join("src").is_dir() {
@@ -225,9 +334,32 @@ impl Backend for LocalBackend {
         }
         env.push(("PYTHONPATH".into(), python_path));
         env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
-        env.push(("SENTINEL".into(), sentinel.display().to_string()));
+        let cgroup = bubblewrap.as_ref().and_then(|_| {
+            let name = home.path().file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            Cgroup::create(&format!("{}-{name}", std::process::id()), &limits)
+        });
+        let mut ulimits = format!("f:{}", limits.file_size / 1024);
+        if cgroup.is_none() {
+            ulimits.push_str(&format!(" v:{}", limits.memory / 1024));
+            if !sandbox::is_root() {
+                ulimits.push_str(&format!(" u:{}", limits.pids));
+            }
+        }
+        env.push(("ULIMITS".into(), ulimits));
+        if bubblewrap.is_some() {
+            env.push(("SWEEP".into(), "1".into()));
+            env.push(("CANDIDATE_ROOT".into(), "/tmp/.bugsmith-candidate".into()));
+        } else {
+            let sentinel = home.path().join("sentinel");
+            std::fs::write(&sentinel, "bugsmith").map_err(io_error(sentinel.display()))?;
+            env.push(("SENTINEL".into(), sentinel.display().to_string()));
+        }
+        if let Some(cgroup) = &cgroup {
+            env.push(("OOM_FILE".into(), cgroup.oom_file().display().to_string()));
+        }
         env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let mut worker = LocalWorker { _home: home, repo, scratch, env };
+        let sandbox = bubblewrap.map(|bwrap| Sandboxed { bwrap, cgroup, env_dir: env_dir.clone(), limits });
+        let mut worker = LocalWorker { home: Some(home), repo, scratch, env, sandbox, live: &self.live };
         worker.check_imports_from_clone()?;
         Ok(Box::new(worker))
     }
@@ -261,7 +393,7 @@ fn top_level_module(repo: &Path) -> Option<String> {
     found.into_iter().next().map(|(_, name)| name)
 }
 
-impl LocalWorker {
+impl LocalWorker<'_> {
     /// The tests must import the code in this clone (which the patches change), not the build
     /// checkout the virtualenv was installed from. Checked on the package a checkout has; a
     /// package that does not import at all is left for the baseline to report.
@@ -291,15 +423,25 @@ fn find_python(version: &str) -> String {
     if works.is_ok_and(|s| s.success()) { candidate } else { "python3".into() }
 }
 
-struct LocalWorker {
+struct LocalWorker<'a> {
     /// Removed when the worker is dropped.
-    _home: tempfile::TempDir,
+    home: Option<tempfile::TempDir>,
     repo: PathBuf,
     scratch: PathBuf,
     env: Vec<(String, String)>,
+    sandbox: Option<Sandboxed>,
+    live: &'a Mutex<Live>,
 }
 
-impl Worker for LocalWorker {
+/// A worker's sandbox: bubblewrap, its cgroup (when one could be made), what it may read.
+struct Sandboxed {
+    bwrap: Bubblewrap,
+    cgroup: Option<Cgroup>,
+    env_dir: PathBuf,
+    limits: Limits,
+}
+
+impl Worker for LocalWorker<'_> {
     fn workdir(&self) -> String {
         self.repo.display().to_string()
     }
@@ -311,7 +453,26 @@ impl Worker for LocalWorker {
     fn exec(&mut self, exec: &Exec) -> Result<ExecOutput> {
         let mut env = self.env.clone();
         env.extend(exec.env.iter().cloned());
-        run(&exec.script, &self.repo, &env, exec.timeout)
+        let command = match &self.sandbox {
+            Some(sandbox) => {
+                let mounts = Mounts {
+                    writable: vec![&self.repo, &self.scratch],
+                    readable: vec![&sandbox.env_dir],
+                    chdir: &self.repo,
+                };
+                sandbox.bwrap.command(&exec.script, &mounts, &sandbox.limits, sandbox.cgroup.as_ref())
+            }
+            None => {
+                let mut command = Command::new("bash");
+                command.arg("-c").arg(&exec.script).current_dir(&self.repo);
+                command
+            }
+        };
+        let out = run_command(command, &env, exec.timeout, Some(self.live))?;
+        if self.sandbox.is_some() && out.exit_code == Some(125) && out.output.trim().is_empty() {
+            return Err(BackendError("cannot join the worker's cgroup".into()));
+        }
+        Ok(out)
     }
 
     fn run_candidate(
@@ -325,5 +486,16 @@ impl Worker for LocalWorker {
             std::fs::write(&path, text).map_err(io_error(path.display()))?;
         }
         self.exec(&Exec { script: super::RUNNER.to_string(), env, timeout, want_exit_code: false })
+    }
+}
+
+impl Drop for LocalWorker<'_> {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.take() {
+            if let Ok(mut live) = self.live.lock() {
+                live.workers.remove(home.path());
+            }
+            drop(home);
+        }
     }
 }

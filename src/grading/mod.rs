@@ -259,6 +259,12 @@ pub fn parse_unittest_text(text: &str) -> TestRun {
     let mut run = TestRun::default();
     for line in text.lines() {
         let Some((name, outcome)) = line.split_once(" ... ") else { continue };
+        let name = name.trim();
+        // A module that failed to import: `test_x (unittest.loader._FailedTest.test_x) ... ERROR`.
+        if let Some(module) = name.split_once("(unittest.loader._FailedTest.").map(|(_, m)| m.trim_end_matches(')')) {
+            run.collection_errors.insert(module.to_string());
+            continue;
+        }
         let status = match outcome.trim() {
             "ok" | "unexpected success" => TestStatus::Passed,
             "FAIL" => TestStatus::Failed,
@@ -267,9 +273,50 @@ pub fn parse_unittest_text(text: &str) -> TestRun {
             o if o.starts_with("skipped") => TestStatus::Skipped,
             _ => continue,
         };
-        run.record(name.trim().to_string(), status);
+        run.record(name.to_string(), status);
     }
     run
+}
+
+/// Whether pytest's text reached its end: the final summary line (`=== 3 passed in 0.12s ===`,
+/// also `-q`'s bare form), or one of the messages pytest ends with before running any test (a
+/// conftest that fails to import, a usage error, an internal error).
+pub fn pytest_finished(text: &str) -> bool {
+    const WORDS: [&str; 9] =
+        ["passed", "failed", "error", "errors", "skipped", "deselected", "xfailed", "xpassed", "no tests ran"];
+    text.lines().any(|line| {
+        let line = line.trim();
+        if line.starts_with("ImportError while loading conftest")
+            || line.starts_with("ERROR: usage:")
+            || line.starts_with("ERROR: file or directory not found")
+            || line.starts_with("ERROR: not found:")
+            || line.starts_with("INTERNALERROR>")
+        {
+            return true;
+        }
+        let body = line.trim_matches(|c| c == '=' || c == ' ');
+        let Some((counts, time)) = body.rsplit_once(" in ") else { return false };
+        let time = time.split(' ').next().unwrap_or("");
+        time.ends_with('s')
+            && time.trim_end_matches('s').parse::<f64>().is_ok()
+            && WORDS.iter().any(|w| counts.contains(w))
+    })
+}
+
+/// Whether unittest's text reached its end: `Ran N tests in Xs`, then `OK`, `FAILED (…)` or
+/// `NO TESTS RAN`.
+pub fn unittest_finished(text: &str) -> bool {
+    let mut ran = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("Ran ") && line.contains(" test") && line.contains(" in ") {
+            ran = true;
+        } else if ran && (line == "OK" || line.starts_with("OK (") || line.starts_with("FAILED (") || line == "NO TESTS RAN")
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// The clean suite, run one or more times.
@@ -331,7 +378,7 @@ pub enum FailureKind {
     Error,
     /// Its file failed to import during collection.
     CollectionError,
-    /// It did not appear in the results at all.
+    /// It did not appear in the results (older reports; tests that never ran are now `not_run`).
     Missing,
 }
 
@@ -350,16 +397,28 @@ pub struct Grade {
     /// Failed on the clean code, pass with the bug.
     #[serde(rename = "PASS_TO_FAIL")]
     pub pass_to_fail: Vec<String>,
-    /// For each F2P test: failed, error, collection_error or missing.
+    /// For each F2P test: failed, error or collection_error.
     pub failure_kinds: BTreeMap<String, FailureKind>,
+    /// Passed on the clean code but absent from the results, with no collection or import
+    /// error to explain it: never ran, so neither F2P nor P2P.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_run: Vec<String>,
+}
+
+/// Whether a test missing from `run` is explained by a collection or import error of its file
+/// (pytest ids) or module (unittest ids: `test_a (tests.test_x.TestX.test_a)`).
+pub fn vanished_by_import_error(id: &str, run: &TestRun) -> bool {
+    let file = id.split("::").next().unwrap_or(id);
+    run.collection_errors.contains(file)
+        || run.collection_errors.iter().any(|module| id.contains(&format!("({module}.")) || id.contains(&format!("({module})")))
 }
 
 /// Compares a candidate's run with the baseline. Flaky tests, skips and xfails are left out;
-/// unlike SWE-smith, a test that vanished or errored counts as failing.
+/// unlike SWE-smith, a test that errored or vanished with an import error of its file counts
+/// as failing; one that vanished without a reason never ran (`not_run`).
 pub fn grade(baseline: &Baseline, run: &TestRun) -> Grade {
     let mut grade = Grade::default();
     for (id, clean) in &baseline.tests {
-        let file = id.split("::").next().unwrap_or(id);
         let now = run.tests.get(id).copied();
         match clean {
             TestStatus::Passed => match now {
@@ -370,15 +429,11 @@ pub fn grade(baseline: &Baseline, run: &TestRun) -> Grade {
                     grade.fail_to_pass.push(id.clone());
                     grade.failure_kinds.insert(id.clone(), kind);
                 }
-                None => {
-                    let kind = if run.collection_errors.contains(file) {
-                        FailureKind::CollectionError
-                    } else {
-                        FailureKind::Missing
-                    };
+                None if vanished_by_import_error(id, run) => {
                     grade.fail_to_pass.push(id.clone());
-                    grade.failure_kinds.insert(id.clone(), kind);
+                    grade.failure_kinds.insert(id.clone(), FailureKind::CollectionError);
                 }
+                None => grade.not_run.push(id.clone()),
             },
             TestStatus::Failed | TestStatus::Error => match now {
                 Some(TestStatus::Passed) => grade.pass_to_fail.push(id.clone()),

@@ -108,12 +108,13 @@ fn grading_counts_vanished_and_erroring_tests_as_failing_and_says_why() {
     ]);
     buggy.collection_errors.insert("b.py".into());
     let grade = grade(&baseline, &buggy);
-    assert_eq!(grade.fail_to_pass, ["a.py::breaks", "a.py::errors", "b.py::vanishes", "c.py::gone"]);
+    assert_eq!(grade.fail_to_pass, ["a.py::breaks", "a.py::errors", "b.py::vanishes"]);
     assert_eq!(grade.pass_to_pass, ["a.py::keeps"]);
     assert_eq!(grade.fail_to_fail, ["a.py::was_red"]);
     assert_eq!(grade.pass_to_fail, ["a.py::heals"]);
+    assert_eq!(grade.not_run, ["c.py::gone"], "a test that vanished without an import error never ran");
     let kinds: Vec<FailureKind> = grade.failure_kinds.values().copied().collect();
-    assert_eq!(kinds, [FailureKind::Failed, FailureKind::Error, FailureKind::CollectionError, FailureKind::Missing]);
+    assert_eq!(kinds, [FailureKind::Failed, FailureKind::Error, FailureKind::CollectionError]);
 }
 
 #[test]
@@ -122,4 +123,28 @@ fn junit_failure_texts_are_kept_per_test() {
     assert!(failures["tests/test_mixed.py::TestGroup::test_fails"].contains("assert (1 + 1) == 3"), "{failures:#?}");
     assert!(failures["tests/test_mixed.py::test_setup_error"].contains("setup fails"));
     assert!(!failures.contains_key("tests/test_mixed.py::TestGroup::test_inside"));
+}
+
+#[test]
+fn a_run_is_finished_only_when_its_summary_line_was_printed() {
+    assert!(pytest_finished("t.py::a PASSED\n============ 1 passed, 2 skipped in 0.12s ============\n"));
+    assert!(pytest_finished("..\n2 passed in 0.01s\n"), "-q's bare summary");
+    assert!(pytest_finished("======= 1 failed, 3 passed, 1 warning in 12.50s (0:00:12) =======\n"));
+    assert!(pytest_finished("ImportError while loading conftest '/t/conftest.py'.\n"));
+    assert!(!pytest_finished("t.py::a PASSED\nt.py::b "), "cut off mid-suite");
+    assert!(!pytest_finished("see the docs in 5s\n"));
+    assert!(unittest_finished("test_a (t.T.test_a) ... ok\n---\nRan 1 test in 0.001s\n\nOK\n"));
+    assert!(unittest_finished("Ran 2 tests in 0.1s\n\nFAILED (failures=1)\n"));
+    assert!(!unittest_finished("test_a (t.T.test_a) ... ok\n"));
+}
+
+#[test]
+fn a_unittest_module_that_fails_to_import_explains_its_vanished_tests() {
+    let run = parse_unittest_text(
+        "test_x (unittest.loader._FailedTest.test_x) ... ERROR\ntest_b (test_y.T.test_b) ... ok\n",
+    );
+    assert!(run.collection_errors.contains("test_x"));
+    assert!(vanished_by_import_error("test_a (test_x.T.test_a)", &run));
+    assert!(!vanished_by_import_error("test_c (test_z.T.test_c)", &run));
+    assert!(!run.tests.keys().any(|k| k.contains("_FailedTest")));
 }
