@@ -189,9 +189,27 @@ pub fn parse_files(root: &Path, paths: &[String], progress: &dyn Progress) -> (V
     (files, problems)
 }
 
+/// Reads and parses one file; only files inside the checkout are read (a symlink, or a path
+/// through a symlinked folder, that leaves it is refused), and none over the size limit.
 fn parse_one(root: &Path, path: &str) -> Result<SourceFile, Problem> {
-    let bytes = std::fs::read(root.join(path))
-        .map_err(|e| Problem { location: path.to_string(), message: format!("cannot read: {e}") })?;
+    let problem = |message: String| Problem { location: path.to_string(), message };
+    let full = root.join(path);
+    let real = std::fs::canonicalize(&full).map_err(|e| problem(format!("cannot read: {e}")))?;
+    let real_root = std::fs::canonicalize(root).map_err(|e| problem(format!("cannot read the checkout: {e}")))?;
+    if !real.starts_with(&real_root) {
+        return Err(problem(format!("a symlink to {}, outside the checkout; skipped", real.display())));
+    }
+    if std::fs::symlink_metadata(&full).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(problem(format!("a symlink to {}; skipped (the file is read under its own path)", real.display())));
+    }
+    let size = std::fs::metadata(&real).map_err(|e| problem(format!("cannot read: {e}")))?.len();
+    if size > ast::MAX_SOURCE_BYTES as u64 {
+        return Err(problem(format!(
+            "{size} bytes, over the {} MiB limit for a source file; skipped",
+            ast::MAX_SOURCE_BYTES >> 20
+        )));
+    }
+    let bytes = std::fs::read(&real).map_err(|e| problem(format!("cannot read: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;

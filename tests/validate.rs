@@ -156,7 +156,7 @@ fn prepared_with_faults() -> Prepared {
     let escape = patch_of(&checkout, "inventory/pricing.py", |t| {
         t.replacen(
             "    total = quantity * unit_price\n",
-            "    import os\n    os.remove(os.environ[\"SENTINEL\"])\n    total = quantity * unit_price\n",
+            "    import os\n    junit = os.environ[\"PYTEST_ADDOPTS\"].split(\"--junitxml=\")[1].split()[0]\n    open(os.path.join(os.path.dirname(junit), \"planted\"), \"w\").write(\"x\")\n    total = quantity * unit_price\n",
             1,
         )
     });
@@ -200,10 +200,10 @@ fn docker_hangs_bad_patches_and_escaping_tests_are_recorded_and_containers_are_r
         .args(["ps", "-a", "--filter", "label=bugsmith.run", "--format", "{{.Label \"bugsmith.run\"}}"])
         .output()
         .unwrap();
-    // The stale-container test plants one for a dead process (999999999); any other is ours.
+    // The hostile tests plant containers of other (fake) runs, named `planted-…`; any other is ours.
     let ours: Vec<String> = String::from_utf8_lossy(&left.stdout)
         .lines()
-        .filter(|l| !l.starts_with("999999999-"))
+        .filter(|l| !l.starts_with("planted-"))
         .map(str::to_string)
         .collect();
     assert!(ours.is_empty(), "containers left behind: {ours:?}");
@@ -335,40 +335,6 @@ fn a_failing_install_command_is_named_with_its_output_and_the_log_is_kept() {
     let repo_name = text.lines().find_map(|l| l.strip_prefix("repo_name: ")).unwrap();
     let log = std::fs::read_to_string(out.join("build_images/env").join(repo_name).join("build_env.log")).unwrap();
     assert!(log.contains("$ echo the step said this"), "{log}");
-}
-
-#[test]
-fn docker_containers_left_by_a_killed_run_are_removed_by_the_next() {
-    if !docker_ready() {
-        return;
-    }
-    let created = Command::new("docker")
-        .args(["create", "--label", "bugsmith.run=999999999-1", "bugsmith-base:bookworm", "sleep", "1"])
-        .output()
-        .unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
-    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("p.yaml");
-    let init = bugsmith(
-        &[
-            "profile",
-            "init",
-            manifest().join("tests/fixtures/repos/inventory").to_str().unwrap(),
-            "-o",
-            profile.to_str().unwrap(),
-        ],
-        &shared_cache(),
-    );
-    assert!(init.status.success());
-    let build = bugsmith_in(
-        &["env", "build", profile.to_str().unwrap(), "--backend", "docker"],
-        &shared_cache(),
-        Some(dir.path()),
-    );
-    assert!(build.status.success(), "{}", stderr(&build));
-    let left = Command::new("docker").args(["ps", "-aq", "--filter", &format!("id={id}")]).output().unwrap();
-    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "the stale container {id} is still there");
 }
 
 #[test]

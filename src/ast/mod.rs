@@ -205,15 +205,50 @@ struct SourceInner {
     entities: Vec<Entity>,
 }
 
+/// Largest source file parsed, in bytes: with [`PARSE_STACK`] it bounds how deep any tree can
+/// nest (a longer file is a reported problem, not a crash).
+pub const MAX_SOURCE_BYTES: usize = 1 << 20;
+
+/// Stack of the threads that parse, walk and drop syntax trees (recursive in ruff's parser);
+/// reserved, not committed, memory.
+const PARSE_STACK: usize = 1 << 30;
+
 impl SourceFile {
-    /// Parses `text` (the file at repository-relative `path`).
+    /// Parses `text` (the file at repository-relative `path`) on a thread with a deep stack, so
+    /// no nesting a file under [`MAX_SOURCE_BYTES`] can hold overflows it.
     pub fn parse(path: &str, text: String) -> Result<SourceFile, SyntaxError> {
+        if text.len() > MAX_SOURCE_BYTES {
+            return Err(SyntaxError {
+                line: 1,
+                column: 1,
+                message: format!(
+                    "the file has {} bytes, over the {} MiB limit for a source file",
+                    text.len(),
+                    MAX_SOURCE_BYTES >> 20
+                ),
+            });
+        }
+        std::thread::scope(|scope| {
+            match std::thread::Builder::new().stack_size(PARSE_STACK).spawn_scoped(scope, || parse_here(path, text)) {
+                Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(e) => Err(SyntaxError { line: 1, column: 1, message: format!("cannot start a parser thread: {e}") }),
+            }
+        })
+    }
+}
+
+/// [`SourceFile::parse`] on the current thread (ruff's tree is built, walked and dropped here).
+fn parse_here(path: &str, text: String) -> Result<SourceFile, SyntaxError> {
+    {
         let parsed = ruff_python_parser::parse_module(&text).map_err(|e| syntax_error(&text, &e))?;
         let tree = Tree::build(parsed.syntax(), parsed.tokens(), &text);
         let lines = LineIndex::new(&text);
         let entities = extract_entities(&tree, &text, &lines);
         Ok(SourceFile { inner: Arc::new(SourceInner { path: path.to_string(), text, lines, tree, entities }) })
     }
+}
+
+impl SourceFile {
 
     /// Repository-relative path with forward slashes.
     pub fn path(&self) -> &str {

@@ -39,9 +39,11 @@ oom_kills() {
 }
 
 # Kills every process the candidate left (whatever session or group it chose): all but pid 1,
-# this runner and KEEP_PIDS. Prints how many were killed; fails when some would not die.
+# this runner and KEEP_PIDS. Sets `killed`; fails when some would not die. Runs in this shell
+# (no subshell), so it never meets a process of its own.
 sweep() {
-  local keep=" 1 $$ ${KEEP_PIDS:-} " killed=0 alive pid dir key value state round
+  local keep=" 1 $$ $BASHPID ${KEEP_PIDS:-} " alive pid dir key value state round
+  killed=0
   for round in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
     alive=0
     for dir in /proc/[0-9]*; do
@@ -54,11 +56,10 @@ sweep() {
       case "$state" in "" | Z* | X*) continue ;; esac
       kill -KILL "$pid" 2>/dev/null && alive=$((alive + 1))
     done
-    [ "$alive" = 0 ] && { echo "$killed"; return 0; }
+    [ "$alive" = 0 ] && return 0
     [ "$round" = 1 ] && killed=$alive
     sleep 0.01
   done
-  echo "$killed"
   return 1
 }
 
@@ -128,7 +129,7 @@ if [ "$run_tests" = 1 ]; then
   fi
 fi
 if [ "${SWEEP:-}" = 1 ]; then
-  if killed=$(sweep); then
+  if sweep; then
     [ "$killed" = 0 ] || echo ">>>>> bugsmith leaked $killed"
   else
     echo ">>>>> bugsmith broken processes of the candidate survived being killed"
