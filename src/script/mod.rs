@@ -7,6 +7,7 @@ mod api;
 pub mod catalog;
 pub mod combine;
 pub mod lm_api;
+pub mod memory;
 pub mod template;
 
 use std::cell::Cell;
@@ -26,8 +27,23 @@ const MAX_OPERATIONS: u64 = 5_000_000;
 /// Wall-clock limit for one hook call.
 const CALL_TIME_LIMIT: Duration = Duration::from_secs(2);
 
+/// Memory one hook call may build up (everything its thread allocates and keeps).
+pub const CALL_MEMORY_LIMIT: i64 = 512 << 20;
+
 thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The thread's allocated bytes when the hook call began.
+    static MEMORY_AT_START: Cell<i64> = const { Cell::new(0) };
+}
+
+/// Starts the wall-clock and memory limits of a hook call on this thread.
+fn start_limits(time: Duration) {
+    DEADLINE.with(|d| d.set(Some(Instant::now() + time)));
+    MEMORY_AT_START.with(|m| m.set(memory::thread_bytes()));
+}
+
+fn end_limits() {
+    DEADLINE.with(|d| d.set(None));
 }
 
 /// A script failed to compile or to run.
@@ -83,6 +99,10 @@ impl ScriptError {
             }
         }
         let message = match inner {
+            EvalAltResult::ErrorTerminated(token, _) if token.to_string() == "memory" => format!(
+                "script built more than {} MiB of values and was stopped",
+                CALL_MEMORY_LIMIT >> 20
+            ),
             EvalAltResult::ErrorTerminated(..) => {
                 format!("script ran longer than {} s and was stopped", CALL_TIME_LIMIT.as_secs())
             }
@@ -116,12 +136,14 @@ pub fn engine() -> Engine {
     engine.disable_symbol("eval");
     engine.on_print(|text| eprintln!("{text}"));
     engine.on_debug(|text, source, position| eprintln!("{}:{position}: {text}", source.unwrap_or("script")));
-    engine.on_progress(|operations| {
-        if operations % 4096 != 0 {
-            return None;
+    // Checked at every operation: one operation can be slow (an API call building a large
+    // value), so counting operations between checks would let the limits slip.
+    engine.on_progress(|_| {
+        let Some(deadline) = DEADLINE.with(Cell::get) else { return None };
+        if memory::thread_bytes() - MEMORY_AT_START.with(Cell::get) > CALL_MEMORY_LIMIT {
+            return Some(Dynamic::from("memory"));
         }
-        let late = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() > deadline));
-        late.then(|| Dynamic::from("timeout"))
+        (Instant::now() > deadline).then(|| Dynamic::from("timeout"))
     });
     api::register(&mut engine);
     engine
@@ -335,9 +357,9 @@ fn call_hook(
     let mut scope = Scope::new();
     // Evaluating the top level each call is what makes `global::CONSTANT` visible in hooks.
     let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
-    DEADLINE.with(|d| d.set(Some(Instant::now() + limit)));
+    start_limits(limit);
     let result = engine.call_fn_with_options::<Dynamic>(options, &mut scope, ast, hook, args);
-    DEADLINE.with(|d| d.set(None));
+    end_limits();
     result.map_err(|e| ScriptError::from_eval(path, &e, source, hook))
 }
 
@@ -385,9 +407,9 @@ fn read_meta(engine: &Engine, ast: &AST, name: &str, source: &str) -> Result<Met
     }
     // Top-level statements only declare constants; run them once to read the values.
     let mut scope = Scope::new();
-    DEADLINE.with(|d| d.set(Some(Instant::now() + CALL_TIME_LIMIT)));
+    start_limits(CALL_TIME_LIMIT);
     let run = engine.run_ast_with_scope(&mut scope, ast);
-    DEADLINE.with(|d| d.set(None));
+    end_limits();
     run.map_err(|e| ScriptError::from_eval(name, &e, source, ""))?;
     let explanation = scope
         .get_value::<rhai::ImmutableString>("EXPLANATION")
