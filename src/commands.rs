@@ -15,8 +15,9 @@ use crate::backend::docker::DockerBackend;
 use crate::backend::local::LocalBackend;
 use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
 use crate::cli::{
-    Args, BackendKind, ChangeSource, CombineArgs, Command, DockerAction, EnvAction, EvalArgs, ExportAction, GatherArgs, GenArgs,
-    IssueGenArgs, LmArgs, MirrorArgs, ProfileAction, RecipeAction, SandboxArgs, ServeArgs, StrategiesAction, TryArgs, ValidateArgs,
+    Args, BackendKind, ChangeSource, CombineArgs, Command, DockerAction, EnvAction, EvalArgs, ExportAction, GatherArgs,
+    GenArgs, IssueGenArgs, LmArgs, MirrorArgs, ProfileAction, RecipeAction, SandboxArgs, ServeArgs, StrategiesAction,
+    TryArgs, ValidateArgs,
 };
 use crate::combine;
 use crate::eval::Prediction;

@@ -217,10 +217,17 @@ impl LmClient {
     /// A client; `default_cache` is used when the config names no cache directory.
     pub fn new(config: LmConfig, default_cache: PathBuf) -> Result<LmClient, LmError> {
         install_tls_provider();
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs.max(1)))
-            .build()
-            .map_err(|e| LmError::Failed { url: config.base_url.clone(), attempts: 0, reason: e.to_string() })?;
+        let mut builder = reqwest::blocking::Client::builder().timeout(Duration::from_secs(config.timeout_secs.max(1)));
+        // A server on this machine is reached directly: a proxy from the environment would see
+        // the request, key included, in clear text.
+        if reqwest::Url::parse(&config.base_url).is_ok_and(|url| is_loopback(&url)) {
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().map_err(|e| LmError::Failed {
+            url: config.base_url.clone(),
+            attempts: 0,
+            reason: e.to_string(),
+        })?;
         let cache_dir = config.cache_dir.clone().unwrap_or(default_cache);
         Ok(LmClient { config, http, cache_dir, ledger: Mutex::default(), slots: (Mutex::new(0), Condvar::new()) })
     }

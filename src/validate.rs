@@ -194,7 +194,8 @@ impl RunResult {
             return Some((ErrorKind::Signal, format!("the tests ended by signal {signal}")));
         }
         if !self.finished {
-            let what = if self.source == "text" { "no JUnit XML and no pytest summary line" } else { "no summary line" };
+            let what =
+                if self.source == "text" { "no JUnit XML and no pytest summary line" } else { "no summary line" };
             return Some((
                 ErrorKind::Incomplete,
                 format!("incomplete results: {what} (exit status {:?})", self.exit_code),
@@ -585,9 +586,7 @@ pub fn refused_symlink(patch: &str) -> Option<String> {
             link = false;
         } else if line.starts_with("new file mode 120000") || line.starts_with("new mode 120000") {
             link = true;
-        } else if link
-            && let Some(target) = line.strip_prefix('+').filter(|t| !t.starts_with("++"))
-        {
+        } else if link && let Some(target) = line.strip_prefix('+').filter(|t| !t.starts_with("++")) {
             let at = path.unwrap_or("");
             if leaves_tree(at, target) {
                 return Some(format!("refused: the patch makes {at} a symlink to {target}, outside the work tree"));
@@ -728,12 +727,17 @@ mod tests {
     #[test]
     fn patches_making_symlinks_out_of_the_tree_are_refused() {
         let link = |path: &str, target: &str| {
-            format!("diff --git a/{path} b/{path}\nnew file mode 120000\nindex 0000000..1111111\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n+{target}\n\\ No newline at end of file\n")
+            format!(
+                "diff --git a/{path} b/{path}\nnew file mode 120000\nindex 0000000..1111111\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n+{target}\n\\ No newline at end of file\n"
+            )
         };
         assert!(refused_symlink(&link("src/x.py", "/etc/passwd")).is_some());
         assert!(refused_symlink(&link("src/x.py", "../../outside")).is_some());
         assert_eq!(refused_symlink(&link("src/x.py", "../pkg/y.py")), None);
-        assert_eq!(refused_symlink("diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x\n+/etc/passwd\n"), None);
+        assert_eq!(
+            refused_symlink("diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x\n+/etc/passwd\n"),
+            None
+        );
     }
 
     #[test]

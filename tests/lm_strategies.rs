@@ -153,3 +153,47 @@ fn lm_rewrite_sends_the_file_with_the_body_removed_and_splices_the_answer_back()
         "the rest of the file is intact"
     );
 }
+
+#[test]
+fn a_loopback_model_server_is_reached_directly_even_with_a_proxy_set_so_the_key_never_passes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    repository(&repo);
+    let (url, bodies) = lm_server(answer);
+    // A proxy that counts the requests made to it and refuses them.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let proxied = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = proxied.clone();
+    std::thread::spawn(move || {
+        for stream in proxy.incoming() {
+            let Ok(mut stream) = stream else { break };
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = common::read_request(&stream);
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 502 No\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let recipe = recipe(dir.path(), &url, "lm_modify");
+    let out = dir.path().join("out");
+    let output = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+        .args(["gen", repo.to_str().unwrap(), "--recipe", recipe.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap(), "--lm-key-env", "BUGSMITH_TEST_KEY", "--json"])
+        .env("BUGSMITH_STRATEGIES", common::manifest().join("strategies"))
+        .env("BUGSMITH_CACHE", dir.path())
+        .env("BUGSMITH_NO_PROGRESS", "1")
+        .env("BUGSMITH_TEST_KEY", "sk-test-secret")
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    let summary = json(&output);
+    assert_eq!(summary["strategies"]["lm_modify"]["candidates"], 1, "{summary:#}");
+    assert_eq!(bodies.lock().unwrap().len(), 4, "the model server answered directly");
+    assert_eq!(proxied.load(std::sync::atomic::Ordering::SeqCst), 0, "requests (and the key) went through the proxy");
+}

@@ -231,7 +231,9 @@ impl SourceFile {
         std::thread::scope(|scope| {
             match std::thread::Builder::new().stack_size(PARSE_STACK).spawn_scoped(scope, || parse_here(path, text)) {
                 Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(e) => Err(SyntaxError { line: 1, column: 1, message: format!("cannot start a parser thread: {e}") }),
+                Err(e) => {
+                    Err(SyntaxError { line: 1, column: 1, message: format!("cannot start a parser thread: {e}") })
+                }
             }
         })
     }
@@ -249,7 +251,6 @@ fn parse_here(path: &str, text: String) -> Result<SourceFile, SyntaxError> {
 }
 
 impl SourceFile {
-
     /// Repository-relative path with forward slashes.
     pub fn path(&self) -> &str {
         &self.inner.path

@@ -145,7 +145,8 @@ impl DockerBackend {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         for container in containers {
             let Some(id) = container.id else { continue };
-            let name = container.names.and_then(|n| n.first().cloned()).unwrap_or_else(|| id[..12.min(id.len())].into());
+            let name =
+                container.names.and_then(|n| n.first().cloned()).unwrap_or_else(|| id[..12.min(id.len())].into());
             let labels = container.labels.unwrap_or_default();
             let run = labels.get(RUN_LABEL).cloned().unwrap_or_default();
             if run == self.run_id {
@@ -598,9 +599,7 @@ impl DockerBackend {
         ];
         steps.extend(profile.install.iter().cloned());
         steps.push(FREEZE_INSTALLED_STATE.to_string());
-        steps.push(format!(
-            "mkdir -p {SCRATCH} && chown -R {TEST_USER}: {WORKDIR} /home/{TEST_USER}"
-        ));
+        steps.push(format!("mkdir -p {SCRATCH} && chown -R {TEST_USER}: {WORKDIR} /home/{TEST_USER}"));
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), format!("{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")),
             ("VIRTUAL_ENV".into(), VENV.into()),

@@ -56,7 +56,8 @@ impl LocalBackend {
                 for dir in &workers {
                     let _ = std::fs::remove_dir_all(dir);
                 }
-                (!workers.is_empty()).then(|| format!("stopped the tests and removed {} worker clone(s)", workers.len()))
+                (!workers.is_empty())
+                    .then(|| format!("stopped the tests and removed {} worker clone(s)", workers.len()))
             }
         });
         LocalBackend {

@@ -311,7 +311,8 @@ pub fn unittest_finished(text: &str) -> bool {
         let line = line.trim();
         if line.starts_with("Ran ") && line.contains(" test") && line.contains(" in ") {
             ran = true;
-        } else if ran && (line == "OK" || line.starts_with("OK (") || line.starts_with("FAILED (") || line == "NO TESTS RAN")
+        } else if ran
+            && (line == "OK" || line.starts_with("OK (") || line.starts_with("FAILED (") || line == "NO TESTS RAN")
         {
             return true;
         }
@@ -410,7 +411,10 @@ pub struct Grade {
 pub fn vanished_by_import_error(id: &str, run: &TestRun) -> bool {
     let file = id.split("::").next().unwrap_or(id);
     run.collection_errors.contains(file)
-        || run.collection_errors.iter().any(|module| id.contains(&format!("({module}.")) || id.contains(&format!("({module})")))
+        || run
+            .collection_errors
+            .iter()
+            .any(|module| id.contains(&format!("({module}.")) || id.contains(&format!("({module})")))
 }
 
 /// Compares a candidate's run with the baseline. Flaky tests, skips and xfails are left out;

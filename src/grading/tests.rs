@@ -140,9 +140,8 @@ fn a_run_is_finished_only_when_its_summary_line_was_printed() {
 
 #[test]
 fn a_unittest_module_that_fails_to_import_explains_its_vanished_tests() {
-    let run = parse_unittest_text(
-        "test_x (unittest.loader._FailedTest.test_x) ... ERROR\ntest_b (test_y.T.test_b) ... ok\n",
-    );
+    let run =
+        parse_unittest_text("test_x (unittest.loader._FailedTest.test_x) ... ERROR\ntest_b (test_y.T.test_b) ... ok\n");
     assert!(run.collection_errors.contains("test_x"));
     assert!(vanished_by_import_error("test_a (test_x.T.test_a)", &run));
     assert!(!vanished_by_import_error("test_c (test_z.T.test_c)", &run));

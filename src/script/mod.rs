@@ -99,10 +99,9 @@ impl ScriptError {
             }
         }
         let message = match inner {
-            EvalAltResult::ErrorTerminated(token, _) if token.to_string() == "memory" => format!(
-                "script built more than {} MiB of values and was stopped",
-                CALL_MEMORY_LIMIT >> 20
-            ),
+            EvalAltResult::ErrorTerminated(token, _) if token.to_string() == "memory" => {
+                format!("script built more than {} MiB of values and was stopped", CALL_MEMORY_LIMIT >> 20)
+            }
             EvalAltResult::ErrorTerminated(..) => {
                 format!("script ran longer than {} s and was stopped", CALL_TIME_LIMIT.as_secs())
             }
