@@ -37,6 +37,14 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// When shutdown has begun, waits for the handler to finish and end the process (a stage that
+/// fails because it was interrupted must not exit first, with the wrong status and message).
+pub fn wait_if_interrupted() {
+    if interrupted() {
+        std::thread::sleep(std::time::Duration::from_secs(120));
+    }
+}
+
 /// A registered clean-up; dropping it unregisters it.
 pub struct Registration(u64);
 

@@ -58,6 +58,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     match commands::dispatch(args) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
+            interrupt::wait_if_interrupted();
             eprintln!("error: {message}");
             ExitCode::from(EXIT_FAILURE)
         }

@@ -131,6 +131,7 @@ pub fn run_once(worker: &mut dyn Worker, profile: &Profile, patch: &str, timeout
 /// Reads the marker lines the runner script prints.
 pub fn parse_runner_output(text: &str, parser: LogParser) -> RunResult {
     let mut result = RunResult::default();
+    let finished_runner = text.contains(">>>>> bugsmith output\n");
     let (head, tests_output) = text.split_once(">>>>> bugsmith output\n").unwrap_or((text, ""));
     let mut junit = None;
     for line in head.lines() {
@@ -158,6 +159,10 @@ pub fn parse_runner_output(text: &str, parser: LogParser) -> RunResult {
     result.output = tests_output.to_string();
     if !result.applied && result.broken.is_none() {
         result.broken = Some(format!("the runner gave no result: {}", crate::backend::tail(text, 5)));
+    }
+    if !finished_runner && result.broken.is_none() {
+        // Killed before it reset the work tree (a test signalled every process it could).
+        result.broken = Some("the runner was killed before it finished".into());
     }
     // `timeout` exits 124 when the time ran out; above 128 the tests died by a signal.
     result.timed_out = result.exit_code == Some(124);
@@ -430,7 +435,8 @@ fn report_for(
         (Verdict::Valid, None, None)
     };
     // Exit 0 with expected tests missing is not a clean pass.
-    let exit_code_agrees = result.exit_code_agrees && !(result.exit_code == Some(0) && !grade.not_run.is_empty());
+    let missing = baseline.tests.keys().any(|id| !result.tests.tests.contains_key(id));
+    let exit_code_agrees = result.exit_code_agrees && !(result.exit_code == Some(0) && missing);
     Report {
         instance_id: candidate.instance_id.clone(),
         grade,

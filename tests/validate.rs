@@ -7,20 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{bugsmith, bugsmith_in, docker_ready, json, manifest, shared_cache, stderr};
+use common::{bugsmith, bugsmith_in, docker_ready, json, manifest, patch_of, shared_cache, stderr};
 use serde_json::Value;
-
-/// A git-format patch made by editing a file of the repository `checkout`.
-fn patch_of(checkout: &Path, file: &str, edit: impl FnOnce(&str) -> String) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let clone = dir.path().join("clone");
-    assert!(Command::new("git").args(["clone", "-q"]).arg(checkout).arg(&clone).status().unwrap().success());
-    let path = clone.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, edit(&text)).unwrap();
-    let diff = Command::new("git").arg("-C").arg(&clone).args(["diff"]).output().unwrap();
-    String::from_utf8(diff.stdout).unwrap()
-}
 
 struct Prepared {
     dir: tempfile::TempDir,

@@ -20,6 +20,11 @@ impl Owner {
         Owner { host: host_id(), pid, started: start_time(pid).unwrap_or(0) }
     }
 
+    /// A process of this host, `None` when there is none with that pid.
+    pub fn of(pid: u32) -> Option<Owner> {
+        Some(Owner { host: host_id(), pid, started: start_time(pid)? })
+    }
+
     /// The text form, `<host>|<pid>|<start>` (a label value or a file's content).
     pub fn to_text(&self) -> String {
         format!("{}|{}|{}", self.host, self.pid, self.started)

@@ -220,3 +220,15 @@ pub fn drive(dir: &Path, args: &[&str]) -> serde_json::Value {
     assert!(out.status.success(), "drive.py {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
+
+/// A git-format patch made by editing a file of the repository `checkout`.
+pub fn patch_of(checkout: &Path, file: &str, edit: impl FnOnce(&str) -> String) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let clone = dir.path().join("clone");
+    assert!(Command::new("git").args(["clone", "-q"]).arg(checkout).arg(&clone).status().unwrap().success());
+    let path = clone.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, edit(&text)).unwrap();
+    let diff = Command::new("git").arg("-C").arg(&clone).args(["diff"]).output().unwrap();
+    String::from_utf8(diff.stdout).unwrap()
+}

@@ -1,0 +1,416 @@
+//! Fault injection: candidates written as a hostile user would, on both backends, against the
+//! `hostile` fixture (whose tests fail when state carries over between candidates). Each case
+//! here once broke a verdict or escaped a worker; see SECURITY.md for what is promised.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bugsmith, bugsmith_in, docker_ready, manifest, patch_of, shared_cache, stderr};
+use serde_json::Value;
+
+/// The `hostile` fixture with a profile and an empty candidate folder.
+struct Hostile {
+    dir: tempfile::TempDir,
+    profile: PathBuf,
+    repo_name: String,
+    candidates: PathBuf,
+}
+
+const MUL_TESTS: [&str; 2] = ["tests/test_calc.py::test_mul", "tests/test_calc.py::test_mul_one"];
+
+fn hostile() -> Hostile {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile.yaml");
+    let source = manifest().join("tests/fixtures/repos/hostile");
+    let init =
+        bugsmith(&["profile", "init", source.to_str().unwrap(), "-o", profile.to_str().unwrap()], &shared_cache());
+    assert!(init.status.success(), "{}", stderr(&init));
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let repo_name = text.lines().find_map(|l| l.strip_prefix("repo_name: ")).unwrap().to_string();
+    let candidates = dir.path().join("candidates");
+    std::fs::create_dir_all(&candidates).unwrap();
+    Hostile { dir, profile, repo_name, candidates }
+}
+
+impl Hostile {
+    /// A candidate whose `function` in `hostile/calc.py` gets `body` (indented 4 spaces).
+    fn candidate(&self, id: &str, function: &str, body: &str) {
+        let checkout = shared_cache().join("checkouts").join(&self.repo_name);
+        let head = format!("def {function}(");
+        let patch = patch_of(&checkout, "hostile/calc.py", |text| {
+            let start = text.find(&head).unwrap();
+            let line_end = start + text[start..].find('\n').unwrap() + 1;
+            let next = text[line_end..].find("\n\n\n").map_or(text.len(), |at| line_end + at + 1);
+            let body: String = body.lines().map(|l| format!("    {l}\n")).collect();
+            format!("{}{body}{}", &text[..line_end], &text[next..])
+        });
+        assert!(!patch.is_empty(), "{id}: the edit changed nothing");
+        std::fs::write(self.candidates.join(format!("bug__{id}.diff")), patch).unwrap();
+    }
+
+    fn out(&self, backend: &str) -> PathBuf {
+        self.dir.path().join(format!("out-{backend}"))
+    }
+
+    fn args<'a>(&'a self, backend: &'a str, out: &'a Path) -> Vec<&'a str> {
+        vec![
+            "validate",
+            self.profile.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--out",
+            out.to_str().unwrap(),
+            "--candidates",
+            self.candidates.to_str().unwrap(),
+            "--json",
+        ]
+    }
+
+    fn validate(&self, backend: &str, extra: &[&str]) -> Output {
+        let out = self.out(backend);
+        let mut args = self.args(backend, &out);
+        args.extend_from_slice(extra);
+        bugsmith_in(&args, &shared_cache(), Some(self.dir.path()))
+    }
+
+    /// `bugsmith validate` started in the background.
+    fn spawn_validate(&self, backend: &str, extra: &[&str]) -> Child {
+        let out = self.out(backend);
+        let mut args = self.args(backend, &out);
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+            .args(args)
+            .env("BUGSMITH_STRATEGIES", manifest().join("strategies"))
+            .env("BUGSMITH_CACHE", shared_cache())
+            .env("BUGSMITH_NO_PROGRESS", "1")
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn reports(&self, backend: &str) -> BTreeMap<String, Value> {
+        let dir = self.out(backend).join("run_validation").join(&self.repo_name);
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("report.json").exists())
+            .map(|p| {
+                let report: Value =
+                    serde_json::from_str(&std::fs::read_to_string(p.join("report.json")).unwrap()).unwrap();
+                let id = report["instance_id"].as_str().unwrap();
+                (id.rsplit_once('.').unwrap().1.to_string(), report)
+            })
+            .collect()
+    }
+
+    /// Whether the baseline of this backend's run is recorded.
+    fn baseline_done(&self, backend: &str) -> bool {
+        self.out(backend)
+            .join("run_validation")
+            .join(&self.repo_name)
+            .join(format!("{}.ref", self.repo_name))
+            .join("baseline.json")
+            .exists()
+    }
+}
+
+/// The backends to try: local always, Docker when a daemon and the base image are there.
+fn backends() -> Vec<&'static str> {
+    if docker_ready() { vec!["local", "docker"] } else { vec!["local"] }
+}
+
+fn f2p(report: &Value) -> Vec<&str> {
+    report["FAIL_TO_PASS"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect()
+}
+
+fn p2p(report: &Value) -> Vec<&str> {
+    report["PASS_TO_PASS"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect()
+}
+
+/// The mul candidates must come out exactly right, whatever ran before them in the worker.
+fn assert_exact_mul(reports: &BTreeMap<String, Value>, id: &str, backend: &str) {
+    let report = &reports[id];
+    assert_eq!(report["verdict"], "valid", "{backend} {id}: {report:#}");
+    assert_eq!(f2p(report), MUL_TESTS, "{backend} {id}: {report:#}");
+    for test in ["test_add", "test_port_is_free", "test_no_marker_left", "test_not_root"] {
+        assert!(
+            p2p(report).contains(&format!("tests/test_calc.py::{test}").as_str()),
+            "{backend} {id}: {test}: {report:#}"
+        );
+    }
+}
+
+fn mul_candidates(hostile: &Hostile, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            let id = format!("z_mul__{i:08}");
+            hostile.candidate(&id, "mul", &format!("return a * b + {}", i + 1));
+            id
+        })
+        .collect()
+}
+
+/// Processes whose command line holds `marker`, on this machine.
+fn processes_with(marker: &str) -> Vec<String> {
+    let out = Command::new("pgrep").args(["-a", "-f", marker]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.contains("pgrep")).map(str::to_string).collect()
+}
+
+#[test]
+fn processes_a_candidate_leaves_running_die_with_it_and_later_verdicts_stay_exact() {
+    for backend in backends() {
+        let hostile = hostile();
+        let marker = format!("hostile-leak-{}-{backend}", std::process::id());
+        hostile.candidate(
+            "a_leak__00000000",
+            "add",
+            &format!(
+                r#"import os, subprocess, sys
+if not os.environ.get("HOSTILE_CHILD"):
+    os.environ["HOSTILE_CHILD"] = "1"
+    rewrite = "import time, pathlib; time.sleep(1.0); pathlib.Path('conftest.py').write_text('import pytest\n@pytest.fixture(autouse=True)\ndef _boom():\n    raise RuntimeError(1)\n')"
+    subprocess.Popen([sys.executable, "-c", rewrite, "{marker}"], start_new_session=True, cwd=os.getcwd())
+    server = "import socket, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', 47613)); s.listen(); time.sleep(120)"
+    subprocess.Popen([sys.executable, "-c", server, "{marker}"], start_new_session=True)
+    subprocess.Popen(["setsid", "sh", "-c", "sleep 120 # {marker}"])
+return a - b"#
+            ),
+        );
+        let later = mul_candidates(&hostile, 5);
+        let output = hostile.validate(backend, &["-j", "1"]);
+        assert!(output.status.success(), "{backend}: {}", stderr(&output));
+        let reports = hostile.reports(backend);
+        let leak = &reports["a_leak__00000000"];
+        assert!(leak["leaked_processes"].as_u64().unwrap_or(0) >= 3, "{backend}: {leak:#}");
+        for id in &later {
+            assert_exact_mul(&reports, id, backend);
+        }
+        assert!(processes_with(&marker).is_empty(), "{backend}: left running: {:?}", processes_with(&marker));
+    }
+}
+
+#[test]
+fn nothing_a_candidate_writes_outside_the_work_tree_reaches_the_next_one_or_the_host() {
+    let host_home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    for backend in backends() {
+        let hostile = hostile();
+        let tag = format!("{}-{backend}", std::process::id());
+        let host_paths = [format!("{host_home}/.hostile-host-{tag}"), format!("/tmp/hostile-host-{tag}")];
+        hostile.candidate(
+            "a_write__00000000",
+            "add",
+            &format!(
+                r#"import os
+for path in [os.path.expanduser("~/.hostile-marker"), "/tmp/hostile-marker", "/dev/shm/hostile-marker",
+             os.path.join(os.environ.get("TMPDIR", "/tmp"), "x"), os.path.join(os.getcwd(), "..", "hostile-outside-{tag}"),
+             "{}", "{}"]:
+    try:
+        with open(path, "w") as f:
+            f.write("left behind")
+    except OSError:
+        pass
+return a - b"#,
+                host_paths[0], host_paths[1]
+            ),
+        );
+        let later = mul_candidates(&hostile, 2);
+        let output = hostile.validate(backend, &["-j", "1"]);
+        assert!(output.status.success(), "{backend}: {}", stderr(&output));
+        let reports = hostile.reports(backend);
+        assert_eq!(reports["a_write__00000000"]["verdict"], "valid", "{backend}");
+        for id in &later {
+            assert_exact_mul(&reports, id, backend);
+        }
+        for path in &host_paths {
+            assert!(!Path::new(path).exists(), "{backend}: the candidate wrote {path} on the host");
+        }
+        assert!(!Path::new("/tmp/hostile-marker").exists(), "{backend}: the candidate wrote the host's /tmp");
+    }
+}
+
+#[test]
+fn suites_that_die_early_are_errors_with_their_reason_never_valid() {
+    for backend in backends() {
+        let hostile = hostile();
+        hostile.candidate("a_exit__00000000", "add", "import os\nos._exit(0)");
+        hostile.candidate("b_memory__00000000", "add", "x = 'x' * (3 << 30)\nreturn len(x)");
+        hostile.candidate("c_segfault__00000000", "add", "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)");
+        let later = mul_candidates(&hostile, 1);
+        let output = hostile.validate(backend, &["-j", "1", "--memory", "1g"]);
+        assert!(output.status.success(), "{backend}: {}", stderr(&output));
+        let reports = hostile.reports(backend);
+        let exit = &reports["a_exit__00000000"];
+        assert_eq!(
+            (exit["verdict"].as_str(), exit["error_kind"].as_str()),
+            (Some("error"), Some("incomplete")),
+            "{backend}: {exit:#}"
+        );
+        assert!(f2p(exit).is_empty(), "tests that never ran are not F2P: {exit:#}");
+        assert_eq!(exit["exit_code"], 0);
+        assert_eq!(exit["exit_code_agrees"], false, "exit 0 with tests missing disagrees");
+        let memory = &reports["b_memory__00000000"];
+        // Without a cgroup (not root) the limit is an rlimit: Python raises MemoryError instead.
+        if backend == "docker" || bugsmith::backend::sandbox::is_root() {
+            assert_eq!(
+                (memory["verdict"].as_str(), memory["error_kind"].as_str()),
+                (Some("error"), Some("oom")),
+                "{backend}: {memory:#}"
+            );
+        } else {
+            eprintln!("note: not root, so the local memory limit is an rlimit; only checking the run survived");
+            assert!(memory["verdict"].is_string());
+        }
+        let segfault = &reports["c_segfault__00000000"];
+        assert_eq!(
+            (segfault["verdict"].as_str(), segfault["error_kind"].as_str()),
+            (Some("error"), Some("signal")),
+            "{backend}: {segfault:#}"
+        );
+        assert_exact_mul(&reports, &later[0], backend);
+        // Final: a resumed run does not try them again.
+        let again = hostile.validate(backend, &["-j", "1", "--memory", "1g"]);
+        let summary: Value = serde_json::from_slice(&again.stdout).unwrap();
+        assert_eq!(summary["ran"], 0, "{backend}: {summary:#}");
+    }
+}
+
+#[test]
+fn the_local_sandbox_refuses_the_hosts_network_and_spares_its_processes() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let mut bystander = Command::new("sleep").arg("300").spawn().unwrap();
+    let hostile = hostile();
+    hostile.candidate(
+        "a_network__00000000",
+        "add",
+        &format!(
+            r#"import socket
+for address in [("127.0.0.1", {port}), ("1.1.1.1", 80)]:
+    try:
+        socket.create_connection(address, timeout=2).close()
+    except OSError:
+        pass
+return a - b"#
+        ),
+    );
+    hostile.candidate("b_kill_all__00000000", "add", "import os, signal\nos.kill(-1, signal.SIGKILL)");
+    let later = mul_candidates(&hostile, 1);
+    let output = hostile.validate("local", &["-j", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let reports = hostile.reports("local");
+    assert_eq!(reports["a_network__00000000"]["verdict"], "valid");
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a test reached the host's loopback"
+    );
+    assert_eq!(reports["b_kill_all__00000000"]["verdict"], "error");
+    assert!(bystander.try_wait().unwrap().is_none(), "kill(-1) inside the sandbox reached a host process");
+    bystander.kill().unwrap();
+    assert_exact_mul(&reports, &later[0], "local");
+}
+
+/// Worker folders under the shared cache made by process `pid`.
+fn worker_folders_of(pid: u32) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(shared_cache().join("local/workers")) else { return Vec::new() };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            std::fs::read_to_string(p.join("owner"))
+                .ok()
+                .and_then(|t| bugsmith::backend::owner::Owner::parse(&t))
+                .is_some_and(|o| o.pid == pid)
+        })
+        .collect()
+}
+
+/// Containers whose owner label names process `pid`.
+fn containers_of(pid: u32) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-a", "--filter", "label=bugsmith.owner", "--format", "{{.ID}} {{.Label \"bugsmith.owner\"}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split(' ').nth(1).and_then(bugsmith::backend::owner::Owner::parse).is_some_and(|o| o.pid == pid))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits until `ready` holds (or fails the test after a minute).
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < Duration::from_secs(120), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn interrupt(child: &Child) {
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+}
+
+#[test]
+fn ctrl_c_says_what_it_stopped_and_leaves_no_container_worker_clone_or_runner() {
+    for backend in backends() {
+        let hostile = hostile();
+        let marker = format!("hostile-sleep-{}-{backend}", std::process::id());
+        for i in 0..4 {
+            hostile.candidate(
+                &format!("a_sleep__{i:08}"),
+                "add",
+                &format!("import subprocess\nsubprocess.run(['sh', '-c', 'sleep 30 # {marker}'])\nreturn a - b"),
+            );
+        }
+        let child = hostile.spawn_validate(backend, &["-j", "2", "--timeout", "60"]);
+        let pid = child.id();
+        wait_for("the baseline", || hostile.baseline_done(backend));
+        wait_for("the sleeping tests", || !processes_with(&marker).is_empty() || backend == "docker");
+        std::thread::sleep(Duration::from_millis(500));
+        interrupt(&child);
+        let output = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&output.stderr).to_string();
+        assert_eq!(output.status.code(), Some(130), "{backend}: {err}");
+        let said = if backend == "docker" { "removed 2 container(s)" } else { "removed 2 worker clone(s)" };
+        assert!(err.contains("interrupted: ") && err.contains(said), "{backend}: {err}");
+        if backend == "docker" {
+            std::thread::sleep(Duration::from_secs(1));
+            assert!(containers_of(pid).is_empty(), "{backend}: {:?}", containers_of(pid));
+        }
+        assert!(worker_folders_of(pid).is_empty(), "{backend}: {:?}", worker_folders_of(pid));
+        wait_for("the tests to end", || processes_with(&marker).is_empty());
+    }
+}
+
+#[test]
+fn a_killed_local_run_takes_its_tests_with_it_and_the_next_run_removes_its_clones() {
+    let hostile = hostile();
+    let marker = format!("hostile-killed-{}", std::process::id());
+    hostile.candidate(
+        "a_sleep__00000000",
+        "add",
+        &format!("import subprocess\nsubprocess.run(['sh', '-c', 'sleep 30 # {marker}'])\nreturn a - b"),
+    );
+    let mut child = hostile.spawn_validate("local", &["-j", "1", "--timeout", "60"]);
+    let pid = child.id();
+    wait_for("the sleeping test", || !processes_with(&marker).is_empty());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for("the orphaned test to end", || processes_with(&marker).is_empty());
+    let left = worker_folders_of(pid);
+    assert!(!left.is_empty(), "a killed run cannot clean up, so its clone stays until the next run");
+    std::fs::remove_file(hostile.candidates.join("bug__a_sleep__00000000.diff")).unwrap();
+    mul_candidates(&hostile, 1);
+    let output = hostile.validate("local", &["-j", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    for folder in left {
+        assert!(!folder.exists(), "{} was left by a dead run and not removed", folder.display());
+    }
+}
