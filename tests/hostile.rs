@@ -414,3 +414,90 @@ fn a_killed_local_run_takes_its_tests_with_it_and_the_next_run_removes_its_clone
         assert!(!folder.exists(), "{} was left by a dead run and not removed", folder.display());
     }
 }
+
+/// A repository with one ordinary function, and `extra` files.
+fn small_repository(dir: &Path) -> PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join("pkg")).unwrap();
+    std::fs::write(repo.join("pkg/good.py"), "def ok(a, b):\n    if a > b:\n        return a - b\n    return a + b\n")
+        .unwrap();
+    repo
+}
+
+fn run_gen(repo: &Path, out: &Path, extra: &[&str]) -> (Output, Duration) {
+    let mut args = vec!["gen", repo.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let started = Instant::now();
+    let output = bugsmith(&args, out);
+    (output, started.elapsed())
+}
+
+#[test]
+fn gen_reads_only_the_checkout_and_reports_deep_huge_and_linked_files_without_aborting() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = small_repository(dir.path());
+    let secret = dir.path().join("secret.py");
+    std::fs::write(&secret, "HOSTILE_SECRET_TEXT = 'do not read'\n").unwrap();
+    std::os::unix::fs::symlink(&secret, repo.join("pkg/link.py")).unwrap();
+    let terms = vec!["a"; 50_000].join(" + ");
+    std::fs::write(repo.join("pkg/deep.py"), format!("def deep(a):\n    return {terms}\n")).unwrap();
+    std::fs::write(repo.join("pkg/huge.py"), format!("def huge(a):\n    return a\n{}", "# padding\n".repeat(120_000)))
+        .unwrap();
+    let out = dir.path().join("out");
+    let (output, _) = run_gen(&repo, &out, &["--max-bugs", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let skipped: Vec<(String, String)> = summary["skipped_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["location"].as_str().unwrap().to_string(), p["message"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(skipped.iter().any(|(at, why)| at == "pkg/link.py" && why.contains("outside the checkout")), "{skipped:?}");
+    assert!(skipped.iter().any(|(at, why)| at == "pkg/huge.py" && why.contains("over the 1 MiB limit")), "{skipped:?}");
+    assert_eq!(
+        (summary["files"].as_u64(), summary["entities"].as_u64()),
+        (Some(2), Some(2)),
+        "the deep file was parsed: {summary:#}"
+    );
+    let written: Vec<PathBuf> = walkdir::WalkDir::new(&out)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    assert!(written.iter().any(|p| p.to_string_lossy().contains("good.py")), "the good file still gave candidates");
+    for path in written {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(!text.contains("HOSTILE_SECRET_TEXT"), "{} holds text from outside the checkout", path.display());
+    }
+}
+
+#[test]
+fn a_script_building_huge_values_or_spinning_is_stopped_at_its_limits_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = small_repository(dir.path());
+    let script = |name: &str, body: &str| {
+        let path = dir.path().join(format!("{name}.rhai"));
+        std::fs::write(&path, format!("const EXPLANATION = \"{name}\";\nfn mutate(entity, params, rng) {{\n    let big = \"x\";\n    for i in 0..23 {{ big += big; }}\n{body}\n}}\n")).unwrap();
+        path.display().to_string()
+    };
+    let hog = script("hog", "    let edits = [];\n    loop { edits.push(patch::edit(0, 0, big)); }");
+    let spin = script("spin", "    loop { let e = patch::edit(0, 0, big); }");
+    let quick = script("quick", "    []");
+    let (output, _) = run_gen(&repo, &dir.path().join("hog"), &["--strategy", &hog]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let message = summary["script_errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("built more than 512 MiB of values"), "{summary:#}");
+
+    let (_, quick_time) = run_gen(&repo, &dir.path().join("quick"), &["--strategy", &quick]);
+    let (output, spin_time) = run_gen(&repo, &dir.path().join("spin"), &["--strategy", &spin]);
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        summary["script_errors"][0]["message"].as_str().unwrap_or_default().contains("longer than 2 s"),
+        "{summary:#}"
+    );
+    let hook = spin_time.saturating_sub(quick_time).as_secs_f64();
+    assert!((1.9..=2.2).contains(&hook), "the 2 s limit fired after {hook:.2} s");
+}
