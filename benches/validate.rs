@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bugsmith::backend::Backend;
-use bugsmith::backend::docker::{DockerBackend, Limits};
+use bugsmith::backend::docker::DockerBackend;
 use bugsmith::backend::local::LocalBackend;
 use bugsmith::bug_gen::{self, NoProgress, Plan, Report};
 use bugsmith::profile::{LogParser, Profile};
@@ -102,7 +102,7 @@ fn main() {
     let found = candidates(&checkout, out.path());
     println!("{source_text}: {} candidates (at most 5 per strategy)", found.len());
     measure(&LocalBackend::new(cache.path()), &profile, &checkout, &found, out.path());
-    match DockerBackend::connect(Limits::default()) {
+    match DockerBackend::connect(Default::default()) {
         Ok(docker) => measure(&docker, &profile, &checkout, &found, out.path()),
         Err(e) => println!("docker: not measured ({e})"),
     }

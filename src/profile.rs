@@ -436,6 +436,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn limits_read_sizes_and_fall_back_from_flags_to_profile_to_defaults() {
+        assert_eq!(parse_size("4g"), Ok(4 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5k"), Ok(1536));
+        assert!(parse_size("lots").is_err() && parse_size("3x").is_err());
+        let profile: LimitSettings = serde_yaml::from_str("memory: 2g\npids: 64\n").unwrap();
+        assert_eq!(profile.memory, Some(2 << 30));
+        let flags = LimitSettings { pids: Some(10), ..LimitSettings::default() };
+        let limits = flags.resolve(&profile);
+        assert_eq!((limits.memory, limits.pids, limits.file_size), (2 << 30, 10, Limits::default().file_size));
+        assert!(serde_yaml::from_str::<LimitSettings>("memroy: 1g\n").is_err(), "unknown keys are errors");
+    }
+
+    #[test]
     fn extras_are_found_in_pyproject_setup_cfg_and_setup_py() {
         let pyproject = "[project]\nname = 'x'\n[project.optional-dependencies]\ndocs = ['sphinx']\ntests = [\n  'pytest',\n]\n[tool.x]\ntest = 1\n";
         assert!(has_extra_toml(pyproject, "tests"));

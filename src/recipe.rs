@@ -263,6 +263,12 @@ mod tests {
     }
 
     #[test]
+    fn a_recipe_can_turn_the_sandbox_off() {
+        assert_eq!(Recipe::parse("r.yaml", "sandbox: false\n").unwrap().sandbox, Some(false));
+        assert_eq!(Recipe::parse("r.yaml", "seed: 1\n").unwrap().sandbox, None);
+    }
+
+    #[test]
     fn unknown_keys_are_errors_with_their_line() {
         let err = Recipe::parse("r.yaml", "seed: 1\nstrategies:\n  - id: x\n    likelyhood: 0.5\n").unwrap_err();
         assert!(err.to_string().contains("unknown field `likelyhood`"), "{err}");

@@ -65,4 +65,5 @@ fn only_provably_stale_containers_are_swept_and_prune_removes_the_rest_when_aske
     assert!(stdout(&all).contains(&format!("removed /{live}: --all")), "{}", stdout(&all));
     assert!(!exists(&live) && !exists(&elsewhere));
     alive.kill().unwrap();
+    alive.wait().unwrap();
 }

@@ -313,6 +313,7 @@ return a - b"#
     assert_eq!(reports["b_kill_all__00000000"]["verdict"], "error");
     assert!(bystander.try_wait().unwrap().is_none(), "kill(-1) inside the sandbox reached a host process");
     bystander.kill().unwrap();
+    bystander.wait().unwrap();
     assert_exact_mul(&reports, &later[0], "local");
 }
 
@@ -500,4 +501,47 @@ fn a_script_building_huge_values_or_spinning_is_stopped_at_its_limits_and_the_ru
     );
     let hook = spin_time.saturating_sub(quick_time).as_secs_f64();
     assert!((1.9..=2.2).contains(&hook), "the 2 s limit fired after {hook:.2} s");
+}
+
+#[test]
+fn without_bubblewrap_local_tests_run_only_when_asked_and_with_one_warning() {
+    let hostile = hostile();
+    mul_candidates(&hostile, 2);
+    // This machine's PATH with every folder's programs but `bwrap`.
+    let shadow = tempfile::tempdir().unwrap();
+    let mut path = vec![shadow.path().to_path_buf()];
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap()) {
+        if !dir.join("bwrap").exists() {
+            path.push(dir);
+            continue;
+        }
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = entry.file_name();
+            if name != "bwrap" && !shadow.path().join(&name).exists() {
+                std::os::unix::fs::symlink(entry.path(), shadow.path().join(&name)).unwrap();
+            }
+        }
+    }
+    let run = |extra: &[&str]| {
+        let out = hostile.out("local");
+        let mut args = hostile.args("local", &out);
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+            .args(args)
+            .env("PATH", std::env::join_paths(&path).unwrap())
+            .env("BUGSMITH_CACHE", shared_cache())
+            .env("BUGSMITH_NO_PROGRESS", "1")
+            .output()
+            .unwrap()
+    };
+    let refused = run(&[]);
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    assert!(message.contains("bubblewrap") && message.contains("--no-sandbox"), "{message}");
+    let unsandboxed = run(&["--no-sandbox", "-j", "2"]);
+    assert!(unsandboxed.status.success(), "{}", stderr(&unsandboxed));
+    assert_eq!(stderr(&unsandboxed).matches("warning: --no-sandbox").count(), 1, "{}", stderr(&unsandboxed));
+    let reports = hostile.reports("local");
+    assert_eq!(reports.len(), 2);
+    assert!(reports.values().all(|r| r["verdict"] == "valid"), "{reports:#?}");
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::{bugsmith, bugsmith_in, docker_ready, json, manifest, patch_of, shared_cache, stderr};

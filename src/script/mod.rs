@@ -138,7 +138,7 @@ pub fn engine() -> Engine {
     // Checked at every operation: one operation can be slow (an API call building a large
     // value), so counting operations between checks would let the limits slip.
     engine.on_progress(|_| {
-        let Some(deadline) = DEADLINE.with(Cell::get) else { return None };
+        let deadline = DEADLINE.with(Cell::get)?;
         if memory::thread_bytes() - MEMORY_AT_START.with(Cell::get) > CALL_MEMORY_LIMIT {
             return Some(Dynamic::from("memory"));
         }
