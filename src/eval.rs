@@ -215,6 +215,10 @@ pub fn evaluate_one(
         key,
         ..InstanceReport::default()
     };
+    if let Some(why) = validate::refused_symlink(patch) {
+        report.error = Some(why);
+        return (Evaluated { report, output: String::new() }, false);
+    }
     let mut env = validate::runner_env(worker, profile, timeout);
     env.push(("EVAL".to_string(), "1".to_string()));
     env.push(("TEST_FILES".to_string(), test_files(instance).join("\n")));

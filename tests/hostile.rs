@@ -219,11 +219,18 @@ return a - b"#,
                 host_paths[0], host_paths[1]
             ),
         );
+        // 100 MiB into $HOME must hit the 64 MiB temporary space: then (only then) `add` breaks.
+        hostile.candidate(
+            "b_fill__00000000",
+            "add",
+            "import os\ntry:\n    with open(os.path.expanduser('~/big'), 'wb') as f:\n        f.write(b'x' * (100 << 20))\nexcept OSError:\n    return a - b\nreturn a + b",
+        );
         let later = mul_candidates(&hostile, 2);
-        let output = hostile.validate(backend, &["-j", "1"]);
+        let output = hostile.validate(backend, &["-j", "1", "--tmp", "64m"]);
         assert!(output.status.success(), "{backend}: {}", stderr(&output));
         let reports = hostile.reports(backend);
         assert_eq!(reports["a_write__00000000"]["verdict"], "valid", "{backend}");
+        assert_eq!(reports["b_fill__00000000"]["verdict"], "valid", "{backend}: $HOME is not bounded");
         for id in &later {
             assert_exact_mul(&reports, id, backend);
         }
