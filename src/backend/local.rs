@@ -49,15 +49,17 @@ impl LocalBackend {
             let live = live.clone();
             move || {
                 let mut live = live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                for group in live.running.drain() {
+                let running: Vec<u32> = live.running.drain().collect();
+                for group in &running {
                     let _ = Command::new("kill").args(["-KILL", &format!("-{group}")]).status();
                 }
                 let workers: Vec<PathBuf> = live.workers.drain().collect();
                 for dir in &workers {
                     let _ = std::fs::remove_dir_all(dir);
                 }
-                (!workers.is_empty())
-                    .then(|| format!("stopped the tests and removed {} worker clone(s)", workers.len()))
+                (!workers.is_empty()).then(|| {
+                    format!("stopped {} test run(s) and removed {} worker clone(s)", running.len(), workers.len())
+                })
             }
         });
         LocalBackend {
