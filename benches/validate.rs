@@ -20,7 +20,7 @@ use bugsmith::validate::{self, CandidateFile, Settings};
 use rhai::Map;
 
 fn candidates(checkout: &Checkout, out: &std::path::Path) -> Vec<CandidateFile> {
-    let catalog = Catalog::locate(Some(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies")));
+    let catalog = Catalog::locate(Some(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies")), false);
     let plans: Vec<Plan> = catalog
         .origins("procedural")
         .into_iter()

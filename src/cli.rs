@@ -17,9 +17,12 @@ pub struct Args {
 /// Options every subcommand takes.
 #[derive(Debug, ClapArgs)]
 pub struct Global {
-    /// Directory of strategy scripts (default: $BUGSMITH_STRATEGIES, ./strategies, or the built-in copies).
+    /// Folder of scripts overlaying the built-in ones by id (as do ./strategies and $BUGSMITH_STRATEGIES).
     #[arg(long, global = true, value_name = "DIR")]
     pub strategies_dir: Option<PathBuf>,
+    /// Only the scripts of the folders, none of the built-in ones.
+    #[arg(long, global = true)]
+    pub no_builtin: bool,
     /// Cache for checkouts and downloaded sdists (default: $BUGSMITH_CACHE or ~/.cache/bugsmith).
     #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -469,11 +472,19 @@ pub struct TryArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum StrategiesAction {
-    /// List strategies with their conditions and defaults.
+    /// List scripts with where each comes from (strategies: conditions and defaults).
     List {
-        /// Kind of script (folder under strategies/).
+        /// Kind of script (folder under strategies/): procedural, lm, combine, mirror, issues.
         #[arg(long, default_value = "procedural")]
         kind: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the built-in scripts (with their prompts) into DIR for editing; existing files stay.
+    Export {
+        /// Where to write them (e.g. ./strategies, which then overlays the built-ins).
+        dir: PathBuf,
     },
     /// Check that every script loads and declares what it must.
     Check,

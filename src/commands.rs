@@ -39,11 +39,17 @@ use crate::{EXIT_FAILURE, EXIT_OK, console};
 const DEFAULT_SEED: u64 = 24;
 
 pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
-    let catalog = Catalog::locate(args.global.strategies_dir.as_deref());
+    let catalog = Catalog::locate(args.global.strategies_dir.as_deref(), args.global.no_builtin);
     match args.command {
         Command::Gen(gen_args) => gen_command(&catalog, &gen_args, args.global.cache_dir.as_deref()),
         Command::Try(try_args) => try_command(&catalog, &try_args),
-        Command::Strategies { action: StrategiesAction::List { kind } } => list_command(&catalog, &kind),
+        Command::Strategies { action: StrategiesAction::List { kind, json } } => list_command(&catalog, &kind, json),
+        Command::Strategies { action: StrategiesAction::Export { dir } } => {
+            let (written, kept) =
+                crate::script::catalog::export_builtin(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            println!("wrote {written} built-in files under {} ({kept} already there, left alone)", dir.display());
+            Ok(EXIT_OK)
+        }
         Command::Strategies { action: StrategiesAction::Check } => check_command(&catalog),
         Command::Profile { action: ProfileAction::Init { source, output, org } } => {
             profile_init_command(&source, &output, &org, args.global.cache_dir.as_deref())
@@ -548,25 +554,67 @@ fn try_once(strategy: &Arc<Strategy>, args: &TryArgs) -> Result<u8, String> {
     Ok(EXIT_OK)
 }
 
-fn list_command(catalog: &Catalog, kind: &str) -> Result<u8, String> {
-    let (strategies, errors) = catalog.load(catalog.origins(kind));
-    println!("{:<28} {:>10} {:>9} {:>9}  conditions", "strategy", "likelihood", "min cplx", "max cplx");
-    for s in &strategies {
-        let m = s.meta();
-        println!(
-            "{:<28} {:>10} {:>9} {:>9}  {}",
-            s.id,
-            m.likelihood,
-            m.min_complexity,
-            m.max_complexity.map_or("-".to_string(), |c| c.to_string()),
-            m.conditions.join(", ")
-        );
+fn list_command(catalog: &Catalog, kind: &str, json: bool) -> Result<u8, String> {
+    use crate::script::catalog::{KINDS, origin_id, origin_source};
+    if !KINDS.contains(&kind) {
+        return Err(format!("unknown kind `{kind}` (kinds: {})", KINDS.join(", ")));
     }
-    println!(
-        "({} from {})",
-        strategies.len(),
-        catalog.root.as_ref().map_or("the built-in copies".to_string(), |r| r.join(kind).display().to_string())
-    );
+    let origins = catalog.origins(kind);
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    if kind == "procedural" || kind == "lm" {
+        let (strategies, failed) = catalog.load(origins);
+        errors = failed;
+        for s in &strategies {
+            let m = s.meta();
+            rows.push(serde_json::json!({
+                "id": s.id, "likelihood": m.likelihood, "min_complexity": m.min_complexity,
+                "max_complexity": m.max_complexity, "conditions": m.conditions,
+                "explanation": m.explanation, "source": origin_source(&s.origin),
+            }));
+        }
+    } else {
+        for origin in origins {
+            match crate::script::describe(&origin) {
+                Ok(description) => rows.push(serde_json::json!({
+                    "id": origin_id(&origin), "description": description, "source": origin_source(&origin),
+                })),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+    } else if kind == "procedural" || kind == "lm" {
+        println!(
+            "{:<28} {:>10} {:>9} {:>9}  {:<40} source",
+            "strategy", "likelihood", "min cplx", "max cplx", "conditions"
+        );
+        for row in &rows {
+            let text = |k: &str| row[k].as_str().unwrap_or("").to_string();
+            let conditions: Vec<String> = row["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(String::from))
+                .collect();
+            println!(
+                "{:<28} {:>10} {:>9} {:>9}  {:<40} {}",
+                text("id"),
+                row["likelihood"],
+                row["min_complexity"],
+                row["max_complexity"].as_u64().map_or("-".to_string(), |c| c.to_string()),
+                conditions.join(", "),
+                text("source")
+            );
+        }
+    } else {
+        println!("{:<28} {:<60} source", kind, "description");
+        for row in &rows {
+            let text = |k: &str| row[k].as_str().unwrap_or("").to_string();
+            println!("{:<28} {:<60} {}", text("id"), text("description"), text("source"));
+        }
+    }
     for e in &errors {
         eprintln!("error: {e}");
     }

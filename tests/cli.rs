@@ -369,3 +369,53 @@ fn gen_reads_the_named_commit_of_a_git_url_and_what_git_would_commit_of_a_direct
         json(&bugsmith(&["gen", plain.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"], dir.path()));
     assert_eq!(plain_summary["files"], 1, "only pkg/good.py parses; env/ is a virtual environment");
 }
+
+#[test]
+fn a_users_strategies_folder_adds_to_and_overrides_the_builtin_set_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+            .args(args)
+            .env_remove("BUGSMITH_STRATEGIES")
+            .env("BUGSMITH_NO_PROGRESS", "1")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let export = run(&["strategies", "export", mine.to_str().unwrap()]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    assert!(mine.join("procedural/func_pm_op_swap.rhai").is_file() && mine.join("issues/lm.system.md").is_file());
+    // ./strategies with one new script and one override of a built-in id.
+    let own = dir.path().join("strategies/procedural");
+    std::fs::create_dir_all(&own).unwrap();
+    let swap = std::fs::read_to_string(mine.join("procedural/func_pm_op_swap.rhai")).unwrap();
+    std::fs::write(own.join("my_swap.rhai"), &swap).unwrap();
+    std::fs::write(own.join("func_pm_op_swap.rhai"), swap.replace("likelihood", "likelihood")).unwrap();
+    let list: serde_json::Value =
+        serde_json::from_slice(&run(&["strategies", "list", "--json"]).stdout).expect("strategies list --json");
+    let rows = list.as_array().unwrap();
+    let source = |id: &str| rows.iter().find(|r| r["id"] == id).map(|r| r["source"].as_str().unwrap().to_string());
+    assert_eq!(rows.len(), 15, "14 built-ins and one new script: {list:#}");
+    assert_eq!(source("func_pm_ctrl_shuffle").as_deref(), Some("built-in"));
+    assert!(source("my_swap").unwrap().ends_with("strategies/procedural/my_swap.rhai"));
+    assert!(
+        source("func_pm_op_swap").unwrap().ends_with("strategies/procedural/func_pm_op_swap.rhai"),
+        "overridden by id"
+    );
+    let text = stdout(&run(&["strategies", "list"]));
+    assert!(text.lines().nth(1).unwrap().starts_with("func_pm_"), "the id is the first column: {text}");
+    let hermetic: serde_json::Value =
+        serde_json::from_slice(&run(&["strategies", "list", "--json", "--no-builtin"]).stdout).unwrap();
+    assert_eq!(hermetic.as_array().unwrap().len(), 2, "{hermetic:#}");
+    for kind in ["lm", "combine", "mirror", "issues"] {
+        let listed = run(&["strategies", "list", "--kind", kind]);
+        assert!(listed.status.success(), "{kind}: {}", String::from_utf8_lossy(&listed.stderr));
+    }
+    let issues = stdout(&run(&["strategies", "list", "--kind", "issues"]));
+    assert!(issues.contains("static") && issues.contains("Static templates with SWE-smith's weights"), "{issues}");
+    std::fs::write(own.join("bad.name.rhai"), &swap).unwrap();
+    let check = run(&["strategies", "check"]);
+    assert!(!check.status.success());
+    assert!(stdout(&check).contains("may not contain `.`"), "{}", stdout(&check));
+}

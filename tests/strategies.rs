@@ -89,7 +89,7 @@ const SWE_SMITH_MODIFIERS: [&str; 14] = [
 
 #[test]
 fn every_procedural_strategy_makes_clean_diffs_on_every_fixture() {
-    let catalog = Catalog::locate(Some(&manifest().join("strategies")));
+    let catalog = Catalog::locate(Some(&manifest().join("strategies")), false);
     let origins = catalog.origins("procedural");
     let ids: Vec<String> = origins.iter().map(origin_id).collect();
     for swe_smith in SWE_SMITH_MODIFIERS {
@@ -111,10 +111,9 @@ fn every_procedural_strategy_makes_clean_diffs_on_every_fixture() {
 
 #[test]
 fn the_builtin_copies_match_the_scripts_on_disk() {
-    let on_disk = Catalog::locate(Some(&manifest().join("strategies"))).origins("procedural");
-    let builtin = Catalog::locate(Some(Path::new("/nonexistent/strategies"))).origins("procedural");
-    assert!(builtin.is_empty(), "an explicit directory is used even when empty");
-    // Without a directory, the catalog falls back to the copies built into the binary.
+    let on_disk = Catalog::locate(Some(&manifest().join("strategies")), true).origins("procedural");
+    let hermetic = Catalog::locate(Some(Path::new("/nonexistent/strategies")), true).origins("procedural");
+    assert!(hermetic.is_empty(), "--no-builtin with an empty folder has no scripts");
     let fallback = bugsmith::script::catalog::builtin_origins("procedural");
     assert_eq!(fallback.len(), on_disk.len());
     for (disk, built) in on_disk.iter().zip(&fallback) {
@@ -131,7 +130,7 @@ fn the_example_strategy_in_the_readme_works() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("func_pm_off_by_one.rhai");
     std::fs::write(&path, script).unwrap();
-    let catalog = Catalog::locate(Some(&manifest().join("strategies")));
+    let catalog = Catalog::locate(Some(&manifest().join("strategies")), false);
     let strategy = Arc::new(Strategy::load(catalog.engine(), Origin::File(path)).unwrap());
     let snapshot = run(&strategy, &manifest().join("tests/fixtures/python/shapes.py"));
     assert!(
@@ -142,7 +141,7 @@ fn the_example_strategy_in_the_readme_works() {
 
 #[test]
 fn every_recipe_in_recipes_loads_and_names_existing_strategies() {
-    let catalog = Catalog::locate(Some(&manifest().join("strategies")));
+    let catalog = Catalog::locate(Some(&manifest().join("strategies")), false);
     let mut seen = 0;
     for entry in std::fs::read_dir(manifest().join("recipes")).unwrap() {
         let path = entry.unwrap().path();

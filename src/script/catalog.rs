@@ -1,5 +1,6 @@
-//! Finding strategy scripts: a `strategies/` directory on disk (hot-reloadable) or the copies
-//! built into the binary, and resolving `--strategy` values (an id or a `.rhai` path).
+//! Finding scripts: the copies built into the binary, overlaid by id with the scripts of the
+//! user's folders (`./strategies`, then `$BUGSMITH_STRATEGIES`, then `--strategies-dir`; a
+//! file on disk is hot-reloadable), and resolving `--strategy` values (an id or a `.rhai` path).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,27 +13,36 @@ mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_strategies.rs"));
 }
 
-/// Where strategies come from.
+/// Where scripts come from.
 pub struct Catalog {
-    /// The `strategies/` directory in use, or `None` for the built-in copies.
-    pub root: Option<PathBuf>,
+    /// Folders overlaying the built-in scripts by id, lowest first.
+    pub layers: Vec<PathBuf>,
+    /// Whether the built-in copies are the bottom layer (`--no-builtin`: they are not).
+    pub builtin: bool,
     engine: Arc<Engine>,
 }
 
+/// The kinds of script, each a folder under `strategies/`.
+pub const KINDS: [&str; 5] = ["procedural", "lm", "combine", "mirror", "issues"];
+
 impl Catalog {
-    /// Uses `explicit`, else `$BUGSMITH_STRATEGIES`, else `./strategies` when it exists, else
-    /// the built-in scripts.
-    pub fn locate(explicit: Option<&Path>) -> Catalog {
-        let root = explicit
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("BUGSMITH_STRATEGIES").map(PathBuf::from))
-            .or_else(|| Some(PathBuf::from("strategies")).filter(|p| p.join("procedural").is_dir()));
-        Catalog { root, engine: Arc::new(super::engine_with_lm(None)) }
+    /// The built-in scripts (unless `no_builtin`) overlaid by `./strategies` (when it holds a
+    /// kind's folder), then `$BUGSMITH_STRATEGIES`, then `explicit`.
+    pub fn locate(explicit: Option<&Path>, no_builtin: bool) -> Catalog {
+        let cwd = PathBuf::from("strategies");
+        let mut layers = Vec::new();
+        if KINDS.iter().any(|kind| cwd.join(kind).is_dir()) {
+            layers.push(cwd);
+        }
+        layers.extend(std::env::var_os("BUGSMITH_STRATEGIES").map(PathBuf::from));
+        layers.extend(explicit.map(Path::to_path_buf));
+        layers.dedup();
+        Catalog { layers, builtin: !no_builtin, engine: Arc::new(super::engine_with_lm(None)) }
     }
 
     /// The same catalog, its scripts given a language model for `lm::chat`.
     pub fn clone_with_lm(&self, lm: Option<Arc<crate::lm::LmClient>>) -> Catalog {
-        Catalog { root: self.root.clone(), engine: Arc::new(super::engine_with_lm(lm)) }
+        Catalog { layers: self.layers.clone(), builtin: self.builtin, engine: Arc::new(super::engine_with_lm(lm)) }
     }
 
     /// Resolves an id among the procedural strategies, then the LM ones (or a `.rhai` path).
@@ -45,23 +55,21 @@ impl Catalog {
         self.engine.clone()
     }
 
-    /// Scripts of one kind (`procedural`, …), sorted by id.
+    /// Scripts of one kind (`procedural`, …), sorted by id: a script of a higher layer replaces
+    /// the one with its id below.
     pub fn origins(&self, kind: &str) -> Vec<Origin> {
-        let mut origins: Vec<Origin> = match &self.root {
-            Some(root) => std::fs::read_dir(root.join(kind))
-                .map(|entries| {
-                    entries
-                        .flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
-                        .map(Origin::File)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            None => builtin_origins(kind),
-        };
-        origins.sort_by_key(origin_id);
-        origins
+        let mut by_id: std::collections::BTreeMap<String, Origin> = std::collections::BTreeMap::new();
+        if self.builtin {
+            by_id.extend(builtin_origins(kind).into_iter().map(|o| (origin_id(&o), o)));
+        }
+        for layer in &self.layers {
+            let Ok(entries) = std::fs::read_dir(layer.join(kind)) else { continue };
+            let mut files: Vec<PathBuf> =
+                entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "rhai")).collect();
+            files.sort();
+            by_id.extend(files.into_iter().map(|path| (origin_id(&Origin::File(path.clone())), Origin::File(path))));
+        }
+        by_id.into_values().collect()
     }
 
     /// Resolves an id (looked up among the kind's scripts) or a path to a `.rhai` file.
@@ -102,6 +110,33 @@ pub fn builtin_origins(kind: &str) -> Vec<Origin> {
         .collect();
     origins.sort_by_key(origin_id);
     origins
+}
+
+/// Where a script comes from, for listings: `built-in` or its path.
+pub fn origin_source(origin: &Origin) -> String {
+    match origin {
+        Origin::File(path) => path.display().to_string(),
+        Origin::Builtin(..) => "built-in".into(),
+    }
+}
+
+/// Writes the built-in scripts (and their prompts and README) under `dir`, for editing; files
+/// already there are left alone. Returns (written, kept).
+pub fn export_builtin(dir: &Path) -> std::io::Result<(usize, usize)> {
+    let (mut written, mut kept) = (0, 0);
+    for (name, text) in builtin_files() {
+        let path = dir.join(name);
+        if path.exists() {
+            kept += 1;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text)?;
+        written += 1;
+    }
+    Ok((written, kept))
 }
 
 /// Every file built into the binary: (path under `strategies/`, text).

@@ -368,6 +368,25 @@ pub(crate) fn extend_deadline(by: Duration) {
     DEADLINE.with(|d| d.set(d.get().map(|deadline| deadline + by)));
 }
 
+/// A script's one-line description: its `DESCRIPTION` (or `EXPLANATION`) constant. Compiles
+/// and runs the top level under the usual limits, whatever kind the script is.
+pub fn describe(origin: &Origin) -> Result<String, ScriptError> {
+    let name = origin_name(origin);
+    let text = read_source(origin)?;
+    let engine = engine_with_lm(None);
+    let ast = engine.compile(&text).map_err(|e| ScriptError::from_parse(&name, &e))?;
+    let mut scope = Scope::new();
+    start_limits(CALL_TIME_LIMIT);
+    let run = engine.run_ast_with_scope(&mut scope, &ast);
+    end_limits();
+    run.map_err(|e| ScriptError::from_eval(&name, &e, &text, ""))?;
+    Ok(["DESCRIPTION", "EXPLANATION"]
+        .iter()
+        .find_map(|key| scope.get_value::<rhai::ImmutableString>(key))
+        .map(|s| s.to_string())
+        .unwrap_or_default())
+}
+
 /// Reads a script's text.
 fn read_source(origin: &Origin) -> Result<String, ScriptError> {
     let name = origin_name(origin);
@@ -391,6 +410,16 @@ fn origin_name(origin: &Origin) -> String {
 
 fn compile(engine: &Engine, origin: &Origin) -> Result<Compiled, ScriptError> {
     let name = origin_name(origin);
+    let id = catalog::origin_id(origin);
+    if id.contains('.') || id.is_empty() {
+        // Instance ids are `<repo_name>.<strategy>__<hash>`: a dot would make them ambiguous.
+        return Err(ScriptError {
+            path: name,
+            line: 0,
+            column: 0,
+            message: format!("a strategy id may not contain `.` (`{id}`); rename the file"),
+        });
+    }
     let text = read_source(origin)?;
     let mut ast = engine.compile(&text).map_err(|e| ScriptError::from_parse(&name, &e))?;
     ast.set_source(name.as_str());
