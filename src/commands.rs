@@ -601,8 +601,8 @@ fn list_command(catalog: &Catalog, kind: &str, json: bool) -> Result<u8, String>
             println!(
                 "{:<28} {:>10} {:>9} {:>9}  {:<40} {}",
                 text("id"),
-                row["likelihood"],
-                row["min_complexity"],
+                row["likelihood"].as_f64().unwrap_or(0.0),
+                row["min_complexity"].as_u64().unwrap_or(0),
                 row["max_complexity"].as_u64().map_or("-".to_string(), |c| c.to_string()),
                 conditions.join(", "),
                 text("source")

@@ -419,3 +419,24 @@ fn a_users_strategies_folder_adds_to_and_overrides_the_builtin_set_by_id() {
     assert!(!check.status.success());
     assert!(stdout(&check).contains("may not contain `.`"), "{}", stdout(&check));
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.py");
+    let functions: String = (0..400).map(|i| format!("def f{i}(a, b):\n    return a + b - {i}\n\n")).collect();
+    std::fs::write(&file, functions).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+        .args(["try", "func_pm_op_swap", file.to_str().unwrap(), "--all-entities"])
+        .env("BUGSMITH_STRATEGIES", manifest().join("strategies"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take()); // as `| head` does
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+}
