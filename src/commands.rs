@@ -373,7 +373,8 @@ fn plans(
     let mut plans = Vec::new();
     let mut problems = Vec::new();
     for id in &ids {
-        let origin = catalog.resolve_strategy(id)?;
+        let from_recipe = args.strategies.is_empty() && !recipe.strategies.is_empty();
+        let origin = catalog.resolve_strategy(&if from_recipe { recipe.script(id) } else { id.clone() })?;
         let strategy = match Strategy::load(catalog.engine(), origin) {
             Ok(strategy) => strategy,
             Err(e) => {
@@ -716,7 +717,7 @@ fn combine_command(catalog: &Catalog, args: &CombineArgs, cache: Option<&Path>) 
     };
     let mut summaries = Vec::new();
     for id in &ids {
-        let script = CombineScript::load(catalog.resolve("combine", id)?).map_err(|e| e.to_string())?;
+        let script = CombineScript::load(catalog.resolve("combine", &recipe.script(id))?).map_err(|e| e.to_string())?;
         let params: Map = recipe
             .combine
             .iter()
@@ -758,13 +759,19 @@ fn recipe_profile_path(base: &Path, out: &Path, name: &str, recipe: &Recipe) -> 
 }
 
 fn recipe_check_command(catalog: &Catalog, path: &Path) -> Result<u8, String> {
-    let recipe = Recipe::load(path).map_err(|e| e.to_string())?;
+    let recipe = match Recipe::load(path) {
+        Ok(recipe) => recipe,
+        Err(e) => {
+            println!("{e}");
+            return Ok(EXIT_FAILURE);
+        }
+    };
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let base = recipe_base(path);
     let mut problems = Vec::new();
     for entry in &recipe.strategies {
         let line = crate::recipe::entry_line(&text, &entry.id);
-        match catalog.resolve_strategy(&entry.id) {
+        match catalog.resolve_strategy(&recipe.script(&entry.id)) {
             Ok(origin) => {
                 if let Err(e) = Strategy::load(catalog.engine(), origin) {
                     problems.push(format!("line {line}: strategy `{}`: {e}", entry.id));
@@ -775,7 +782,7 @@ fn recipe_check_command(catalog: &Catalog, path: &Path) -> Result<u8, String> {
     }
     for entry in &recipe.combine {
         let line = crate::recipe::entry_line(&text, &entry.id);
-        match catalog.resolve("combine", &entry.id) {
+        match catalog.resolve("combine", &recipe.script(&entry.id)) {
             Ok(origin) => {
                 if let Err(e) = CombineScript::load(origin) {
                     problems.push(format!("line {line}: combine `{}`: {e}", entry.id));
@@ -786,7 +793,7 @@ fn recipe_check_command(catalog: &Catalog, path: &Path) -> Result<u8, String> {
     }
     if let Some(mirror) = &recipe.mirror {
         let id = mirror.strategy.clone().unwrap_or_else(|| "pr_mirror".into());
-        if let Err(e) = catalog.resolve("mirror", &id) {
+        if let Err(e) = catalog.resolve("mirror", &recipe.script(&id)) {
             problems.push(format!("line {}: {e}", crate::recipe::line_of(&text, "mirror:")));
         }
         if mirror.from.as_deref() == Some("github") && mirror.github_repo.is_none() {
@@ -797,7 +804,7 @@ fn recipe_check_command(catalog: &Catalog, path: &Path) -> Result<u8, String> {
         }
     }
     let template = recipe.issues.template.clone().unwrap_or_else(|| "static".into());
-    match catalog.resolve("issues", &template) {
+    match catalog.resolve("issues", &recipe.script(&template)) {
         Ok(origin) => {
             if let Err(e) = IssueTemplate::load(origin, None) {
                 problems.push(format!("issue template `{template}`: {e}"));
@@ -926,7 +933,7 @@ fn run_command(
                     github_repo: section.github_repo.clone(),
                     github_api: "https://api.github.com".into(),
                     limit: section.limit.unwrap_or(50),
-                    strategy: section.strategy.clone().unwrap_or_else(|| "pr_mirror".into()),
+                    strategy: recipe.script(section.strategy.as_deref().unwrap_or("pr_mirror")),
                     seed: recipe.seed.unwrap_or(DEFAULT_SEED),
                     out: out.clone(),
                     lm: LmArgs::default(),
@@ -976,7 +983,7 @@ fn run_command(
             _ => {
                 let args = IssueGenArgs {
                     profile: profile_path.clone(),
-                    template: recipe.issues.template.clone().unwrap_or_else(|| "static".into()),
+                    template: recipe.script(recipe.issues.template.as_deref().unwrap_or("static")),
                     out: out.clone(),
                     seed: recipe.issues.seed.or(recipe.seed).unwrap_or(DEFAULT_SEED),
                     redo: false,

@@ -64,6 +64,9 @@ pub struct Recipe {
     /// PR mirroring for the `mirror` stage.
     #[serde(default)]
     pub mirror: Option<MirrorSection>,
+    /// The recipe file's folder, where its relative script paths start (set by `load`).
+    #[serde(skip)]
+    pub base: Option<std::path::PathBuf>,
 }
 
 /// `mirror:` of a recipe.
@@ -161,84 +164,255 @@ pub struct StrategyEntry {
     pub params: BTreeMap<String, serde_json::Value>,
 }
 
-/// A recipe could not be read.
+/// A recipe could not be read: every problem found, each with its line.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{}", self.problems.iter().map(|(line, m)| if *line > 0 { format!("{}: line {line}: {m}", self.path) } else { format!("{}: {m}", self.path) }).collect::<Vec<_>>().join("\n"))]
 pub struct RecipeError {
     /// The recipe file.
     pub path: String,
-    /// What is wrong, with the line where known.
-    pub message: String,
+    /// (1-based line, 0 when unknown; what is wrong), in line order.
+    pub problems: Vec<(usize, String)>,
 }
 
+/// Top-level keys whose value is a map of settings, checked key by key.
+const SECTIONS: [&str; 6] = ["validate", "gather", "issues", "lm", "mirror", "budget"];
+/// Top-level keys whose value is a list of `id:` entries, checked entry by entry and key by key.
+const LISTS: [&str; 2] = ["strategies", "combine"];
+
 impl Recipe {
-    /// Parses and checks a recipe's text (`path` is used in messages).
+    /// Parses and checks a recipe's text (`path` is used in messages); reports every problem
+    /// at once, each at the line of its key, in words.
     pub fn parse(path: &str, text: &str) -> Result<Recipe, RecipeError> {
-        let error = |message: String| RecipeError { path: path.to_string(), message };
-        let recipe: Recipe = serde_yaml::from_str(text).map_err(|e| error(e.to_string()))?;
-        if let Some(v) = recipe.version
-            && v != 1
-        {
-            return Err(error(format!("unsupported version {v} (this bugsmith reads version 1)")));
-        }
-        if let Some(stages) = &recipe.stages {
-            for stage in stages {
-                if !STAGES.contains(&stage.as_str()) {
-                    return Err(error(format!(
-                        "line {}: unknown stage `{stage}` (stages: {})",
-                        line_of(text, stage),
-                        STAGES.join(", ")
-                    )));
+        let error = |problems: Vec<(usize, String)>| RecipeError { path: path.to_string(), problems };
+        let document: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| error(vec![yaml_problem(&e)]))?;
+        match serde_yaml::from_value::<Recipe>(document.clone()) {
+            Ok(recipe) => {
+                let problems = recipe.problems(text);
+                if problems.is_empty() { Ok(recipe) } else { Err(error(problems)) }
+            }
+            Err(first) => {
+                let mut problems = structural_problems(&document, text);
+                if problems.is_empty() {
+                    problems.push((0, in_words(&first.to_string())));
                 }
+                problems.sort();
+                Err(error(problems))
             }
         }
-        if let Some(backend) = &recipe.backend
+    }
+
+    /// What is wrong with the values of a recipe that parsed.
+    fn problems(&self, text: &str) -> Vec<(usize, String)> {
+        let mut problems = Vec::new();
+        if let Some(v) = self.version
+            && v != 1
+        {
+            problems.push((
+                key_line(text, 0, "version"),
+                format!("unsupported version {v} (this bugsmith reads version 1)"),
+            ));
+        }
+        for stage in self.stages.iter().flatten() {
+            if !STAGES.contains(&stage.as_str()) {
+                problems
+                    .push((line_of(text, stage), format!("unknown stage `{stage}` (stages: {})", STAGES.join(", "))));
+            }
+        }
+        if let Some(backend) = &self.backend
             && backend != "local"
             && backend != "docker"
         {
-            return Err(error(format!(
-                "line {}: backend must be local or docker, not `{backend}`",
-                line_of(text, "backend")
-            )));
+            problems.push((key_line(text, 0, "backend"), format!("backend must be local or docker, not `{backend}`")));
         }
-        for entry in &recipe.strategies {
-            let line = entry_line(text, &entry.id);
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for entry in &self.strategies {
+            let nth = seen.entry(entry.id.as_str()).or_default();
+            let start = nth_entry_line(text, &entry.id, *nth);
+            *nth += 1;
+            let line = |key: &str| key_line(text, start.saturating_sub(1), key);
+            if *nth > 1 {
+                problems.push((start, format!("strategy `{}` is listed twice", entry.id)));
+            }
             if let Some(l) = entry.likelihood
                 && !(0.0..=1.0).contains(&l)
             {
-                return Err(error(format!(
-                    "line {line}: likelihood of `{}` must be between 0 and 1, not {l}",
-                    entry.id
-                )));
+                problems.push((
+                    line("likelihood"),
+                    format!("likelihood of `{}` must be between 0 and 1, not {l}", entry.id),
+                ));
+            }
+            for (key, value) in [("min_complexity", entry.min_complexity), ("max_complexity", entry.max_complexity)] {
+                if let Some(v) = value
+                    && v < 0
+                {
+                    problems.push((line(key), format!("{key} of `{}` must be 0 or more, not {v}", entry.id)));
+                }
             }
             if let (Some(min), Some(max)) = (entry.min_complexity, entry.max_complexity)
                 && min > max
             {
-                return Err(error(format!(
-                    "line {line}: min_complexity {min} of `{}` is above max_complexity {max}",
-                    entry.id
-                )));
+                problems.push((
+                    line("min_complexity"),
+                    format!("min_complexity {min} of `{}` is above max_complexity {max}", entry.id),
+                ));
             }
         }
-        Ok(recipe)
+        let mut combos: BTreeMap<&str, usize> = BTreeMap::new();
+        for entry in &self.combine {
+            let nth = combos.entry(entry.id.as_str()).or_default();
+            if *nth > 0 {
+                let line = nth_entry_line(text, &entry.id, *nth);
+                problems.push((line, format!("combine script `{}` is listed twice", entry.id)));
+            }
+            *nth += 1;
+        }
+        problems.sort();
+        problems
     }
 
     /// Reads and parses a recipe file.
     pub fn load(path: &std::path::Path) -> Result<Recipe, RecipeError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| RecipeError { path: path.display().to_string(), message: e.to_string() })?;
-        Recipe::parse(&path.display().to_string(), &text)
+            .map_err(|e| RecipeError { path: path.display().to_string(), problems: vec![(0, e.to_string())] })?;
+        let mut recipe = Recipe::parse(&path.display().to_string(), &text)?;
+        recipe.base = Some(path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| ".".into(), Into::into));
+        Ok(recipe)
     }
+
+    /// A script named in the recipe: an id as it is, a relative `.rhai` path from the recipe's
+    /// folder.
+    pub fn script(&self, spec: &str) -> String {
+        match &self.base {
+            Some(base) if spec.ends_with(".rhai") && std::path::Path::new(spec).is_relative() => {
+                base.join(spec).display().to_string()
+            }
+            _ => spec.to_string(),
+        }
+    }
+}
+
+/// A YAML syntax error with its line.
+fn yaml_problem(error: &serde_yaml::Error) -> (usize, String) {
+    let line = error.location().map_or(0, |l| l.line());
+    let message = error.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    (line, in_words(&message))
+}
+
+/// Every key of the document whose value does not fit, found by reading each key (and each
+/// key of each section and list entry) on its own.
+fn structural_problems(document: &serde_yaml::Value, text: &str) -> Vec<(usize, String)> {
+    use serde_yaml::{Mapping, Value};
+    let fits = |doc: Value| serde_yaml::from_value::<Recipe>(doc).err().map(|e| in_words(&e.to_string()));
+    let single = |key: &Value, value: Value| Value::Mapping(Mapping::from_iter([(key.clone(), value)]));
+    let mut problems = Vec::new();
+    let Some(top) = document.as_mapping() else {
+        return vec![(1, "a recipe is a map of settings (key: value lines)".into())];
+    };
+    for (key, value) in top {
+        let name = key.as_str().unwrap_or_default();
+        let line = key_line(text, 0, name);
+        let Some(problem) = fits(single(key, value.clone())) else { continue };
+        match (value, SECTIONS.contains(&name), LISTS.contains(&name)) {
+            (Value::Mapping(section), true, _) => {
+                for (inner, inner_value) in section {
+                    let inner_name = inner.as_str().unwrap_or_default();
+                    if let Some(problem) = fits(single(key, single(inner, inner_value.clone()))) {
+                        problems.push((key_line(text, line, inner_name), format!("{name}.{inner_name}: {problem}")));
+                    }
+                }
+            }
+            (Value::Sequence(entries), _, true) => {
+                for entry in entries {
+                    let Some(map) = entry.as_mapping() else {
+                        problems.push((line, format!("{name}: each entry is a map with an `id`")));
+                        continue;
+                    };
+                    let id = map.get("id").and_then(Value::as_str).unwrap_or("placeholder");
+                    let start = entry_line(text, id).max(line);
+                    for (inner, inner_value) in map {
+                        let inner_name = inner.as_str().unwrap_or_default();
+                        let mut one = Mapping::from_iter([(Value::from("id"), Value::from(id))]);
+                        one.insert(inner.clone(), inner_value.clone());
+                        if let Some(problem) = fits(single(key, Value::Sequence(vec![Value::Mapping(one)]))) {
+                            problems.push((
+                                key_line(text, start.saturating_sub(1), inner_name),
+                                format!("{name} `{id}`: {problem}"),
+                            ));
+                        }
+                    }
+                    if !map.contains_key("id") {
+                        problems.push((start, format!("{name}: an entry has no `id`")));
+                    }
+                }
+            }
+            _ => problems.push((line, format!("{name}: {problem}"))),
+        }
+    }
+    problems
+}
+
+/// A serde message without Rust's type names.
+fn in_words(message: &str) -> String {
+    let mut text = message.to_string();
+    for (rust, words) in [
+        ("expected usize", "expected a whole number (0 or more)"),
+        ("expected u64", "expected a whole number (0 or more)"),
+        ("expected u32", "expected a whole number (0 or more)"),
+        ("expected u16", "expected a whole number (0 or more)"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a string", "expected text"),
+        ("expected a sequence", "expected a list"),
+        ("expected a boolean", "expected true or false"),
+        (
+            "expected struct StrategyEntry",
+            "expected a map (id, likelihood, min_complexity, max_complexity, max_bugs, params)",
+        ),
+        ("expected struct CombineEntry", "expected a map (id, params)"),
+        ("expected struct Recipe", "expected a map of settings"),
+        ("expected a map", "expected a map (key: value lines)"),
+        ("invalid type: ", ""),
+        ("invalid value: ", ""),
+        ("unknown field", "unknown key"),
+        ("missing field", "missing key"),
+    ] {
+        text = text.replace(rust, words);
+    }
+    if let Some(at) = text.find("expected struct ") {
+        text.truncate(at);
+        text.push_str("expected a map");
+    }
+    text
+}
+
+/// 1-based line of `key:` at or after line `after` (0-based start), else the first mention.
+pub fn key_line(text: &str, after: usize, key: &str) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(after)
+        .find(|(_, l)| {
+            let l = l.trim_start().trim_start_matches("- ").trim_start();
+            l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+        .map_or_else(|| line_of(text, key), |(i, _)| i + 1)
 }
 
 /// 1-based line of the entry `id: <id>` (else of the first mention of `id`).
 pub fn entry_line(text: &str, id: &str) -> usize {
+    nth_entry_line(text, id, 0)
+}
+
+/// 1-based line of the `n`-th (0-based) entry `id: <id>`.
+fn nth_entry_line(text: &str, id: &str, n: usize) -> usize {
     text.lines()
-        .position(|l| {
+        .enumerate()
+        .filter(|(_, l)| {
             let l = l.trim_start().trim_start_matches("- ").trim_start();
             l.strip_prefix("id:").is_some_and(|rest| rest.trim() == id)
         })
-        .map_or_else(|| line_of(text, id), |i| i + 1)
+        .nth(n)
+        .map_or_else(|| line_of(text, id), |(i, _)| i + 1)
 }
 
 /// 1-based line where `needle` first appears (0 when absent), to point at a recipe entry.
@@ -271,13 +445,31 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors_with_their_line() {
         let err = Recipe::parse("r.yaml", "seed: 1\nstrategies:\n  - id: x\n    likelyhood: 0.5\n").unwrap_err();
-        assert!(err.to_string().contains("unknown field `likelyhood`"), "{err}");
+        assert!(err.to_string().contains("unknown key `likelyhood`"), "{err}");
         assert!(err.to_string().contains("line 4"), "{err}");
     }
 
     #[test]
-    fn a_likelihood_above_one_is_an_error_naming_the_strategy_line() {
+    fn a_likelihood_above_one_is_an_error_at_its_own_line() {
         let err = Recipe::parse("r.yaml", "strategies:\n  - id: func_pm_op_swap\n    likelihood: 2\n").unwrap_err();
-        assert_eq!(err.to_string(), "r.yaml: line 2: likelihood of `func_pm_op_swap` must be between 0 and 1, not 2");
+        assert_eq!(err.to_string(), "r.yaml: line 3: likelihood of `func_pm_op_swap` must be between 0 and 1, not 2");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_at_its_key_in_words() {
+        let text = "seed: many\nstrategies:\n  - id: a\n    max_bugs: -1\n    likelyhood: 0.5\n  - id: b\n    min_complexity: -2\nvalidate:\n  jobs: two\n";
+        let err = Recipe::parse("r.yaml", text).unwrap_err();
+        let lines: Vec<usize> = err.problems.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [1, 4, 5, 9], "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("expected a whole number (0 or more)") && message.contains("unknown key `likelyhood`"),
+            "{message}"
+        );
+        assert!(!message.contains("usize") && !message.contains("struct"), "{message}");
+        let err = Recipe::parse("r.yaml", "strategies:\n  - id: b\n    min_complexity: -2\n  - id: b\n").unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err.to_string().contains("line 3: min_complexity of `b` must be 0 or more, not -2"), "{err}");
+        assert!(err.to_string().contains("line 4: strategy `b` is listed twice"), "{err}");
     }
 }

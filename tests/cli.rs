@@ -247,7 +247,7 @@ fn a_recipe_sets_params_and_caps() {
     );
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("unknown field `likelyhood`") && stderr.contains("line 3"), "{stderr}");
+    assert!(stderr.contains("unknown key `likelyhood`") && stderr.contains("line 3"), "{stderr}");
 }
 
 #[test]
@@ -439,4 +439,29 @@ fn a_closed_pipe_ends_the_output_quietly() {
     let output = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+}
+
+#[test]
+fn script_paths_in_a_recipe_resolve_against_the_recipe_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    repository_with_bad_files(&repo);
+    let recipes = dir.path().join("recipes");
+    std::fs::create_dir_all(recipes.join("mine")).unwrap();
+    let swap = std::fs::read_to_string(manifest().join("strategies/procedural/func_pm_op_swap.rhai")).unwrap();
+    std::fs::write(recipes.join("mine/my_swap.rhai"), swap).unwrap();
+    std::fs::write(recipes.join("r.yaml"), "strategies:\n  - id: mine/my_swap.rhai\n").unwrap();
+    let out = dir.path().join("out");
+    // Run from elsewhere: the path is the recipe's, not the working directory's.
+    let output = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+        .args(["gen", repo.to_str().unwrap(), "--recipe", "recipes/r.yaml", "--out", out.to_str().unwrap(), "--json"])
+        .env("BUGSMITH_STRATEGIES", manifest().join("strategies"))
+        .env("BUGSMITH_CACHE", dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let summary = json(&output);
+    assert!(summary["strategies"]["my_swap"].is_object(), "{summary:#}");
+    let check = stdout(&bugsmith(&["recipe", "check", recipes.join("r.yaml").to_str().unwrap()], dir.path()));
+    assert!(check.ends_with(": ok\n") || check.contains("note:"), "{check}");
 }
