@@ -121,6 +121,16 @@ pub struct Report {
     pub seconds: f64,
     /// Where the candidates are.
     pub output: String,
+    /// Procedural candidates of earlier runs still in the output (`validate` would take them).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub earlier_candidates: usize,
+    /// Earlier candidates `--clean` removed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub removed_candidates: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Report {
@@ -503,6 +513,44 @@ fn write_candidate(bug_gen: &Path, c: &Candidate) -> std::io::Result<()> {
     let json = serde_json::to_string_pretty(&metadata).map_err(std::io::Error::other)? + "\n";
     write_atomic(&dir.join(format!("bug__{id}.diff")), c.diff.as_bytes())?;
     write_atomic(&dir.join(format!("metadata__{id}.json")), json.as_bytes())
+}
+
+/// Candidate patches under `bug_gen` that this run did not write, leaving out what other
+/// stages made there (strategies for which `keep` holds: combine and mirror scripts).
+pub fn earlier_candidates(bug_gen: &Path, current: &[Candidate], keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let ours: HashSet<PathBuf> = current
+        .iter()
+        .map(|c| candidate_dir(bug_gen, c).join(format!("bug__{}__{}.diff", c.strategy, c.hash)))
+        .collect();
+    let mut found: Vec<PathBuf> = walkdir::WalkDir::new(bug_gen)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .filter(|path| {
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let Some(id) = name.strip_prefix("bug__").and_then(|n| n.strip_suffix(".diff")) else { return false };
+            let strategy = id.rsplit_once("__").map_or(id, |(s, _)| s);
+            !keep(strategy) && !ours.contains(path)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Removes candidate patches and their metadata files.
+pub fn remove_candidates(patches: &[PathBuf]) -> std::io::Result<()> {
+    for patch in patches {
+        std::fs::remove_file(patch)?;
+        let name =
+            patch.file_name().map(|n| n.to_string_lossy().replacen("bug__", "metadata__", 1)).unwrap_or_default();
+        let _ = std::fs::remove_file(patch.with_file_name(name.replace(".diff", ".json")));
+        // An entity folder left empty goes too.
+        if let Some(dir) = patch.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    Ok(())
 }
 
 /// Writes a file through a temporary sibling and a rename, so a killed run leaves no torn file.

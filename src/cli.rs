@@ -440,6 +440,12 @@ pub struct GenArgs {
     /// Cap on candidates per strategy.
     #[arg(long, value_name = "N")]
     pub max_bugs: Option<usize>,
+    /// Only files matching this glob (repeatable; e.g. `src/pkg/*.py`, `**/parser*.py`).
+    #[arg(long = "file", value_name = "GLOB")]
+    pub files: Vec<String>,
+    /// Remove the repository's procedural candidates of earlier runs (not combined or mirrored ones).
+    #[arg(long)]
+    pub clean: bool,
     /// Output directory.
     #[arg(long, default_value = "logs", value_name = "DIR")]
     pub out: PathBuf,

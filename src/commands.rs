@@ -431,11 +431,16 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
         let spec = SourceSpec::parse(&args.source).map_err(|e| e.to_string())?;
         (source::fetch(&spec, &source::cache_dir(cache)).map_err(|e| e.to_string())?, Vec::new())
     };
+    let only = file_globs(&args.files)?;
     let paths: Vec<String> = crate::git::tracked_files(&checkout.root)
         .map_err(|e| e.to_string())?
         .into_iter()
         .filter(|p| bug_gen::is_candidate_source(p) && !excluded.iter().any(|x| p.starts_with(x.as_str())))
+        .filter(|p| only.as_ref().is_none_or(|globs| globs.is_match(p)))
         .collect();
+    if paths.is_empty() && only.is_some() {
+        return Err(format!("no Python source file matches --file {}", args.files.join(" --file ")));
+    }
     let bar = console::Bar::new(args.json);
     let (files, skipped) = bug_gen::parse_files(&checkout.root, &paths, &bar);
     let bug_gen = args.out.join("bug_gen").join(&checkout.repo_name);
@@ -451,6 +456,26 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
     bar.finish();
     bug_gen::write_candidates(&bug_gen, &candidates)
         .map_err(|e| format!("cannot write candidates under {}: {e}", bug_gen.display()))?;
+    let other_stages: Vec<String> = ["combine", "mirror"]
+        .iter()
+        .flat_map(|k| catalog.origins(k))
+        .map(|o| crate::script::catalog::origin_id(&o))
+        .collect();
+    let earlier = bug_gen::earlier_candidates(&bug_gen, &candidates, |s| {
+        other_stages.iter().any(|o| o == s) || s.starts_with("pr_")
+    });
+    if args.clean {
+        bug_gen::remove_candidates(&earlier).map_err(|e| format!("cannot remove earlier candidates: {e}"))?;
+        report.removed_candidates = earlier.len();
+    } else if !earlier.is_empty() {
+        report.earlier_candidates = earlier.len();
+        eprintln!(
+            "warning: {} holds {} candidates from earlier runs besides this run's {}; `validate` takes them all (`gen --clean` removes them)",
+            bug_gen.display(),
+            earlier.len(),
+            candidates.len()
+        );
+    }
     report.seconds = started.elapsed().as_secs_f64();
     write_ledger(&args.out, &lm)?;
     if args.json {
@@ -459,6 +484,18 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
         console::print_gen_summary(&report);
     }
     Ok(EXIT_OK)
+}
+
+/// `--file` globs as one matcher (`None`: every file).
+fn file_globs(patterns: &[String]) -> Result<Option<globset::GlobSet>, String> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut set = globset::GlobSetBuilder::new();
+    for pattern in patterns {
+        set.add(globset::Glob::new(pattern).map_err(|e| format!("--file {pattern}: {e}"))?);
+    }
+    set.build().map(Some).map_err(|e| e.to_string())
 }
 
 /// Whether `gen`'s source names a profile file rather than a source.
@@ -902,6 +939,8 @@ fn run_command(
                     strategies: Vec::new(),
                     seed: None,
                     max_bugs: None,
+                    files: Vec::new(),
+                    clean: false,
                     out: out.clone(),
                     json: false,
                     lm: LmArgs::default(),

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -464,4 +464,44 @@ fn script_paths_in_a_recipe_resolve_against_the_recipe_file() {
     assert!(summary["strategies"]["my_swap"].is_object(), "{summary:#}");
     let check = stdout(&bugsmith(&["recipe", "check", recipes.join("r.yaml").to_str().unwrap()], dir.path()));
     assert!(check.ends_with(": ok\n") || check.contains("note:"), "{check}");
+}
+
+#[test]
+fn gen_says_when_earlier_candidates_remain_and_clean_removes_only_procedural_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = manifest().join("tests/fixtures/repos/inventory");
+    let out = dir.path().join("out");
+    let generate = |extra: &[&str]| {
+        let mut args =
+            vec!["gen", source.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json", "--max-bugs", "2"];
+        args.extend_from_slice(extra);
+        bugsmith(&args, dir.path())
+    };
+    let first = json(&generate(&["--seed", "1"]));
+    let bug_gen = PathBuf::from(first["output"].as_str().unwrap());
+    let combined = bug_gen.join("inventory__pricing.py/combined");
+    std::fs::create_dir_all(&combined).unwrap();
+    std::fs::write(combined.join("bug__combine_file__abcdefgh.diff"), "diff").unwrap();
+    let second = generate(&["--seed", "2"]);
+    let summary = json(&second);
+    assert!(summary["earlier_candidates"].as_u64().unwrap() > 0, "{summary:#}");
+    assert!(String::from_utf8_lossy(&second.stderr).contains("`gen --clean` removes them"));
+    let cleaned = json(&generate(&["--seed", "2", "--clean"]));
+    assert!(cleaned["removed_candidates"].as_u64().unwrap() > 0, "{cleaned:#}");
+    let diffs: Vec<String> = walkdir::WalkDir::new(&bug_gen)
+        .into_iter()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".diff"))
+        .collect();
+    assert_eq!(diffs.len() as u64, cleaned["candidates"].as_u64().unwrap() + 1, "{diffs:?}");
+    assert!(diffs.contains(&"bug__combine_file__abcdefgh.diff".to_string()), "combined candidates stay");
+    let only = json(&generate(&["--file", "inventory/stock.py", "--clean"]));
+    assert_eq!(only["files"], 1, "{only:#}");
+    let missing = generate(&["--file", "nothing/*.py"]);
+    assert!(!missing.status.success() && stderr_of(&missing).contains("no Python source file matches"));
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
 }
