@@ -64,12 +64,7 @@ pub enum Command {
     /// Undo real changes (commits from the history, or merged GitHub pull requests).
     Mirror(MirrorArgs),
     /// Run every stage a recipe names (env, gen, validate, gather, combine, issues); resumable.
-    Run {
-        /// The recipe.
-        recipe: PathBuf,
-        #[command(flatten)]
-        sandbox: SandboxArgs,
-    },
+    Run(RunArgs),
     /// Manage bugsmith's Docker containers.
     Docker {
         #[command(subcommand)]
@@ -89,6 +84,28 @@ pub enum Command {
         #[command(subcommand)]
         action: RecipeAction,
     },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct RunArgs {
+    /// The recipe.
+    pub recipe: PathBuf,
+    /// Redo every stage, finished or not.
+    #[arg(long)]
+    pub force: bool,
+    /// Redo this stage (repeatable): env, gen, mirror, validate, gather, combine, issues.
+    #[arg(long = "redo", value_name = "STAGE")]
+    pub redo: Vec<String>,
+    /// Seed (over the recipe's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where tests run (over the recipe's `backend`).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub lm: LmArgs,
 }
 
 /// How tests are contained (every command that runs tests takes these).
@@ -236,9 +253,9 @@ pub struct CombineArgs {
     /// Recipe with a `combine:` section (params per script).
     #[arg(long, value_name = "RECIPE")]
     pub recipe: Option<PathBuf>,
-    /// Seed.
-    #[arg(long, default_value_t = 24)]
-    pub seed: u64,
+    /// Seed (default: the recipe's, else 24).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Output directory (reads task_insts/, writes bug_gen/).
     #[arg(long, default_value = "logs", value_name = "DIR")]
     pub out: PathBuf,
@@ -321,7 +338,7 @@ pub struct IssueGenArgs {
 }
 
 /// Language-model settings (the key comes from the environment variable named by --lm-key-env).
-#[derive(Debug, Default, ClapArgs)]
+#[derive(Debug, Default, Clone, ClapArgs)]
 pub struct LmArgs {
     /// Model name.
     #[arg(long = "lm-model", value_name = "MODEL")]

@@ -16,8 +16,8 @@ use crate::backend::local::LocalBackend;
 use crate::bug_gen::{self, Outcome, Plan, Problem, Report};
 use crate::cli::{
     Args, BackendKind, ChangeSource, CombineArgs, Command, DockerAction, EnvAction, EvalArgs, ExportAction, GatherArgs,
-    GenArgs, IssueGenArgs, LmArgs, MirrorArgs, ProfileAction, RecipeAction, SandboxArgs, ServeArgs, StrategiesAction,
-    TryArgs, ValidateArgs,
+    GenArgs, IssueGenArgs, LmArgs, MirrorArgs, ProfileAction, RecipeAction, RunArgs, SandboxArgs, ServeArgs,
+    StrategiesAction, TryArgs, ValidateArgs,
 };
 use crate::combine;
 use crate::eval::Prediction;
@@ -64,9 +64,7 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
         Command::IssueGen(issue_args) => {
             issue_gen_command(&catalog, &issue_args, &Map::new(), LmConfig::default(), args.global.cache_dir.as_deref())
         }
-        Command::Run { recipe, sandbox } => {
-            run_command(&catalog, &recipe, &sandbox, args.global.jobs, args.global.cache_dir.as_deref())
-        }
+        Command::Run(run_args) => run_command(&catalog, &run_args, args.global.jobs, args.global.cache_dir.as_deref()),
         Command::Docker { action: DockerAction::Prune { all, older_than } } => docker_prune_command(all, older_than),
         Command::Recipe { action: RecipeAction::Check { recipe } } => recipe_check_command(&catalog, &recipe),
         Command::Combine(combine_args) => combine_command(&catalog, &combine_args, args.global.cache_dir.as_deref()),
@@ -761,7 +759,8 @@ fn combine_command(catalog: &Catalog, args: &CombineArgs, cache: Option<&Path>) 
             .find(|c| &c.id == id)
             .map(|c| c.params.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect())
             .unwrap_or_default();
-        let summary = combine::combine(&script, params, args.seed, &profile.repo_name, &checkout.root, &args.out)?;
+        let seed = args.seed.or(recipe.seed).unwrap_or(DEFAULT_SEED);
+        let summary = combine::combine(&script, params, seed, &profile.repo_name, &checkout.root, &args.out)?;
         if !args.json {
             println!(
                 "{}: {} merged candidates from {} validated bugs -> {}",
@@ -876,19 +875,38 @@ fn recipe_check_command(catalog: &Catalog, path: &Path) -> Result<u8, String> {
     }
 }
 
+/// A hash of every script and prompt file the catalog offers (editing one re-runs the stages).
+fn scripts_fingerprint(catalog: &Catalog) -> String {
+    let mut text = String::new();
+    for kind in crate::script::catalog::KINDS {
+        for origin in catalog.origins(kind) {
+            let script = match &origin {
+                Origin::File(path) => std::fs::read_to_string(path).unwrap_or_default(),
+                Origin::Builtin(_, text) => (*text).to_string(),
+            };
+            text.push_str(&script);
+            for (key, prompt) in crate::script::template::prompts_for(&origin) {
+                text.push_str(&format!("{key}\n{prompt}"));
+            }
+        }
+    }
+    crate::patch::hash8(&text)
+}
+
 /// Stages already finished, with the key of their inputs.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct RunState {
     done: std::collections::BTreeMap<String, String>,
 }
 
-fn run_command(
-    catalog: &Catalog,
-    path: &Path,
-    sandbox: &SandboxArgs,
-    jobs: Option<usize>,
-    cache: Option<&Path>,
-) -> Result<u8, String> {
+fn run_command(catalog: &Catalog, args: &RunArgs, jobs: Option<usize>, cache: Option<&Path>) -> Result<u8, String> {
+    let path = args.recipe.as_path();
+    for stage in &args.redo {
+        if !crate::recipe::STAGES.contains(&stage.as_str()) {
+            return Err(format!("--redo {stage}: unknown stage (stages: {})", crate::recipe::STAGES.join(", ")));
+        }
+    }
+    let sandbox = &args.sandbox;
     let recipe = Recipe::load(path).map_err(|e| e.to_string())?;
     let recipe_text = std::fs::read_to_string(path).unwrap_or_default();
     let base = recipe_base(path);
@@ -908,7 +926,20 @@ fn run_command(
     }
     let profile_text =
         std::fs::read_to_string(&profile_path).map_err(|e| format!("{}: {e}", profile_path.display()))?;
-    let backend = if recipe.backend.as_deref() == Some("docker") { BackendKind::Docker } else { BackendKind::Local };
+    let backend = args.backend.unwrap_or(if recipe.backend.as_deref() == Some("docker") {
+        BackendKind::Docker
+    } else {
+        BackendKind::Local
+    });
+    let seed = args.seed.or(recipe.seed).unwrap_or(DEFAULT_SEED);
+    // What the stages read besides the recipe and profile: a change to any re-runs them.
+    let inputs = format!(
+        "{}\n{}\n{seed}\n{backend:?}\n{:?}\n{}",
+        env!("CARGO_PKG_VERSION"),
+        scripts_fingerprint(catalog),
+        args.lm,
+        sandbox.no_sandbox
+    );
     let run_sandbox = SandboxArgs { no_sandbox: !containment(sandbox, recipe.sandbox).sandbox, ..sandbox.clone() };
     // By default every stage, `combine` only when the recipe configures it.
     let stages: Vec<String> = recipe.stages.clone().unwrap_or_else(|| {
@@ -923,9 +954,11 @@ fn run_command(
     let state_path = out.join("runs").join(format!("{name}.json"));
     let mut state: RunState =
         std::fs::read_to_string(&state_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let run_args = args;
     for stage in crate::recipe::STAGES.iter().filter(|s| stages.iter().any(|x| x == *s)) {
-        let key = crate::patch::hash8(&format!("{stage}\n{recipe_text}\n{profile_text}"));
-        if state.done.get(*stage) == Some(&key) {
+        let key = crate::patch::hash8(&format!("{stage}\n{recipe_text}\n{profile_text}\n{inputs}"));
+        let redo = args.force || args.redo.iter().any(|r| r == stage);
+        if state.done.get(*stage) == Some(&key) && !redo {
             println!("== {stage}: finished earlier, skipped");
             continue;
         }
@@ -937,13 +970,13 @@ fn run_command(
                     source: profile_path.display().to_string(),
                     recipe: Some(path.to_path_buf()),
                     strategies: Vec::new(),
-                    seed: None,
+                    seed: run_args.seed,
                     max_bugs: None,
                     files: Vec::new(),
                     clean: false,
                     out: out.clone(),
                     json: false,
-                    lm: LmArgs::default(),
+                    lm: run_args.lm.clone(),
                 };
                 gen_command(catalog, &args, cache)?
             }
@@ -958,7 +991,7 @@ fn run_command(
                     json: false,
                     sandbox: run_sandbox.clone(),
                 };
-                validate_command(&args, recipe.validate.jobs.or(jobs), cache)?
+                validate_command(&args, jobs.or(recipe.validate.jobs), cache)?
             }
             "mirror" => {
                 let section = recipe.mirror.clone().unwrap_or_default();
@@ -973,9 +1006,9 @@ fn run_command(
                     github_api: "https://api.github.com".into(),
                     limit: section.limit.unwrap_or(50),
                     strategy: recipe.script(section.strategy.as_deref().unwrap_or("pr_mirror")),
-                    seed: recipe.seed.unwrap_or(DEFAULT_SEED),
+                    seed,
                     out: out.clone(),
-                    lm: LmArgs::default(),
+                    lm: run_args.lm.clone(),
                     json: false,
                 };
                 mirror_command_with(catalog, &args, recipe.lm.clone().unwrap_or_default(), cache)?
@@ -985,7 +1018,7 @@ fn run_command(
                     profile: profile_path.clone(),
                     strategies: Vec::new(),
                     recipe: Some(path.to_path_buf()),
-                    seed: recipe.seed.unwrap_or(DEFAULT_SEED),
+                    seed: Some(seed),
                     out: out.clone(),
                     json: false,
                 };
@@ -1001,7 +1034,7 @@ fn run_command(
                     json: false,
                     sandbox: run_sandbox.clone(),
                 };
-                validate_command(&validate_args, recipe.validate.jobs.or(jobs), cache)?;
+                validate_command(&validate_args, jobs.or(recipe.validate.jobs), cache)?;
                 let gather_args = GatherArgs {
                     profile: profile_path.clone(),
                     out: out.clone(),
@@ -1024,9 +1057,9 @@ fn run_command(
                     profile: profile_path.clone(),
                     template: recipe.script(recipe.issues.template.as_deref().unwrap_or("static")),
                     out: out.clone(),
-                    seed: recipe.issues.seed.or(recipe.seed).unwrap_or(DEFAULT_SEED),
+                    seed: run_args.seed.or(recipe.issues.seed).or(recipe.seed).unwrap_or(DEFAULT_SEED),
                     redo: false,
-                    lm: LmArgs::default(),
+                    lm: run_args.lm.clone(),
                     json: false,
                 };
                 let params: Map =

@@ -505,3 +505,43 @@ fn gen_says_when_earlier_candidates_remain_and_clean_removes_only_procedural_one
 fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
+
+#[test]
+fn run_redoes_a_stage_when_asked_or_when_a_script_or_flag_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = manifest().join("tests/fixtures/repos/inventory");
+    let recipe = dir.path().join("r.yaml");
+    std::fs::write(&recipe, format!("source: {}\nstages: [gen]\nmax_bugs: 1\n", source.display())).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", recipe.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let output = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+            .args(args)
+            .env("BUGSMITH_CACHE", shared_cache())
+            .env("BUGSMITH_NO_PROGRESS", "1")
+            .env_remove("BUGSMITH_STRATEGIES")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        stdout(&output)
+    };
+    let ran = |text: &str| text.lines().any(|l| l == "== gen");
+    assert!(ran(&run(&[])));
+    assert!(!ran(&run(&[])), "a finished stage is skipped");
+    assert!(ran(&run(&["--redo", "gen"])));
+    assert!(ran(&run(&["--force"])));
+    assert!(ran(&run(&["--seed", "5"])), "a flag that changes the stage re-runs it");
+    assert!(!ran(&run(&["--seed", "5"])));
+    // A script in ./strategies overlaying a built-in changes the stage's inputs.
+    let own = dir.path().join("strategies/procedural");
+    std::fs::create_dir_all(&own).unwrap();
+    let swap = std::fs::read_to_string(manifest().join("strategies/procedural/func_pm_op_swap.rhai")).unwrap();
+    std::fs::write(own.join("func_pm_op_swap.rhai"), format!("// edited\n{swap}")).unwrap();
+    assert!(ran(&run(&["--seed", "5"])), "editing a script re-runs gen");
+    let bad = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+        .args(["run", recipe.to_str().unwrap(), "--redo", "nope"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown stage"));
+}
