@@ -65,6 +65,13 @@ pub enum Command {
     Mirror(MirrorArgs),
     /// Run every stage a recipe names (env, gen, validate, gather, combine, issues); resumable.
     Run(RunArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print bugsmith's man page (roff) to stdout.
+    Man,
     /// Manage bugsmith's Docker containers.
     Docker {
         #[command(subcommand)]
@@ -511,4 +518,15 @@ pub enum StrategiesAction {
     },
     /// Check that every script loads and declares what it must.
     Check,
+}
+
+/// Writes the completion script for `shell` (generated from these definitions).
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    let mut command = <Args as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "bugsmith", out);
+}
+
+/// Writes the man page (generated from these definitions).
+pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(<Args as clap::CommandFactory>::command()).render(out)
 }

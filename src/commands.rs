@@ -66,6 +66,11 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
         }
         Command::Run(run_args) => run_command(&catalog, &run_args, args.global.jobs, args.global.cache_dir.as_deref()),
         Command::Docker { action: DockerAction::Prune { all, older_than } } => docker_prune_command(all, older_than),
+        Command::Completions { shell } => {
+            crate::cli::completions(shell, &mut std::io::stdout());
+            Ok(EXIT_OK)
+        }
+        Command::Man => crate::cli::man_page(&mut std::io::stdout()).map(|()| EXIT_OK).map_err(|e| e.to_string()),
         Command::Recipe { action: RecipeAction::Check { recipe } } => recipe_check_command(&catalog, &recipe),
         Command::Combine(combine_args) => combine_command(&catalog, &combine_args, args.global.cache_dir.as_deref()),
         Command::Mirror(mirror_args) => mirror_command(&catalog, &mirror_args, args.global.cache_dir.as_deref()),

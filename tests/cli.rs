@@ -545,3 +545,18 @@ fn run_redoes_a_stage_when_asked_or_when_a_script_or_flag_changes() {
         .unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown stage"));
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let bash = stdout(&bugsmith(&["completions", "bash"], dir.path()));
+    assert!(
+        bash.contains("_bugsmith()") && bash.contains("--no-sandbox") && bash.contains("candidates")
+            || bash.contains("validate"),
+        "{bash}"
+    );
+    let zsh = stdout(&bugsmith(&["completions", "zsh"], dir.path()));
+    assert!(zsh.starts_with("#compdef bugsmith"), "{zsh}");
+    let man = stdout(&bugsmith(&["man"], dir.path()));
+    assert!(man.contains(".TH bugsmith 1") && man.contains("validate"), "{man}");
+}
