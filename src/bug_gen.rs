@@ -530,8 +530,7 @@ pub fn earlier_candidates(bug_gen: &Path, current: &[Candidate], keep: impl Fn(&
         .filter(|path| {
             let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             let Some(id) = name.strip_prefix("bug__").and_then(|n| n.strip_suffix(".diff")) else { return false };
-            let strategy = id.rsplit_once("__").map_or(id, |(s, _)| s);
-            !keep(strategy) && !ours.contains(path)
+            !keep(crate::ids::LocalId::parse(id).strategy()) && !ours.contains(path)
         })
         .collect();
     found.sort();

@@ -41,14 +41,14 @@ pub fn combine(
     let mut candidates = Array::new();
     for instance in &instances {
         let id = instance.instance_id.strip_prefix(&format!("{repo_name}.")).unwrap_or(&instance.instance_id);
-        let strategy = id.rsplit_once("__").map_or(id, |(s, _)| s);
-        if strategy.starts_with("combine_") || strategy.starts_with("pr_") {
+        let local = crate::ids::LocalId::parse(id);
+        if local.is_combined() || local.is_mirrored() {
             continue;
         }
         let mut map = Map::new();
         map.insert("id".into(), id.to_string().into());
         map.insert("instance_id".into(), instance.instance_id.clone().into());
-        map.insert("strategy".into(), strategy.to_string().into());
+        map.insert("strategy".into(), local.strategy().to_string().into());
         map.insert("patch".into(), instance.patch.clone().into());
         let files: Array = crate::patch::files_of(&instance.patch).into_iter().map(Dynamic::from).collect();
         map.insert("files".into(), Dynamic::from_array(files));

@@ -116,12 +116,13 @@ pub struct GatherSummary {
 }
 
 /// SWE-smith's validity rule: not timed out, ≥ 1 F2P and ≥ 1 P2P (PR mirrors may have 0 P2P).
-pub fn is_valid(report: &Report) -> bool {
+pub fn is_valid(report: &Report, repo_name: &str) -> bool {
     !report.timed_out
         && report.patch_applied
         && report.error.is_none()
         && !report.grade.fail_to_pass.is_empty()
-        && (!report.grade.pass_to_pass.is_empty() || report.instance_id.contains(".pr_"))
+        && (!report.grade.pass_to_pass.is_empty()
+            || crate::ids::InstanceId::parse(repo_name, &report.instance_id).is_some_and(|id| id.local.is_mirrored()))
 }
 
 /// Seconds since the epoch as RFC 3339 UTC.
@@ -263,7 +264,7 @@ pub fn gather(
             continue;
         };
         summary.reports += 1;
-        if !is_valid(&report) {
+        if !is_valid(&report, &profile.repo_name) {
             continue;
         }
         let Ok(patch_text) = std::fs::read_to_string(folder.join("patch.diff")) else { continue };

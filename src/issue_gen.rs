@@ -135,8 +135,14 @@ fn instance_map(instance: &TaskInstance, checkout: &Path, run_dir: &Path, meta: 
     let failures: Map = std::fs::read_to_string(dir.join("junit.xml"))
         .map(|xml| grading::junit_failures(&xml).into_iter().map(|(k, v)| (k.as_str().into(), v.into())).collect())
         .unwrap_or_default();
-    let strategy =
-        instance.instance_id.rsplit_once('.').map_or("", |(_, s)| s).rsplit_once("__").map_or("", |(s, _)| s);
+    // Instances gathered before the `strategy` field existed: the id says it (its last part,
+    // as strategy ids hold no dot).
+    let strategy = if instance.strategy.is_empty() {
+        let local = instance.instance_id.rsplit_once('.').map_or(instance.instance_id.as_str(), |(_, l)| l);
+        crate::ids::LocalId::parse(local).strategy().to_string()
+    } else {
+        instance.strategy.clone()
+    };
     let mut map = Map::new();
     map.insert("instance_id".into(), instance.instance_id.clone().into());
     map.insert("repo".into(), instance.repo.clone().into());

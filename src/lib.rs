@@ -17,6 +17,7 @@ pub mod gather;
 pub mod git;
 pub mod github;
 pub mod grading;
+pub mod ids;
 pub mod interrupt;
 pub mod issue_gen;
 pub mod lm;

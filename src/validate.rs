@@ -28,13 +28,9 @@ pub struct CandidateFile {
     pub path: PathBuf,
 }
 
-/// The strategy of a candidate id (`<strategy>__<hash8>`, or `pr_<n>` for PR mirrors).
+/// The strategy of a candidate's local id (`<strategy>__<hash8>`, or `pr_<n>` for PR mirrors).
 pub fn strategy_of(id: &str) -> String {
-    if id.starts_with("pr_") {
-        "pr_mirror".to_string()
-    } else {
-        id.rsplit_once("__").map_or(id.to_string(), |(s, _)| s.to_string())
-    }
+    crate::ids::LocalId::parse(id).strategy().to_string()
 }
 
 /// Every `bug__<strategy>__<hash>.diff` under `dir`, sorted by instance id.
