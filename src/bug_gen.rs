@@ -465,20 +465,6 @@ pub fn generate(
     all
 }
 
-#[derive(Serialize)]
-struct Metadata<'a> {
-    cost: f64,
-    explanation: &'a str,
-    output: &'a str,
-    rewrite: &'a str,
-    strategy: &'a str,
-    entity: &'a str,
-    file: &'a str,
-    line_start: usize,
-    line_end: usize,
-    signature: &'a str,
-}
-
 /// The folder of an entity's candidates: `<file with / as __>/<name>_<sha256(signature)[:8]>`.
 pub fn candidate_dir(bug_gen: &Path, candidate: &Candidate) -> PathBuf {
     bug_gen.join(candidate.file.replace('/', "__")).join(format!(
@@ -498,19 +484,19 @@ fn write_candidate(bug_gen: &Path, c: &Candidate) -> std::io::Result<()> {
     let dir = candidate_dir(bug_gen, c);
     std::fs::create_dir_all(&dir)?;
     let id = format!("{}__{}", c.strategy, c.hash);
-    let metadata = Metadata {
+    let metadata = crate::candidates::CandidateMetadata {
         cost: c.cost,
-        explanation: &c.explanation,
-        output: "",
-        rewrite: &c.rewrite,
-        strategy: &c.strategy,
-        entity: &c.qualified_name,
-        file: &c.file,
-        line_start: c.line_start,
-        line_end: c.line_end,
-        signature: &c.signature,
+        explanation: c.explanation.clone(),
+        rewrite: Some(c.rewrite.clone()),
+        strategy: c.strategy.clone(),
+        entity: Some(c.qualified_name.clone()),
+        file: Some(c.file.clone()),
+        line_start: Some(c.line_start),
+        line_end: Some(c.line_end),
+        signature: Some(c.signature.clone()),
+        ..Default::default()
     };
-    let json = serde_json::to_string_pretty(&metadata).map_err(std::io::Error::other)? + "\n";
+    let json = metadata.to_json();
     write_atomic(&dir.join(format!("bug__{id}.diff")), c.diff.as_bytes())?;
     write_atomic(&dir.join(format!("metadata__{id}.json")), json.as_bytes())
 }

@@ -65,6 +65,11 @@ pub enum Command {
     Mirror(MirrorArgs),
     /// Run every stage a recipe names (env, gen, validate, gather, combine, issues); resumable.
     Run(RunArgs),
+    /// List or show the candidates under an output directory.
+    Candidates {
+        #[command(subcommand)]
+        action: CandidatesAction,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.
@@ -137,6 +142,39 @@ pub struct SandboxArgs {
 
 fn parse_size(text: &str) -> Result<u64, String> {
     crate::profile::parse_size(text)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CandidatesAction {
+    /// Candidates of every repository under `--out`, with their verdicts where validated.
+    List {
+        /// Only this strategy.
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Only entities in files matching this glob.
+        #[arg(long, value_name = "GLOB")]
+        file: Option<String>,
+        /// Only this entity (dotted name, or its last part).
+        #[arg(long)]
+        entity: Option<String>,
+        /// Only this verdict (valid, no_test_broken, …; `none`: not validated).
+        #[arg(long)]
+        verdict: Option<String>,
+        /// Output directory.
+        #[arg(long, default_value = "logs", value_name = "DIR")]
+        out: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A candidate's metadata and diff (coloured on a terminal).
+    Show {
+        /// An instance id or the path of a `bug__*.diff`.
+        candidate: String,
+        /// Output directory.
+        #[arg(long, default_value = "logs", value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -70,15 +70,14 @@ pub fn combine(
         let dir = bug_gen.join(folder_within(&combo.folder).unwrap_or(script.id.as_str()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let name = format!("{}__{}", script.id, hash8(&combo.patch));
-        let metadata = serde_json::json!({
-            "cost": 0.0,
-            "explanation": format!("{} bugs combined.", combo.parts.len()),
-            "output": "",
-            "strategy": script.id,
-            "patch_files": combo.parts,
-            "num_patch_files": combo.parts.len(),
-        });
-        let json = serde_json::to_string_pretty(&metadata).map_err(|e| e.to_string())? + "\n";
+        let metadata = crate::candidates::CandidateMetadata {
+            explanation: format!("{} bugs combined.", combo.parts.len()),
+            strategy: script.id.clone(),
+            patch_files: Some(combo.parts.clone()),
+            num_patch_files: Some(combo.parts.len()),
+            ..Default::default()
+        };
+        let json = metadata.to_json();
         write_atomic(&dir.join(format!("bug__{name}.diff")), combo.patch.as_bytes()).map_err(|e| e.to_string())?;
         write_atomic(&dir.join(format!("metadata__{name}.json")), json.as_bytes()).map_err(|e| e.to_string())?;
         summary.combos += 1;

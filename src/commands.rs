@@ -66,6 +66,7 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
         }
         Command::Run(run_args) => run_command(&catalog, &run_args, args.global.jobs, args.global.cache_dir.as_deref()),
         Command::Docker { action: DockerAction::Prune { all, older_than } } => docker_prune_command(all, older_than),
+        Command::Candidates { action } => candidates_command(action),
         Command::Completions { shell } => {
             crate::cli::completions(shell, &mut std::io::stdout());
             Ok(EXIT_OK)
@@ -269,6 +270,54 @@ fn containment(args: &SandboxArgs, recipe_sandbox: Option<bool>) -> Containment 
             file_size: args.file_size,
             tmp: args.tmp,
         },
+    }
+}
+
+fn candidates_command(action: crate::cli::CandidatesAction) -> Result<u8, String> {
+    use crate::candidates::{CandidateMetadata, Filter};
+    use crate::cli::CandidatesAction;
+    match action {
+        CandidatesAction::List { strategy, file, entity, verdict, out, json } => {
+            let file = file
+                .map(|g| globset::Glob::new(&g).map(|g| g.compile_matcher()).map_err(|e| format!("--file {g}: {e}")))
+                .transpose()?;
+            let found = crate::candidates::list(&out, &Filter { strategy, file, entity, verdict });
+            if json {
+                println!("{}", serde_json::to_string_pretty(&found).unwrap_or_default());
+                return Ok(EXIT_OK);
+            }
+            for c in &found {
+                println!(
+                    "{:<60} {:<16} {:>4}  {}",
+                    c.instance_id,
+                    c.verdict.as_deref().unwrap_or("-"),
+                    c.lines_changed,
+                    match (&c.file, &c.entity) {
+                        (Some(f), Some(e)) => format!("{f} {e}"),
+                        _ => String::new(),
+                    }
+                );
+            }
+            println!("{} candidates", found.len());
+            Ok(EXIT_OK)
+        }
+        CandidatesAction::Show { candidate, out } => {
+            let path = crate::candidates::find(&out, &candidate)?;
+            let diff = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let metadata_path = path.with_file_name(name.replacen("bug__", "metadata__", 1).replace(".diff", ".json"));
+            if let Some(m) = CandidateMetadata::read(&metadata_path) {
+                println!("# {} ({})", m.strategy, path.display());
+                if let (Some(file), Some(entity)) = (&m.file, &m.entity) {
+                    println!("# {entity} in {file}:{}", m.line_start.unwrap_or(0));
+                }
+                if !m.explanation.is_empty() {
+                    println!("# {}", m.explanation);
+                }
+            }
+            console::print_diff(&diff);
+            Ok(EXIT_OK)
+        }
     }
 }
 

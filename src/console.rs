@@ -158,3 +158,24 @@ pub fn print_gen_summary(report: &Report) {
         }
     }
 }
+
+/// Writes a diff to stdout, coloured (added green, removed red, hunk headers cyan) when
+/// stdout is a terminal and `NO_COLOR` is unset.
+pub fn print_diff(diff: &str) {
+    use std::io::IsTerminal;
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for line in diff.lines() {
+        let code = match line.as_bytes().first() {
+            _ if !colour => None,
+            _ if line.starts_with("+++") || line.starts_with("---") || line.starts_with("diff ") => Some("1"),
+            Some(b'+') => Some("32"),
+            Some(b'-') => Some("31"),
+            Some(b'@') => Some("36"),
+            _ => None,
+        };
+        match code {
+            Some(code) => println!("\x1b[{code}m{line}\x1b[0m"),
+            None => println!("{line}"),
+        }
+    }
+}

@@ -88,17 +88,12 @@ fn metadata_index(bug_gen: &Path, repo_name: &str) -> BTreeMap<String, Candidate
     for entry in walkdir::WalkDir::new(bug_gen).into_iter().filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().to_string();
         let Some(id) = name.strip_prefix("metadata__").and_then(|n| n.strip_suffix(".json")) else { continue };
-        let Ok(value) = std::fs::read_to_string(entry.path()).map(|t| serde_json::from_str::<serde_json::Value>(&t))
-        else {
-            continue;
-        };
-        let Ok(value) = value else { continue };
-        let text = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let Some(metadata) = crate::candidates::CandidateMetadata::read(entry.path()) else { continue };
         let info = CandidateInfo {
-            explanation: text("explanation"),
-            entity: text("entity"),
-            title: text("title"),
-            issue_text: text("issue_text"),
+            explanation: metadata.explanation,
+            entity: metadata.entity.unwrap_or_default(),
+            title: metadata.title.unwrap_or_default(),
+            issue_text: metadata.issue_text.unwrap_or_default(),
         };
         index.insert(format!("{repo_name}.{id}"), info);
     }

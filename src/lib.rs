@@ -7,6 +7,7 @@
 pub mod ast;
 pub mod backend;
 pub mod bug_gen;
+pub mod candidates;
 mod cli;
 pub mod combine;
 mod commands;

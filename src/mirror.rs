@@ -144,18 +144,18 @@ pub fn mirror(
         }
         let dir = out.join("bug_gen").join(repo_name).join("pr_mirror").join(&change.id);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let metadata = serde_json::json!({
-            "cost": cost,
-            "explanation": format!("The change \"{}\" is undone.", change.title),
-            "output": "",
-            "strategy": "pr_mirror",
-            "method": method,
-            "title": change.title,
-            "issue_text": change.issue_text,
-            "origin": change.origin,
-            "original_patch": change.patch,
-        });
-        let json = serde_json::to_string_pretty(&metadata).map_err(|e| e.to_string())? + "\n";
+        let metadata = crate::candidates::CandidateMetadata {
+            cost,
+            explanation: format!("The change \"{}\" is undone.", change.title),
+            strategy: crate::ids::MIRROR_STRATEGY.into(),
+            method: Some(method.to_string()),
+            title: Some(change.title.clone()),
+            issue_text: Some(change.issue_text.clone()),
+            origin: Some(change.origin.clone()),
+            original_patch: Some(change.patch.clone()),
+            ..Default::default()
+        };
+        let json = metadata.to_json();
         write_atomic(&dir.join(format!("bug__{}.diff", change.id)), patch.as_bytes()).map_err(|e| e.to_string())?;
         write_atomic(&dir.join(format!("metadata__{}.json", change.id)), json.as_bytes()).map_err(|e| e.to_string())?;
     }

@@ -391,7 +391,7 @@ fn a_users_strategies_folder_adds_to_and_overrides_the_builtin_set_by_id() {
     std::fs::create_dir_all(&own).unwrap();
     let swap = std::fs::read_to_string(mine.join("procedural/func_pm_op_swap.rhai")).unwrap();
     std::fs::write(own.join("my_swap.rhai"), &swap).unwrap();
-    std::fs::write(own.join("func_pm_op_swap.rhai"), swap.replace("likelihood", "likelihood")).unwrap();
+    std::fs::write(own.join("func_pm_op_swap.rhai"), format!("// mine\n{swap}")).unwrap();
     let list: serde_json::Value =
         serde_json::from_slice(&run(&["strategies", "list", "--json"]).stdout).expect("strategies list --json");
     let rows = list.as_array().unwrap();
@@ -559,4 +559,31 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     assert!(zsh.starts_with("#compdef bugsmith"), "{zsh}");
     let man = stdout(&bugsmith(&["man"], dir.path()));
     assert!(man.contains(".TH bugsmith 1") && man.contains("validate"), "{man}");
+}
+
+#[test]
+fn candidates_are_listed_with_filters_and_shown_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = manifest().join("tests/fixtures/repos/inventory");
+    let out = dir.path().join("out");
+    json(&bugsmith(&["gen", source.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"], dir.path()));
+    let list = |extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["candidates", "list", "--out", out.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        serde_json::from_slice::<Value>(&bugsmith(&args, dir.path()).stdout).unwrap().as_array().unwrap().clone()
+    };
+    let all = list(&[]);
+    assert!(all.len() > 10, "{all:?}");
+    let swaps = list(&["--strategy", "func_pm_op_swap"]);
+    assert!(!swaps.is_empty() && swaps.iter().all(|c| c["strategy"] == "func_pm_op_swap"));
+    let stock = list(&["--file", "inventory/stock.py"]);
+    assert!(!stock.is_empty() && stock.iter().all(|c| c["file"] == "inventory/stock.py"));
+    assert_eq!(list(&["--verdict", "none"]).len(), all.len(), "nothing was validated yet");
+    assert!(list(&["--verdict", "valid"]).is_empty());
+    let id = swaps[0]["instance_id"].as_str().unwrap();
+    let shown = stdout(&bugsmith(&["candidates", "show", id, "--out", out.to_str().unwrap()], dir.path()));
+    assert!(shown.starts_with("# func_pm_op_swap") && shown.contains("diff --git"), "{shown}");
+    assert!(!shown.contains("\x1b["), "no colour when stdout is not a terminal");
+    let missing = bugsmith(&["candidates", "show", "nope", "--out", out.to_str().unwrap()], dir.path());
+    assert!(!missing.status.success());
 }

@@ -1,0 +1,174 @@
+//! Candidates on disk: the one metadata type every stage that makes candidates writes (`gen`,
+//! `combine`, `mirror`) and every reader reads, and `bugsmith candidates list|show`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{InstanceId, LocalId};
+
+/// `metadata__<id>.json`, beside each `bug__<id>.diff` (SWE-smith's keys first; the rest
+/// depends on the stage that made the candidate).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CandidateMetadata {
+    /// Dollars a language model cost for it.
+    #[serde(default)]
+    pub cost: f64,
+    /// What the bug does.
+    #[serde(default)]
+    pub explanation: String,
+    /// The model's raw answer (SWE-smith's key; empty for procedural bugs).
+    #[serde(default)]
+    pub output: String,
+    /// The rewritten entity (procedural and LM strategies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<String>,
+    /// The strategy (or combine or mirror script).
+    #[serde(default)]
+    pub strategy: String,
+    /// The entity's dotted name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// Its file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// First line of the entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_start: Option<usize>,
+    /// Last line of the entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_end: Option<usize>,
+    /// The entity's signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// Combined bugs: the instance ids merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_files: Option<Vec<String>>,
+    /// Combined bugs: how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_patch_files: Option<usize>,
+    /// Mirrored changes: `reverse` or `rewrite`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Mirrored changes: the change's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Mirrored changes: the linked issue's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_text: Option<String>,
+    /// Mirrored changes: where the change came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Mirrored changes: the change itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_patch: Option<String>,
+}
+
+impl CandidateMetadata {
+    /// The JSON text written to disk.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// Reads a metadata file.
+    pub fn read(path: &Path) -> Option<CandidateMetadata> {
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
+}
+
+/// One candidate found on disk.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listed {
+    /// The instance id.
+    pub instance_id: String,
+    /// The strategy it is counted under.
+    pub strategy: String,
+    /// Its file (from the metadata), when it has one.
+    pub file: Option<String>,
+    /// Its entity, when it has one.
+    pub entity: Option<String>,
+    /// Lines added and removed by the patch.
+    pub lines_changed: usize,
+    /// The validation verdict, when it was validated.
+    pub verdict: Option<String>,
+    /// The patch file.
+    pub path: PathBuf,
+}
+
+/// Which candidates to list.
+#[derive(Debug, Default)]
+pub struct Filter {
+    /// Strategy id.
+    pub strategy: Option<String>,
+    /// Glob on the entity's file.
+    pub file: Option<globset::GlobMatcher>,
+    /// Entity name (dotted or last part).
+    pub entity: Option<String>,
+    /// Verdict (`valid`, …, or `none` for candidates not validated).
+    pub verdict: Option<String>,
+}
+
+/// Every candidate under `<out>/bug_gen/`, of every repository, that passes `filter`.
+pub fn list(out: &Path, filter: &Filter) -> Vec<Listed> {
+    let mut found = Vec::new();
+    let Ok(repos) = std::fs::read_dir(out.join("bug_gen")) else { return found };
+    let mut repos: Vec<PathBuf> = repos.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    repos.sort();
+    for repo in repos {
+        let repo_name = repo.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        for entry in walkdir::WalkDir::new(&repo).sort_by_file_name().into_iter().flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(local) = name.strip_prefix("bug__").and_then(|n| n.strip_suffix(".diff")) else { continue };
+            let id = InstanceId::new(&repo_name, LocalId::parse(local));
+            let metadata = CandidateMetadata::read(&entry.path().with_file_name(format!("metadata__{local}.json")))
+                .unwrap_or_default();
+            let patch = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let report = out.join("run_validation").join(&repo_name).join(id.to_string()).join("report.json");
+            let verdict = std::fs::read_to_string(report)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|r| r["verdict"].as_str().map(str::to_string));
+            let listed = Listed {
+                instance_id: id.to_string(),
+                strategy: id.strategy().to_string(),
+                file: metadata.file.clone(),
+                entity: metadata.entity.clone(),
+                lines_changed: patch
+                    .lines()
+                    .filter(|l| {
+                        (l.starts_with('+') && !l.starts_with("+++")) || (l.starts_with('-') && !l.starts_with("---"))
+                    })
+                    .count(),
+                verdict,
+                path: entry.into_path(),
+            };
+            if filter.accepts(&listed) {
+                found.push(listed);
+            }
+        }
+    }
+    found
+}
+
+impl Filter {
+    fn accepts(&self, c: &Listed) -> bool {
+        let entity_matches = |wanted: &String| {
+            c.entity.as_deref().is_some_and(|e| e == wanted || e.rsplit('.').next() == Some(wanted.as_str()))
+        };
+        self.strategy.as_ref().is_none_or(|s| &c.strategy == s)
+            && self.file.as_ref().is_none_or(|g| c.file.as_deref().is_some_and(|f| g.is_match(f)))
+            && self.entity.as_ref().is_none_or(entity_matches)
+            && self.verdict.as_ref().is_none_or(|v| c.verdict.as_deref().unwrap_or("none") == v)
+    }
+}
+
+/// The patch file of `spec`: a path to a `bug__*.diff`, or an instance id found under `out`.
+pub fn find(out: &Path, spec: &str) -> Result<PathBuf, String> {
+    let path = Path::new(spec);
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    list(out, &Filter::default()).into_iter().find(|c| c.instance_id == spec).map(|c| c.path).ok_or_else(|| {
+        format!("no candidate `{spec}` under {} (a path or an instance id)", out.join("bug_gen").display())
+    })
+}
