@@ -573,7 +573,12 @@ fn try_command(catalog: &Catalog, args: &TryArgs) -> Result<u8, String> {
     let watched =
         || -> (Option<SystemTime>, Option<SystemTime>) { (stamp(&args.file), script_path.as_deref().and_then(stamp)) };
     let mut last = watched();
+    let mut changed: Option<String> = None;
     loop {
+        console::clear_screen();
+        if let Some(what) = &changed {
+            println!("# {what} changed; run again");
+        }
         if let Some(error) = strategy.refresh() {
             eprintln!("error: {error}");
         } else if let Err(message) = try_once(&strategy, args) {
@@ -584,6 +589,7 @@ fn try_command(catalog: &Catalog, args: &TryArgs) -> Result<u8, String> {
             std::thread::sleep(Duration::from_millis(250));
             let now = watched();
             if now != last {
+                changed = Some(if now.0 != last.0 { args.file.display().to_string() } else { strategy.display_path() });
                 last = now;
                 break;
             }

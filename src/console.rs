@@ -179,3 +179,15 @@ pub fn print_diff(diff: &str) {
         }
     }
 }
+
+/// Clears the terminal (only when stdout is one), so each `--watch` run starts on a clean screen.
+pub fn clear_screen() {
+    use std::io::{IsTerminal, Write};
+    if std::io::stdout().is_terminal() {
+        print!("\x1b[2J\x1b[H");
+        let _ = std::io::stdout().flush();
+    } else {
+        // Piped output gets a separator between runs instead.
+        println!("\n=====");
+    }
+}

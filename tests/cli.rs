@@ -297,6 +297,11 @@ fn try_watch_reruns_when_the_script_changes() {
     child.wait().unwrap();
     reader.join().unwrap();
     assert!(rerun, "no re-run after the script changed: {}", seen.lock().unwrap());
+    let text = seen.lock().unwrap().clone();
+    assert!(
+        text.contains("\n=====\n") && text.contains(".rhai changed; run again"),
+        "runs are separated and name the change: {text}"
+    );
 }
 
 #[test]

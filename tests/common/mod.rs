@@ -65,7 +65,12 @@ pub fn docker_ready() -> bool {
             std::env::var_os("BUGSMITH_REQUIRE_DOCKER").is_none(),
             "BUGSMITH_REQUIRE_DOCKER is set but no Docker daemon with the image bugsmith-base:bookworm answers (run .ci/base-image.sh)"
         );
-        eprintln!("skipped: docker unavailable");
+        // Straight to the process's stderr: the test harness captures `eprintln!`, and a skip
+        // must show in the output.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"skipped: docker unavailable (no daemon with the image bugsmith-base:bookworm)\n",
+        );
     }
     ready
 }
