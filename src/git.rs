@@ -39,6 +39,30 @@ pub fn snapshot(dir: &Path, message: &str, everything: bool) -> Result<String, G
 
 /// Clones `url` into `dest` and checks out `revision` (default: the remote's HEAD). Returns
 /// the checked-out commit id.
+/// The commit `revision` (default `HEAD`) names in the remote `url`, without cloning:
+/// a full commit id as given, else `git ls-remote` (an annotated tag's commit, not the tag).
+/// `None` when the remote cannot tell (an abbreviated id, no such ref, no network).
+pub fn remote_commit(url: &str, revision: Option<&str>) -> Option<String> {
+    let revision = revision.unwrap_or("HEAD");
+    if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Some(revision.to_lowercase());
+    }
+    let output = Command::new("git").args(["ls-remote", url, revision, &format!("{revision}^{{}}")]).output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let lines: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('\t')).collect();
+    // A peeled tag (`^{}`) is the commit; otherwise the one ref that matched.
+    lines
+        .iter()
+        .find(|(_, name)| name.ends_with("^{}"))
+        .or_else(|| (lines.len() == 1).then(|| &lines[0]))
+        .map(|(sha, _)| sha.to_string())
+}
+
+/// Clones `url` into `dest` and checks out `revision` (default: the remote's HEAD); returns
+/// the commit id.
 pub fn clone(url: &str, dest: &Path, revision: Option<&str>) -> Result<String, GitError> {
     let local = !url.contains("://") || url.starts_with("file://");
     let repo = if local && !url.contains('@') {

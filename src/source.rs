@@ -119,7 +119,40 @@ fn io(what: impl AsRef<Path>) -> impl FnOnce(std::io::Error) -> SourceError {
 pub fn fetch(spec: &SourceSpec, cache: &Path) -> Result<Checkout, SourceError> {
     let checkouts = cache.join("checkouts");
     std::fs::create_dir_all(&checkouts).map_err(io(&checkouts))?;
-    let staging = tempfile::Builder::new().prefix(".staging-").tempdir_in(&checkouts).map_err(io(&checkouts))?;
+    // Every stage of a run fetches the same source: a git URL or an sdist once per process is
+    // enough (a local directory is copied each time: it may have changed), and a git URL whose
+    // commit the remote names is not cloned again when its checkout exists.
+    static FETCHED: std::sync::Mutex<Vec<(String, PathBuf, Checkout)>> = std::sync::Mutex::new(Vec::new());
+    let memo_key = format!("{spec:?}");
+    if let Some((_, _, checkout)) = FETCHED
+        .lock()
+        .ok()
+        .and_then(|f| f.iter().find(|(k, c, _)| k == &memo_key && c == &checkouts).cloned())
+        .filter(|(_, _, c)| c.root.is_dir())
+    {
+        return Ok(checkout);
+    }
+    if let SourceSpec::Git { url, revision } = spec
+        && let Some(commit) = git::remote_commit(url, revision.as_deref())
+    {
+        let (owner, repo) = owner_and_repo(url);
+        let repo_name = format!("{owner}__{repo}.{}", &commit[..8]);
+        let root = checkouts.join(&repo_name);
+        if git::head(&root).is_ok_and(|head| head == commit) {
+            return Ok(Checkout { root, repo_name, owner, repo, commit });
+        }
+    }
+    let checkout = fetch_now(spec, &checkouts, cache)?;
+    if !matches!(spec, SourceSpec::Local(_))
+        && let Ok(mut fetched) = FETCHED.lock()
+    {
+        fetched.push((memo_key, checkouts, checkout.clone()));
+    }
+    Ok(checkout)
+}
+
+fn fetch_now(spec: &SourceSpec, checkouts: &Path, cache: &Path) -> Result<Checkout, SourceError> {
+    let staging = tempfile::Builder::new().prefix(".staging-").tempdir_in(checkouts).map_err(io(checkouts))?;
     let work = staging.path().join("repo");
     // A clean work tree with a remote is named like a clone of that remote, at its HEAD.
     let clean_origin = match spec {

@@ -592,3 +592,32 @@ fn candidates_are_listed_with_filters_and_shown_by_id() {
     let missing = bugsmith(&["candidates", "show", "nope", "--out", out.to_str().unwrap()], dir.path());
     assert!(!missing.status.success());
 }
+
+#[test]
+fn a_git_source_is_cloned_once_and_its_checkout_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = dir.path().join("remote");
+    repository_with_bad_files(&remote);
+    common::git(&remote, &["init", "-q"]);
+    common::git(&remote, &["add", "."]);
+    common::git(&remote, &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one"]);
+    let sha = common::git(&remote, &["rev-parse", "HEAD"]);
+    let cache = dir.path().join("cache");
+    let url = format!("file://{}", remote.display());
+    let generate = |source: &str| {
+        Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+            .args(["gen", source, "--out", dir.path().join("out").to_str().unwrap(), "--json", "--max-bugs", "1"])
+            .env("BUGSMITH_CACHE", &cache)
+            .env("BUGSMITH_STRATEGIES", manifest().join("strategies"))
+            .output()
+            .unwrap()
+    };
+    let first = json(&generate(&format!("{url}@{sha}")));
+    let head = json(&generate(&url));
+    assert_eq!(first["repo_name"], head["repo_name"], "HEAD is the same commit");
+    // The remote is gone: a source naming its full commit still works, from the checkout.
+    std::fs::rename(&remote, dir.path().join("moved")).unwrap();
+    let again = generate(&format!("{url}@{sha}"));
+    assert!(again.status.success(), "re-cloned: {}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(json(&again)["repo_name"], first["repo_name"]);
+}
