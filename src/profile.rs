@@ -313,9 +313,8 @@ impl Profile {
         let setup_py = read("setup.py");
         let installable = !pyproject.is_empty() || !setup_py.is_empty() || !setup_cfg.is_empty();
         let mut install = Vec::new();
-        let extra = ["test", "tests", "testing", "dev"].into_iter().find(|name| {
-            has_extra_toml(&pyproject, name) || has_extra_cfg(&setup_cfg, name) || has_extra_setup_py(&setup_py, name)
-        });
+        let manifests = Manifests::read(&pyproject, &setup_cfg, &setup_py, &read("tox.ini"));
+        let extra = manifests.test_extra();
         if installable {
             install.push(match extra {
                 Some(name) => format!("python -m pip install -e '.[{name}]'"),
@@ -339,10 +338,23 @@ impl Profile {
                 install.push(format!("python -m pip install -r {file}"));
             }
         }
-        if let Some(group) = ["test", "tests", "dev"].into_iter().find(|g| has_dependency_group(&pyproject, g)) {
+        if let Some(group) =
+            ["test", "tests", "dev"].into_iter().find(|g| manifests.dependency_groups.iter().any(|d| d == g))
+        {
             // `--group` needs pip 25.1 or newer.
             install.push("python -m pip install --upgrade pip".into());
             install.push(format!("python -m pip install --group {group}"));
+        }
+        for requirements in &manifests.tox_requirement_files {
+            if root.join(requirements).is_file()
+                && !install.iter().any(|step| step.ends_with(&format!("-r {requirements}")))
+            {
+                install.push(format!("python -m pip install -r {requirements}"));
+            }
+        }
+        if !manifests.tox_deps.is_empty() {
+            let quoted: Vec<String> = manifests.tox_deps.iter().map(|d| format!("'{d}'")).collect();
+            install.push(format!("python -m pip install {}", quoted.join(" ")));
         }
         install.push("python -m pip install pytest".into());
         // tox and nox files say how the project runs its own tests.
@@ -388,39 +400,83 @@ fn python_version() -> String {
         .unwrap_or_else(default_python)
 }
 
-/// Lines of a TOML/INI section (`[header]` up to the next header).
-fn section<'a>(text: &'a str, header: &str) -> Vec<&'a str> {
-    let mut lines = text.lines().skip_while(|l| l.trim() != header);
-    if lines.next().is_none() {
-        return Vec::new();
+/// One section of an INI file (Python's configparser format: multi-line values), by name.
+fn ini_section(text: &str, name: &str) -> Option<std::collections::HashMap<String, Option<String>>> {
+    let mut ini = configparser::ini::Ini::new_cs();
+    ini.set_multiline(true);
+    ini.read(text.to_string()).ok()?.remove(name)
+}
+
+/// What the packaging files say about test dependencies, read with real parsers: extras
+/// (`[project.optional-dependencies]`, also as dotted keys, Poetry's extras and groups,
+/// setup.cfg's `[options.extras_require]`, setup.py's `extras_require`), PEP 735 dependency
+/// groups, and tox's `[testenv]` `extras`, `deps` and `-r` files.
+#[derive(Debug, Default)]
+struct Manifests {
+    extras: Vec<String>,
+    dependency_groups: Vec<String>,
+    tox_extras: Vec<String>,
+    tox_deps: Vec<String>,
+    tox_requirement_files: Vec<String>,
+}
+
+impl Manifests {
+    fn read(pyproject: &str, setup_cfg: &str, setup_py: &str, tox_ini: &str) -> Manifests {
+        let mut found = Manifests::default();
+        if let Ok(toml) = pyproject.parse::<toml::Table>() {
+            let keys = |value: Option<&toml::Value>| -> Vec<String> {
+                value.and_then(toml::Value::as_table).map(|t| t.keys().cloned().collect()).unwrap_or_default()
+            };
+            let project = toml.get("project");
+            found.extras.extend(keys(project.and_then(|p| p.get("optional-dependencies"))));
+            let poetry = toml.get("tool").and_then(|t| t.get("poetry"));
+            found.extras.extend(keys(poetry.and_then(|p| p.get("extras"))));
+            found.dependency_groups.extend(keys(toml.get("dependency-groups")));
+        }
+        if let Some(extras) = ini_section(setup_cfg, "options.extras_require") {
+            found.extras.extend(extras.keys().cloned());
+        }
+        if let Some(testenv) = ini_section(tox_ini, "testenv") {
+            // Values are lists, one item per line (or comma-separated), `#` starting a comment.
+            let list = |key: &str| -> Vec<String> {
+                testenv
+                    .get(key)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_default()
+                    .split(['\n', ','])
+                    .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            };
+            found.tox_extras = list("extras");
+            for dep in list("deps") {
+                if let Some(file) = dep.strip_prefix("-r").map(str::trim) {
+                    found.tox_requirement_files.push(file.to_string());
+                } else if !dep.contains('{') && !dep.starts_with(['-', '.']) {
+                    found.tox_deps.push(dep);
+                }
+            }
+        }
+        if setup_py.contains("extras_require") {
+            for name in ["test", "tests", "testing", "dev"] {
+                if setup_py.contains(&format!("'{name}'")) || setup_py.contains(&format!("\"{name}\"")) {
+                    found.extras.push(name.to_string());
+                }
+            }
+        }
+        found
     }
-    lines.take_while(|l| !l.trim_start().starts_with('[') || l.trim_start().starts_with("[\"")).collect()
-}
 
-fn defines_key(lines: &[&str], key: &str) -> bool {
-    lines.iter().any(|l| {
-        let l = l.trim_start();
-        l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
-            || l.strip_prefix(&format!("\"{key}\"")).is_some_and(|rest| rest.trim_start().starts_with('='))
-    })
-}
-
-fn has_extra_toml(pyproject: &str, name: &str) -> bool {
-    defines_key(&section(pyproject, "[project.optional-dependencies]"), name)
-        || defines_key(&section(pyproject, "[tool.poetry.extras]"), name)
-}
-
-fn has_dependency_group(pyproject: &str, name: &str) -> bool {
-    defines_key(&section(pyproject, "[dependency-groups]"), name)
-}
-
-fn has_extra_cfg(setup_cfg: &str, name: &str) -> bool {
-    defines_key(&section(setup_cfg, "[options.extras_require]"), name)
-}
-
-fn has_extra_setup_py(setup_py: &str, name: &str) -> bool {
-    setup_py.contains("extras_require")
-        && (setup_py.contains(&format!("'{name}'")) || setup_py.contains(&format!("\"{name}\"")))
+    /// The extra to install the tests with: one tox installs, else test/tests/testing/dev.
+    fn test_extra(&self) -> Option<&str> {
+        let known = |name: &str| self.extras.iter().any(|e| e == name);
+        self.tox_extras
+            .iter()
+            .map(String::as_str)
+            .find(|e| known(e))
+            .or_else(|| ["test", "tests", "testing", "dev"].into_iter().find(|name| known(name)))
+    }
 }
 
 fn uses_pytest(root: &Path, pyproject: &str, setup_cfg: &str) -> bool {
@@ -451,12 +507,28 @@ mod tests {
 
     #[test]
     fn extras_are_found_in_pyproject_setup_cfg_and_setup_py() {
+        let extra = |pyproject: &str, setup_cfg: &str, setup_py: &str, tox: &str| {
+            Manifests::read(pyproject, setup_cfg, setup_py, tox).test_extra().map(str::to_string)
+        };
         let pyproject = "[project]\nname = 'x'\n[project.optional-dependencies]\ndocs = ['sphinx']\ntests = [\n  'pytest',\n]\n[tool.x]\ntest = 1\n";
-        assert!(has_extra_toml(pyproject, "tests"));
-        assert!(!has_extra_toml(pyproject, "test"));
-        assert!(has_extra_cfg("[options.extras_require]\ntesting =\n    pytest\n", "testing"));
-        assert!(has_extra_setup_py("setup(extras_require={'dev': ['pytest']})", "dev"));
-        assert!(has_dependency_group("[dependency-groups]\ntest = ['pytest']\n", "test"));
+        assert_eq!(extra(pyproject, "", "", "").as_deref(), Some("tests"));
+        let dotted = "[project]\nname = 'x'\noptional-dependencies.tests = ['freezegun', 'pytest', 'pytest-cov']\n";
+        assert_eq!(extra(dotted, "", "", "").as_deref(), Some("tests"), "dotted keys");
+        let inline = "[project]\nname = 'x'\noptional-dependencies = { testing = ['pytest'] }\n";
+        assert_eq!(extra(inline, "", "", "").as_deref(), Some("testing"), "inline tables");
+        assert_eq!(extra("", "[options.extras_require]\ntesting =\n    pytest\n", "", "").as_deref(), Some("testing"));
+        assert_eq!(extra("", "", "setup(extras_require={'dev': ['pytest']})", "").as_deref(), Some("dev"));
+        assert_eq!(Manifests::read("[dependency-groups]\ntest = ['pytest']\n", "", "", "").dependency_groups, ["test"]);
+        // tox says which extra the tests use, and what else they need.
+        let tox = "[tox]\nenvlist = py3\n[testenv]\nextras =\n    docs\n    qa\ndeps =\n    freezegun\n    -rrequirements/ci.txt\n    {toxinidir}/x\ncommands = pytest\n";
+        let cfg = "[options.extras_require]\nqa = pytest\ndev = black\n";
+        let found = Manifests::read("", cfg, "", tox);
+        assert_eq!(found.test_extra(), Some("qa"));
+        assert_eq!(
+            (found.tox_deps.as_slice(), found.tox_requirement_files.as_slice()),
+            (&["freezegun".to_string()][..], &["requirements/ci.txt".to_string()][..])
+        );
+        assert_eq!(extra("not toml [", "", "", "").as_deref(), None, "a broken file is no extra");
     }
 
     #[test]

@@ -386,8 +386,15 @@ pub fn baseline(
     let mut baseline = Baseline::from_runs(&runs, slowest);
     baseline.results_from = source.to_string();
     if baseline.passing() < 1 {
+        let output = std::fs::read_to_string(ref_dir.join("test_output.txt")).unwrap_or_default();
+        let hint = missing_dependency(&output).map_or_else(
+            || "check test_cmd and install in the profile".to_string(),
+            |(what, package)| {
+                format!("the tests need {what}, which the environment lacks: add `python -m pip install {package}` to the profile's `install:` list")
+            },
+        );
         return Err(format!(
-            "no test passes on the clean code of {} ({} results); check test_cmd and install in the profile; output: {}",
+            "no test passes on the clean code of {} ({} results); {hint}; output: {}",
             profile.repo_name,
             runs.last().map_or(0, |r| r.tests.len()),
             ref_dir.join("test_output.txt").display()
@@ -397,6 +404,36 @@ pub fn baseline(
     let json = serde_json::to_string_pretty(&stored).map_err(|e| e.to_string())?;
     write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(baseline)
+}
+
+/// A module or pytest plugin the output says is missing: (what, the package to install).
+pub fn missing_dependency(output: &str) -> Option<(String, String)> {
+    if let Some(at) = output.find("No module named '") {
+        let rest = &output[at + "No module named '".len()..];
+        let module = rest.split('\'').next()?.split('.').next()?.to_string();
+        return Some((format!("the module `{module}`"), module.replace('_', "-")));
+    }
+    // pytest options that only a plugin knows.
+    const PLUGINS: [(&str, &str); 6] = [
+        ("--cov", "pytest-cov"),
+        ("-n", "pytest-xdist"),
+        ("--numprocesses", "pytest-xdist"),
+        ("--timeout", "pytest-timeout"),
+        ("--benchmark", "pytest-benchmark"),
+        ("--mypy", "pytest-mypy"),
+    ];
+    let line = output.lines().find(|l| l.contains("error: unrecognized arguments:"))?;
+    let arguments = line.split("unrecognized arguments:").nth(1)?;
+    arguments.split_whitespace().find_map(|argument| {
+        PLUGINS
+            .iter()
+            .find(|(option, _)| {
+                argument == *option
+                    || argument.starts_with(&format!("{option}="))
+                    || (option.len() > 2 && argument.starts_with(option))
+            })
+            .map(|(option, plugin)| (format!("the pytest plugin for `{option}`"), (*plugin).to_string()))
+    })
 }
 
 /// The timeout for candidates: the setting, else the profile's, else `max(20, 5 × baseline)`.
@@ -724,6 +761,16 @@ mod tests {
         assert_eq!(ended(">>>>> bugsmith exit 137\n>>>>> bugsmith oom\n", summary), Some(ErrorKind::Oom));
         assert_eq!(ended(">>>>> bugsmith exit 139\n", summary), Some(ErrorKind::Signal));
         assert_eq!(ended(">>>>> bugsmith exit 124\n", ""), None, "a timeout has its own verdict");
+    }
+
+    #[test]
+    fn a_missing_module_or_plugin_is_named_with_what_to_install() {
+        let warnings = "ERROR: while parsing the following warning configuration:\n  ignore::coverage.exceptions.CoverageWarning\nModuleNotFoundError: No module named 'coverage'\n";
+        assert_eq!(missing_dependency(warnings), Some(("the module `coverage`".into(), "coverage".into())));
+        let plugin =
+            "ERROR: usage: pytest [options]\npytest: error: unrecognized arguments: --cov=pkg --cov-report=term\n";
+        assert_eq!(missing_dependency(plugin).map(|(_, p)| p), Some("pytest-cov".into()));
+        assert_eq!(missing_dependency("1 failed in 0.1s"), None);
     }
 
     #[test]
