@@ -29,6 +29,12 @@ pub struct Global {
     /// Worker threads (default: one per core).
     #[arg(long, short = 'j', global = true, value_name = "N")]
     pub jobs: Option<usize>,
+    /// More on stderr: -v progress, -vv details (everything goes to <out>/bugsmith.log anyway).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr (no status lines or warnings).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]

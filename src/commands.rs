@@ -40,6 +40,9 @@ const DEFAULT_SEED: u64 = 24;
 
 pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
     let catalog = Catalog::locate(args.global.strategies_dir.as_deref(), args.global.no_builtin);
+    if let Some(out) = output_dir(&args.command) {
+        crate::log::to_file(out);
+    }
     match args.command {
         Command::Gen(gen_args) => gen_command(&catalog, &gen_args, args.global.cache_dir.as_deref()),
         Command::Try(try_args) => try_command(&catalog, &try_args),
@@ -79,6 +82,22 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
         Command::Serve(serve_args) => serve_command(&serve_args, args.global.jobs, args.global.cache_dir.as_deref()),
         Command::Export { action } => export_command(&action),
     }
+}
+
+/// The output directory a command writes to (where its log goes); `run` opens its own.
+fn output_dir(command: &Command) -> Option<&Path> {
+    Some(match command {
+        Command::Gen(a) => &a.out,
+        Command::Validate(a) => &a.out,
+        Command::Gather(a) => &a.out,
+        Command::IssueGen(a) => &a.out,
+        Command::Combine(a) => &a.out,
+        Command::Mirror(a) => &a.out,
+        Command::Eval(a) => &a.out,
+        Command::Serve(a) => &a.out,
+        Command::Env { action: EnvAction::Build { out, .. } } => out,
+        _ => return None,
+    })
 }
 
 /// An LM client from flags over a base configuration.
@@ -521,12 +540,12 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
         report.removed_candidates = earlier.len();
     } else if !earlier.is_empty() {
         report.earlier_candidates = earlier.len();
-        eprintln!(
-            "warning: {} holds {} candidates from earlier runs besides this run's {}; `validate` takes them all (`gen --clean` removes them)",
+        console::warn(&format!(
+            "{} holds {} candidates from earlier runs besides this run's {}; `validate` takes them all (`gen --clean` removes them)",
             bug_gen.display(),
             earlier.len(),
             candidates.len()
-        );
+        ));
     }
     report.seconds = started.elapsed().as_secs_f64();
     write_ledger(&args.out, &lm)?;
@@ -971,6 +990,7 @@ fn run_command(catalog: &Catalog, args: &RunArgs, jobs: Option<usize>, cache: Op
     let recipe_text = std::fs::read_to_string(path).unwrap_or_default();
     let base = recipe_base(path);
     let out = PathBuf::from(recipe.out.as_deref().unwrap_or("logs"));
+    crate::log::to_file(&out);
     let name = recipe
         .name
         .clone()
@@ -1023,6 +1043,7 @@ fn run_command(catalog: &Catalog, args: &RunArgs, jobs: Option<usize>, cache: Op
             continue;
         }
         println!("== {stage}");
+        tracing::info!(target: crate::log::RECORD, "stage {stage} of {}", path.display());
         let code = match *stage {
             "env" => env_build_command(&profile_path, backend, &out, cache)?,
             "gen" => {

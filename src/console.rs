@@ -2,10 +2,23 @@
 //! stderr is not a terminal or `BUGSMITH_NO_PROGRESS` is set) and the closing summaries.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::bug_gen::{Problem, Progress, Report};
+
+/// `-q`: no status lines, warnings or progress bars.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Sets `-q` for the whole process.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
 
 /// Problems printed in full during a run; the rest are only counted.
 const SHOWN_PROBLEMS: usize = 20;
@@ -19,7 +32,7 @@ pub struct Bar {
 impl Bar {
     /// A bar on stderr, hidden when quiet or not on a terminal.
     pub fn new(quiet: bool) -> Bar {
-        let target = if quiet || std::env::var_os("BUGSMITH_NO_PROGRESS").is_some() {
+        let target = if quiet || self::quiet() || std::env::var_os("BUGSMITH_NO_PROGRESS").is_some() {
             ProgressDrawTarget::hidden()
         } else {
             ProgressDrawTarget::stderr()
@@ -59,9 +72,10 @@ impl Progress for Bar {
     }
 
     fn problem(&self, problem: &Problem) {
+        tracing::warn!(target: crate::log::RECORD, "{problem}");
         let mut shown = self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *shown += 1;
-        if *shown <= SHOWN_PROBLEMS {
+        if *shown <= SHOWN_PROBLEMS && !quiet() {
             self.bar.suspend(|| eprintln!("warning: {problem}"));
         }
     }
@@ -112,7 +126,9 @@ pub fn print_validate_summary(summary: &crate::validate::Summary) {
 /// A one-line status on stderr (only on a terminal, and not when `quiet`).
 pub fn status(quiet: bool, message: &str) {
     use std::io::IsTerminal;
-    if !quiet && std::env::var_os("BUGSMITH_NO_PROGRESS").is_none() && std::io::stderr().is_terminal() {
+    tracing::info!(target: crate::log::RECORD, "{message}");
+    if !quiet && !self::quiet() && std::env::var_os("BUGSMITH_NO_PROGRESS").is_none() && std::io::stderr().is_terminal()
+    {
         eprintln!("{message}");
     }
 }
@@ -189,5 +205,13 @@ pub fn clear_screen() {
     } else {
         // Piped output gets a separator between runs instead.
         println!("\n=====");
+    }
+}
+
+/// A warning: recorded in the run log, and printed as `warning: …` unless `-q`.
+pub fn warn(message: &str) {
+    tracing::warn!(target: crate::log::RECORD, "{message}");
+    if !quiet() {
+        eprintln!("warning: {message}");
     }
 }

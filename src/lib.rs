@@ -22,6 +22,7 @@ pub mod ids;
 pub mod interrupt;
 pub mod issue_gen;
 pub mod lm;
+pub mod log;
 pub mod mirror;
 pub mod patch;
 pub mod profile;
@@ -54,6 +55,8 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         }
     };
     interrupt::install();
+    log::init(args.global.verbose, args.global.quiet);
+    console::set_quiet(args.global.quiet);
     if let Some(jobs) = args.global.jobs {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global();
     }
@@ -61,6 +64,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
             interrupt::wait_if_interrupted();
+            tracing::error!(target: log::RECORD, "{message}");
             eprintln!("error: {message}");
             ExitCode::from(EXIT_FAILURE)
         }

@@ -578,6 +578,18 @@ pub fn validate(
                         worker = None; // a fresh worker for the next candidate
                     }
                     let report = report_for(&candidate, baseline, &result, timeout, backend.name(), key);
+                    tracing::debug!(
+                        instance = %candidate.instance_id,
+                        verdict = ?report.verdict,
+                        f2p = report.grade.fail_to_pass.len(),
+                        seconds = result.seconds,
+                        "validated"
+                    );
+                    if let Some(why) = &result.broken {
+                        tracing::info!(instance = %candidate.instance_id, "worker replaced: {why}");
+                    } else if result.leaked > 0 {
+                        tracing::info!(instance = %candidate.instance_id, "worker replaced: {} leaked processes", result.leaked);
+                    }
                     if let Err(e) =
                         write_candidate(&profile.test_cmd, &settings.run_dir, &candidate, &patch, &result, &report)
                     {

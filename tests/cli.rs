@@ -621,3 +621,24 @@ fn a_git_source_is_cloned_once_and_its_checkout_reused() {
     assert!(again.status.success(), "re-cloned: {}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(json(&again)["repo_name"], first["repo_name"]);
 }
+
+#[test]
+fn every_run_writes_a_log_under_its_output_and_quiet_hides_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    repository_with_bad_files(&repo);
+    let out = dir.path().join("out");
+    let loud = bugsmith(&["gen", repo.to_str().unwrap(), "--out", out.to_str().unwrap()], dir.path());
+    assert!(String::from_utf8_lossy(&loud.stderr).contains("warning: "), "{}", String::from_utf8_lossy(&loud.stderr));
+    let quiet = bugsmith(&["gen", repo.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"], dir.path());
+    assert!(quiet.status.success());
+    assert!(
+        !String::from_utf8_lossy(&quiet.stderr).contains("warning: "),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let log = std::fs::read_to_string(out.join("bugsmith.log")).unwrap();
+    assert_eq!(log.matches("==== ").count(), 2, "one header per run: {log}");
+    assert!(log.contains(" -q (pid "), "{log}");
+    assert_eq!(log.matches("syntax error").count(), 2, "the problems are in the log of both runs: {log}");
+}

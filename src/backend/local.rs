@@ -93,8 +93,8 @@ impl LocalBackend {
         if !self.containment.sandbox {
             static WARNED: std::sync::Once = std::sync::Once::new();
             WARNED.call_once(|| {
-                eprintln!(
-                    "warning: --no-sandbox: tests run as this user, with its network and its files (see SECURITY.md)"
+                crate::console::warn(
+                    "--no-sandbox: tests run as this user, with its network and its files (see SECURITY.md)",
                 );
             });
             return Ok(None);
