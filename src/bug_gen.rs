@@ -13,6 +13,9 @@ use rayon::prelude::*;
 use rhai::Map;
 use serde::Serialize;
 
+pub use crate::files::write_atomic;
+pub use crate::progress::{NoProgress, Problem, Progress};
+
 use crate::ast::{self, SourceFile};
 use crate::patch;
 use crate::rng::Rng;
@@ -34,21 +37,6 @@ impl Plan {
     /// The params the hooks get: the script's current constants under the recipe's values.
     pub fn params(&self) -> Map {
         self.strategy.params(&self.overrides)
-    }
-}
-
-/// Something that was skipped, with where and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// `path[:line:column]` or `script:line:column (entity)`.
-    pub location: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
     }
 }
 
@@ -146,27 +134,6 @@ impl Report {
     pub fn candidates_per_second(&self) -> f64 {
         self.candidates as f64 / self.seconds.max(1e-9)
     }
-}
-
-/// Progress hooks (the console draws them; tests pass [`NoProgress`]).
-pub trait Progress: Sync {
-    /// A phase starts with `total` steps.
-    fn phase(&self, name: &str, total: u64);
-    /// `n` steps done.
-    fn advance(&self, n: u64);
-    /// A problem to show now.
-    fn problem(&self, problem: &Problem);
-    /// A short live status (such as the yield so far).
-    fn note(&self, _text: &str) {}
-}
-
-/// Progress that shows nothing.
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn phase(&self, _: &str, _: u64) {}
-    fn advance(&self, _: u64) {}
-    fn problem(&self, _: &Problem) {}
 }
 
 /// Whether a repository-relative path is a Python source file `gen` should read.
@@ -538,14 +505,44 @@ pub fn remove_candidates(patches: &[PathBuf]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes a file through a temporary sibling and a rename, so a killed run leaves no torn file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(());
+/// The one-screen summary of a `gen` run.
+pub fn print_gen_summary(report: &Report) {
+    println!("repo        {}", report.repo_name);
+    println!("output      {}", report.output);
+    println!(
+        "parsed      {} files ({} skipped), {} entities",
+        report.files,
+        report.skipped_files.len(),
+        report.entities
+    );
+    println!();
+    println!(
+        "{:<30} {:>8} {:>6} {:>10} {:>9} {:>10} {:>10} {:>6}",
+        "strategy", "eligible", "tried", "candidates", "unchanged", "unparsable", "duplicates", "errors"
+    );
+    for (id, s) in &report.strategies {
+        println!(
+            "{:<30} {:>8} {:>6} {:>10} {:>9} {:>10} {:>10} {:>6}",
+            id, s.eligible, s.tried, s.candidates, s.unchanged, s.unparsable, s.duplicates, s.errors
+        );
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    println!();
+    println!(
+        "{} candidates in {:.2} s ({:.0} files/s, {:.0} entities/s, {:.0} candidates/s)",
+        report.candidates,
+        report.seconds,
+        report.files_per_second(),
+        report.entities_per_second(),
+        report.candidates_per_second()
+    );
+    let problems: Vec<&Problem> = report.skipped_files.iter().chain(&report.script_errors).collect();
+    if !problems.is_empty() {
+        println!("{} problems:", problems.len());
+        for p in problems.iter().take(crate::console::SHOWN_PROBLEMS) {
+            println!("  {p}");
+        }
+        if problems.len() > crate::console::SHOWN_PROBLEMS {
+            println!("  … {} more (use --json for all)", problems.len() - crate::console::SHOWN_PROBLEMS);
+        }
+    }
 }

@@ -407,7 +407,7 @@ fn validate_command(args: &ValidateArgs, jobs: Option<usize>, cache: Option<&Pat
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
     } else {
-        console::print_validate_summary(&summary);
+        validate::print_validate_summary(&summary);
     }
     Ok(EXIT_OK)
 }
@@ -552,7 +552,7 @@ fn gen_command(catalog: &Catalog, args: &GenArgs, cache: Option<&Path>) -> Resul
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
-        console::print_gen_summary(&report);
+        bug_gen::print_gen_summary(&report);
     }
     Ok(EXIT_OK)
 }

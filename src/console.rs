@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::bug_gen::{Problem, Progress, Report};
+use crate::progress::{Problem, Progress};
 
 /// `-q`: no status lines, warnings or progress bars.
 static QUIET: AtomicBool = AtomicBool::new(false);
@@ -21,7 +21,7 @@ fn quiet() -> bool {
 }
 
 /// Problems printed in full during a run; the rest are only counted.
-const SHOWN_PROBLEMS: usize = 20;
+pub const SHOWN_PROBLEMS: usize = 20;
 
 /// A progress bar that also prints problems above itself.
 pub struct Bar {
@@ -81,48 +81,6 @@ impl Progress for Bar {
     }
 }
 
-/// The one-screen summary of a `validate` run.
-pub fn print_validate_summary(summary: &crate::validate::Summary) {
-    use crate::validate::Verdict;
-    println!("repo        {} ({} backend, env {})", summary.repo_name, summary.backend, summary.env);
-    println!(
-        "baseline    {} tests, {} passing, {} flaky (left out); candidate timeout {} s",
-        summary.baseline_tests, summary.baseline_passing, summary.baseline_flaky, summary.timeout
-    );
-    println!();
-    let verdicts = [
-        (Verdict::Valid, "valid"),
-        (Verdict::NoPassToPass, "no P2P"),
-        (Verdict::NoTestBroken, "no test broken"),
-        (Verdict::Timeout, "timeout"),
-        (Verdict::ApplyFailed, "apply failed"),
-        (Verdict::Error, "error"),
-    ];
-    print!("{:<30}", "strategy");
-    for (_, name) in &verdicts {
-        print!(" {name:>14}");
-    }
-    println!();
-    for (id, counts) in &summary.strategies {
-        print!("{id:<30}");
-        for (verdict, _) in &verdicts {
-            print!(" {:>14}", counts.get(verdict).copied().unwrap_or(0));
-        }
-        println!();
-    }
-    println!();
-    let total: usize = summary.strategies.values().flat_map(|c| c.values()).sum();
-    println!(
-        "{} valid of {} ({} run now, {} already done) in {:.1} s: {:.1} candidates/min",
-        summary.total(Verdict::Valid),
-        total,
-        summary.ran,
-        summary.skipped_done,
-        summary.seconds,
-        summary.per_minute
-    );
-}
-
 /// A one-line status on stderr (only on a terminal, and not when `quiet`).
 pub fn status(quiet: bool, message: &str) {
     use std::io::IsTerminal;
@@ -130,48 +88,6 @@ pub fn status(quiet: bool, message: &str) {
     if !quiet && !self::quiet() && std::env::var_os("BUGSMITH_NO_PROGRESS").is_none() && std::io::stderr().is_terminal()
     {
         eprintln!("{message}");
-    }
-}
-
-/// The one-screen summary of a `gen` run.
-pub fn print_gen_summary(report: &Report) {
-    println!("repo        {}", report.repo_name);
-    println!("output      {}", report.output);
-    println!(
-        "parsed      {} files ({} skipped), {} entities",
-        report.files,
-        report.skipped_files.len(),
-        report.entities
-    );
-    println!();
-    println!(
-        "{:<30} {:>8} {:>6} {:>10} {:>9} {:>10} {:>10} {:>6}",
-        "strategy", "eligible", "tried", "candidates", "unchanged", "unparsable", "duplicates", "errors"
-    );
-    for (id, s) in &report.strategies {
-        println!(
-            "{:<30} {:>8} {:>6} {:>10} {:>9} {:>10} {:>10} {:>6}",
-            id, s.eligible, s.tried, s.candidates, s.unchanged, s.unparsable, s.duplicates, s.errors
-        );
-    }
-    println!();
-    println!(
-        "{} candidates in {:.2} s ({:.0} files/s, {:.0} entities/s, {:.0} candidates/s)",
-        report.candidates,
-        report.seconds,
-        report.files_per_second(),
-        report.entities_per_second(),
-        report.candidates_per_second()
-    );
-    let problems: Vec<&Problem> = report.skipped_files.iter().chain(&report.script_errors).collect();
-    if !problems.is_empty() {
-        println!("{} problems:", problems.len());
-        for p in problems.iter().take(SHOWN_PROBLEMS) {
-            println!("  {p}");
-        }
-        if problems.len() > SHOWN_PROBLEMS {
-            println!("  … {} more (use --json for all)", problems.len() - SHOWN_PROBLEMS);
-        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::blocking::{Client, Response};
 use serde_json::Value;
 
-use crate::mirror::{Change, is_mirrored_path};
+use crate::changes::{Change, is_mirrored_path};
 
 /// Longest wait for a rate limit to reset.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);

@@ -8,24 +8,9 @@ use std::path::Path;
 use rhai::{Array, Dynamic, Map};
 use serde::Serialize;
 
-use crate::ast::is_test_path;
 use crate::bug_gen::{Problem, Progress, write_atomic};
+pub use crate::changes::{Change, is_mirrored_path};
 use crate::script::combine::RepoScript;
-
-/// A change to mirror.
-#[derive(Clone, Debug, Serialize)]
-pub struct Change {
-    /// `pr_<number>` for pull requests, `pr_<commit8>` for commits.
-    pub id: String,
-    /// Title of the PR or first line of the commit message.
-    pub title: String,
-    /// The linked issue's text (or the PR/commit description).
-    pub issue_text: String,
-    /// The change's diff (source files only, tests left out).
-    pub patch: String,
-    /// Where it came from (`commit <sha>` or a PR URL).
-    pub origin: String,
-}
 
 /// What a mirror run did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -40,11 +25,6 @@ pub struct MirrorSummary {
     pub failed: usize,
     /// Dollars spent.
     pub cost: f64,
-}
-
-/// A path a mirror may touch: Python source, not tests.
-pub fn is_mirrored_path(path: &str) -> bool {
-    path.ends_with(".py") && !is_test_path(path)
 }
 
 /// Commits of the checkout's history touching 1 to 8 source files.

@@ -2,12 +2,26 @@
 //! YAML. `Profile::detect` writes one for standard layouts without any language model.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::patch::sha256_hex8;
-use crate::source::Checkout;
+
+/// A private checkout of a source.
+#[derive(Clone, Debug)]
+pub struct Checkout {
+    /// The checkout's directory (never the user's own).
+    pub root: PathBuf,
+    /// `owner__repo.<commit8>`.
+    pub repo_name: String,
+    /// Owner part (`pypi` for sdists, `local` for directories).
+    pub owner: String,
+    /// Repository part.
+    pub repo: String,
+    /// Full commit id.
+    pub commit: String,
+}
 
 /// The default base image (built locally by `.ci/base-image.sh`).
 pub const DEFAULT_BASE_IMAGE: &str = "bugsmith-base:bookworm";

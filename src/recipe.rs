@@ -57,7 +57,7 @@ pub struct Recipe {
     pub issues: IssuesSection,
     /// Language model settings (see `lm::LmConfig`).
     #[serde(default)]
-    pub lm: Option<crate::lm::LmConfig>,
+    pub lm: Option<crate::settings::LmConfig>,
     /// Combine scripts for `bugsmith combine` and the `combine` stage, with their params.
     #[serde(default)]
     pub combine: Vec<CombineEntry>,

@@ -79,20 +79,7 @@ impl SourceSpec {
     }
 }
 
-/// A private checkout of a source.
-#[derive(Clone, Debug)]
-pub struct Checkout {
-    /// The checkout's directory (never the user's own).
-    pub root: PathBuf,
-    /// `owner__repo.<commit8>`.
-    pub repo_name: String,
-    /// Owner part (`pypi` for sdists, `local` for directories).
-    pub owner: String,
-    /// Repository part.
-    pub repo: String,
-    /// Full commit id.
-    pub commit: String,
-}
+pub use crate::profile::Checkout;
 
 /// The cache directory: `explicit`, else `$BUGSMITH_CACHE`, else `$XDG_CACHE_HOME/bugsmith`,
 /// else `~/.cache/bugsmith`.

@@ -731,6 +731,48 @@ fn write_candidate(
     write("report.json", json.as_bytes())
 }
 
+/// The one-screen summary of a `validate` run.
+pub fn print_validate_summary(summary: &Summary) {
+    use crate::validate::Verdict;
+    println!("repo        {} ({} backend, env {})", summary.repo_name, summary.backend, summary.env);
+    println!(
+        "baseline    {} tests, {} passing, {} flaky (left out); candidate timeout {} s",
+        summary.baseline_tests, summary.baseline_passing, summary.baseline_flaky, summary.timeout
+    );
+    println!();
+    let verdicts = [
+        (Verdict::Valid, "valid"),
+        (Verdict::NoPassToPass, "no P2P"),
+        (Verdict::NoTestBroken, "no test broken"),
+        (Verdict::Timeout, "timeout"),
+        (Verdict::ApplyFailed, "apply failed"),
+        (Verdict::Error, "error"),
+    ];
+    print!("{:<30}", "strategy");
+    for (_, name) in &verdicts {
+        print!(" {name:>14}");
+    }
+    println!();
+    for (id, counts) in &summary.strategies {
+        print!("{id:<30}");
+        for (verdict, _) in &verdicts {
+            print!(" {:>14}", counts.get(verdict).copied().unwrap_or(0));
+        }
+        println!();
+    }
+    println!();
+    let total: usize = summary.strategies.values().flat_map(|c| c.values()).sum();
+    println!(
+        "{} valid of {} ({} run now, {} already done) in {:.1} s: {:.1} candidates/min",
+        summary.total(Verdict::Valid),
+        total,
+        summary.ran,
+        summary.skipped_done,
+        summary.seconds,
+        summary.per_minute
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

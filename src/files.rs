@@ -1,0 +1,16 @@
+//! Files written so that a killed run leaves no torn file: the one place that writes through
+//! a temporary sibling and a rename.
+
+use std::path::Path;
+
+/// Writes a file through a temporary sibling and a rename, so a killed run leaves no torn file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
