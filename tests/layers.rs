@@ -55,7 +55,10 @@ fn the_core_imports_only_the_core_and_adapters_import_no_stage() {
         }
     }
     assert!(wrong.is_empty(), "imports up the layers: {wrong:?}");
-    assert!(graph["eval"].contains("validate") && graph["backend"].contains("profile"), "the scan sees imports: {graph:?}");
+    assert!(
+        graph["eval"].contains("validate") && graph["backend"].contains("profile"),
+        "the scan sees imports: {graph:?}"
+    );
 }
 
 #[test]

@@ -87,26 +87,65 @@ const SWE_SMITH_MODIFIERS: [&str; 14] = [
     "func_pm_remove_wrapper",
 ];
 
-#[test]
-fn every_procedural_strategy_makes_clean_diffs_on_every_fixture() {
+/// Runs one strategy over every fixture against its snapshots.
+fn snapshots_of(id: &str) {
     let catalog = Catalog::locate(Some(&manifest().join("strategies")), false);
-    let origins = catalog.origins("procedural");
-    let ids: Vec<String> = origins.iter().map(origin_id).collect();
+    let origin = catalog.resolve("procedural", id).unwrap();
+    let strategy = Arc::new(Strategy::load(catalog.engine(), origin).unwrap());
+    let mut changed_somewhere = false;
+    for fixture in fixtures() {
+        let snapshot = run(&strategy, &fixture);
+        changed_somewhere |= snapshot.contains("diff --git");
+        let stem = fixture.file_stem().unwrap().to_string_lossy().to_string();
+        insta::assert_snapshot!(format!("{id}__{stem}"), snapshot);
+    }
+    assert!(changed_somewhere, "{id} changed no fixture");
+}
+
+/// One test per strategy, so a failing snapshot does not hide the others.
+macro_rules! snapshot_tests {
+    ($($id:ident),* $(,)?) => {
+        mod each_strategy_matches_its_snapshots {
+            $(
+                #[test]
+                fn $id() {
+                    super::snapshots_of(stringify!($id));
+                }
+            )*
+        }
+        const SNAPSHOTTED: &[&str] = &[$(stringify!($id)),*];
+    };
+}
+
+snapshot_tests!(
+    func_pm_class_rm_base,
+    func_pm_class_rm_funcs,
+    func_pm_class_shuffle_funcs,
+    func_pm_ctrl_invert_if,
+    func_pm_ctrl_shuffle,
+    func_pm_op_change,
+    func_pm_flip_operators,
+    func_pm_op_swap,
+    func_pm_op_break_chains,
+    func_pm_op_change_const,
+    func_pm_remove_loop,
+    func_pm_remove_cond,
+    func_pm_remove_assign,
+    func_pm_remove_wrapper,
+);
+
+#[test]
+fn every_procedural_strategy_has_its_snapshot_test_and_swe_smiths_are_all_there() {
+    let catalog = Catalog::locate(Some(&manifest().join("strategies")), false);
+    let ids: Vec<String> = catalog.origins("procedural").iter().map(origin_id).collect();
     for swe_smith in SWE_SMITH_MODIFIERS {
         assert!(ids.iter().any(|id| id == swe_smith), "{swe_smith} is missing");
     }
-    for origin in origins {
-        let id = origin_id(&origin);
-        let strategy = Arc::new(Strategy::load(catalog.engine(), origin).unwrap());
-        let mut changed_somewhere = false;
-        for fixture in fixtures() {
-            let snapshot = run(&strategy, &fixture);
-            changed_somewhere |= snapshot.contains("diff --git");
-            let stem = fixture.file_stem().unwrap().to_string_lossy().to_string();
-            insta::assert_snapshot!(format!("{id}__{stem}"), snapshot);
-        }
-        assert!(changed_somewhere, "{id} changed no fixture");
-    }
+    let mut listed: Vec<&str> = SNAPSHOTTED.to_vec();
+    listed.sort_unstable();
+    let mut found: Vec<&str> = ids.iter().map(String::as_str).collect();
+    found.sort_unstable();
+    assert_eq!(listed, found, "add the new strategy to snapshot_tests!");
 }
 
 #[test]
