@@ -16,7 +16,7 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file())
+        .filter(|e| e.file_type().is_file() && e.file_name() != "bugsmith.log")
         .map(|e| (e.path().strip_prefix(dir).unwrap().display().to_string(), std::fs::read(e.path()).unwrap()))
         .collect()
 }
@@ -641,4 +641,23 @@ fn every_run_writes_a_log_under_its_output_and_quiet_hides_warnings() {
     assert_eq!(log.matches("==== ").count(), 2, "one header per run: {log}");
     assert!(log.contains(" -q (pid "), "{log}");
     assert_eq!(log.matches("syntax error").count(), 2, "the problems are in the log of both runs: {log}");
+}
+
+#[test]
+fn gen_writes_the_same_bytes_with_one_thread_or_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = manifest().join("tests/fixtures/repos/inventory");
+    let outputs: Vec<BTreeMap<String, Vec<u8>>> = ["1", "2"]
+        .iter()
+        .map(|jobs| {
+            let out = dir.path().join(format!("out-{jobs}"));
+            let output =
+                bugsmith(&["gen", source.to_str().unwrap(), "--out", out.to_str().unwrap(), "-j", jobs], dir.path());
+            assert!(output.status.success());
+            tree(&out)
+        })
+        .collect();
+    assert!(outputs[0].len() > 20, "{:?}", outputs[0].keys());
+    assert_eq!(outputs[0].keys().collect::<Vec<_>>(), outputs[1].keys().collect::<Vec<_>>());
+    assert!(outputs[0] == outputs[1], "the files differ between -j 1 and -j 2");
 }
