@@ -524,12 +524,22 @@ pub struct GenArgs {
     pub lm: LmArgs,
 }
 
-#[derive(Debug, ClapArgs)]
+#[derive(Debug, Clone, ClapArgs)]
 pub struct TryArgs {
-    /// Strategy id or path to a .rhai file.
+    /// Strategy id or path to a .rhai file (with --instance: an issue template).
     pub strategy: String,
     /// The Python file to mutate.
-    pub file: PathBuf,
+    #[arg(required_unless_present = "instance")]
+    pub file: Option<PathBuf>,
+    /// Render the issue template for this validated instance instead (from `<out>/task_insts/`).
+    #[arg(long, value_name = "INSTANCE_ID", conflicts_with = "file")]
+    pub instance: Option<String>,
+    /// Output directory holding the instance (with --instance).
+    #[arg(long, default_value = "logs", value_name = "DIR")]
+    pub out: PathBuf,
+    /// The instance's profile (default: the one under `<out>/profiles/` whose repository it is).
+    #[arg(long, value_name = "PROFILE", requires = "instance")]
+    pub profile: Option<PathBuf>,
     /// Only this entity (name or dotted name), whatever its tags.
     #[arg(long)]
     pub entity: Option<String>,

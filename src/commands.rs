@@ -45,7 +45,7 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
     }
     match args.command {
         Command::Gen(gen_args) => gen_command(&catalog, &gen_args, args.global.cache_dir.as_deref()),
-        Command::Try(try_args) => try_command(&catalog, &try_args),
+        Command::Try(try_args) => try_command(&catalog, &try_args, args.global.cache_dir.as_deref()),
         Command::Strategies { action: StrategiesAction::List { kind, json } } => list_command(&catalog, &kind, json),
         Command::Strategies { action: StrategiesAction::Export { dir } } => {
             let (written, kept) =
@@ -579,7 +579,11 @@ fn resolve_one(catalog: &Catalog, spec: &str) -> Result<Arc<Strategy>, String> {
     Strategy::load(catalog.engine(), origin).map(Arc::new).map_err(|e| e.to_string())
 }
 
-fn try_command(catalog: &Catalog, args: &TryArgs) -> Result<u8, String> {
+fn try_command(catalog: &Catalog, args: &TryArgs, cache: Option<&Path>) -> Result<u8, String> {
+    if let Some(instance) = &args.instance {
+        return try_template(catalog, args, instance, cache);
+    }
+    let file = args.file.clone().ok_or("a Python file to mutate (or --instance ID for an issue template)")?;
     let strategy = resolve_one(catalog, &args.strategy)?;
     if !args.watch {
         return try_once(&strategy, args);
@@ -590,7 +594,7 @@ fn try_command(catalog: &Catalog, args: &TryArgs) -> Result<u8, String> {
         Origin::Builtin(..) => None,
     };
     let watched =
-        || -> (Option<SystemTime>, Option<SystemTime>) { (stamp(&args.file), script_path.as_deref().and_then(stamp)) };
+        || -> (Option<SystemTime>, Option<SystemTime>) { (stamp(&file), script_path.as_deref().and_then(stamp)) };
     let mut last = watched();
     let mut changed: Option<String> = None;
     loop {
@@ -603,12 +607,12 @@ fn try_command(catalog: &Catalog, args: &TryArgs) -> Result<u8, String> {
         } else if let Err(message) = try_once(&strategy, args) {
             eprintln!("error: {message}");
         }
-        eprintln!("--- watching {} and {} (Ctrl-C to stop) ---", args.file.display(), strategy.display_path());
+        eprintln!("--- watching {} and {} (Ctrl-C to stop) ---", file.display(), strategy.display_path());
         loop {
             std::thread::sleep(Duration::from_millis(250));
             let now = watched();
             if now != last {
-                changed = Some(if now.0 != last.0 { args.file.display().to_string() } else { strategy.display_path() });
+                changed = Some(if now.0 != last.0 { file.display().to_string() } else { strategy.display_path() });
                 last = now;
                 break;
             }
@@ -616,16 +620,57 @@ fn try_command(catalog: &Catalog, args: &TryArgs) -> Result<u8, String> {
     }
 }
 
+/// `try <template> --instance <id>`: renders the statement (again whenever the template
+/// changes, with `--watch`).
+fn try_template(catalog: &Catalog, args: &TryArgs, instance: &str, cache: Option<&Path>) -> Result<u8, String> {
+    let explicit: Vec<PathBuf> = args.profile.iter().cloned().collect();
+    let (profiles, _) = crate::eval::find_profiles(&explicit, &args.out, &args.out.join("task_insts").join("x.json"));
+    let profile = profiles
+        .into_values()
+        .filter(|p| crate::ids::InstanceId::parse(&p.repo_name, instance).is_some())
+        .max_by_key(|p| p.repo_name.len())
+        .ok_or_else(|| format!("no profile under {} for {instance}", args.out.join("profiles").display()))?;
+    let checkout = checkout_for(&profile, cache)?;
+    let origin = catalog.resolve("issues", &args.strategy)?;
+    let path = match &origin {
+        Origin::File(path) => Some(path.clone()),
+        Origin::Builtin(..) => None,
+    };
+    let stamp = || path.as_deref().and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    loop {
+        let rendered = IssueTemplate::load(origin.clone(), None).map_err(|e| e.to_string()).and_then(|template| {
+            crate::issue_gen::preview(&profile.repo_name, &checkout.root, &args.out, &template, args.seed, instance)
+        });
+        match rendered {
+            Ok((text, leaks)) => {
+                println!("{text}");
+                if !leaks.is_empty() {
+                    println!("# leaks: {}", leaks.join(", "));
+                }
+            }
+            Err(e) if !args.watch => return Err(e),
+            Err(e) => eprintln!("error: {e}"),
+        }
+        if !args.watch {
+            return Ok(EXIT_OK);
+        }
+        eprintln!("--- watching {} (Ctrl-C to stop) ---", crate::script::Strategy::origin_path(&origin));
+        let last = stamp();
+        while stamp() == last {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        console::clear_screen();
+    }
+}
+
 fn try_once(strategy: &Arc<Strategy>, args: &TryArgs) -> Result<u8, String> {
+    let Some(file) = &args.file else { return Err("no file".into()) };
     // Diff paths are relative (to the current directory when the file is under it).
     let cwd = std::env::current_dir().unwrap_or_default();
-    let relative = args
-        .file
-        .strip_prefix(&cwd)
-        .ok()
-        .or_else(|| args.file.file_name().map(Path::new).filter(|_| args.file.is_absolute()));
-    let display = relative.unwrap_or(&args.file).to_string_lossy().replace('\\', "/");
-    let bytes = std::fs::read(&args.file).map_err(|e| format!("{display}: {e}"))?;
+    let relative =
+        file.strip_prefix(&cwd).ok().or_else(|| file.file_name().map(Path::new).filter(|_| file.is_absolute()));
+    let display = relative.unwrap_or(file).to_string_lossy().replace('\\', "/");
+    let bytes = std::fs::read(file).map_err(|e| format!("{display}: {e}"))?;
     let text = String::from_utf8(bytes)
         .map_err(|e| format!("{display}: not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))?;
     let file = SourceFile::parse(&display, text).map_err(|e| format!("{display}:{e}"))?;

@@ -163,6 +163,29 @@ fn instance_map(instance: &TaskInstance, checkout: &Path, run_dir: &Path, meta: 
     map
 }
 
+/// The statement `template` writes for one instance, nothing stored (`bugsmith try
+/// <template> --instance <id>`): the text and the leaks the check finds in it.
+pub fn preview(
+    repo_name: &str,
+    checkout: &Path,
+    out: &Path,
+    template: &IssueTemplate,
+    seed: u64,
+    instance_id: &str,
+) -> Result<(String, Vec<String>), String> {
+    let json_path = out.join("task_insts").join(format!("{repo_name}.json"));
+    let instances = read_instances(&json_path).map_err(|e| format!("{e}: run `bugsmith gather` first"))?;
+    let instance = instances
+        .iter()
+        .find(|i| i.instance_id == instance_id)
+        .ok_or_else(|| format!("no instance {instance_id} in {}", json_path.display()))?;
+    let meta = metadata_index(&out.join("bug_gen").join(repo_name), repo_name);
+    let map = instance_map(instance, checkout, &out.join("run_validation").join(repo_name), meta.get(instance_id));
+    let rendered = template.render(map, &Map::new(), seed).map_err(|e| e.to_string())?;
+    let leaks = leaks(&rendered.text, &instance.patch, &instance.fail_to_pass);
+    Ok((rendered.text, leaks))
+}
+
 /// Writes problem statements into `task_insts/<repo_name>.json` (and `.jsonl`).
 #[allow(clippy::too_many_arguments)]
 pub fn issue_gen(

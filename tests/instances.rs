@@ -340,3 +340,29 @@ fn issue_gen_with_a_model_writes_several_statements_at_once() {
     let redone = json(&bugsmith_in(&switched, &shared_cache(), Some(dir.path())));
     assert_eq!(redone["written"], summary["instances"], "{redone:#}");
 }
+
+#[test]
+fn try_renders_an_issue_template_for_one_validated_instance() {
+    let (dir, profile, repo_name) =
+        common::gathered(manifest().join("tests/fixtures/repos/inventory").to_str().unwrap(), "1");
+    let instances: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("logs/task_insts").join(format!("{repo_name}.json"))).unwrap(),
+    )
+    .unwrap();
+    let id = instances[0]["instance_id"].as_str().unwrap();
+    let out = dir.path().join("logs");
+    let args =
+        ["try", "from_test", "--instance", id, "--out", out.to_str().unwrap(), "--profile", profile.to_str().unwrap()];
+    let output = common::bugsmith_in(&args, &common::shared_cache(), Some(dir.path()));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let test = instances[0]["FAIL_TO_PASS"][0].as_str().unwrap();
+    let name = test.rsplit("::").next().unwrap();
+    assert!(text.contains(name), "the statement names the failing test {name}: {text}");
+    let missing = common::bugsmith_in(
+        &["try", "static", "--instance", "nope", "--out", out.to_str().unwrap()],
+        &common::shared_cache(),
+        Some(dir.path()),
+    );
+    assert!(!missing.status.success());
+}
