@@ -661,3 +661,39 @@ fn gen_writes_the_same_bytes_with_one_thread_or_two() {
     assert_eq!(outputs[0].keys().collect::<Vec<_>>(), outputs[1].keys().collect::<Vec<_>>());
     assert!(outputs[0] == outputs[1], "the files differ between -j 1 and -j 2");
 }
+
+#[test]
+fn scripts_import_shared_helpers_from_lib_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let strategies = dir.path().join("strategies");
+    std::fs::create_dir_all(strategies.join("procedural")).unwrap();
+    std::fs::create_dir_all(strategies.join("lib")).unwrap();
+    std::fs::write(strategies.join("lib/twice.rhai"), "fn twice(x) { x * 2 }\n").unwrap();
+    let swap = std::fs::read_to_string(manifest().join("strategies/procedural/func_pm_op_swap.rhai")).unwrap();
+    let with_import = swap.replacen("const ", "import \"twice\" as h;\nconst LIKELY = h::twice(1);\nconst ", 1);
+    std::fs::write(strategies.join("procedural/helped.rhai"), &with_import).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+            .args(args)
+            .env_remove("BUGSMITH_STRATEGIES")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let check = run(&["strategies", "check"]);
+    assert!(check.status.success(), "{}", stdout(&check));
+    let list = stdout(&run(&["strategies", "list"]));
+    assert!(list.contains("helped") && !list.contains("twice"), "helpers are not strategies: {list}");
+    std::fs::write(
+        strategies.join("procedural/escape.rhai"),
+        swap.replacen("const ", "import \"../procedural/helped\" as h;\nconst ", 1),
+    )
+    .unwrap();
+    let refused = run(&["strategies", "check"]);
+    assert!(!refused.status.success());
+    assert!(
+        stdout(&refused).contains("escape.rhai") && stdout(&refused).to_lowercase().contains("module"),
+        "{}",
+        stdout(&refused)
+    );
+}

@@ -37,6 +37,7 @@ impl Catalog {
         layers.extend(std::env::var_os("BUGSMITH_STRATEGIES").map(PathBuf::from));
         layers.extend(explicit.map(Path::to_path_buf));
         layers.dedup();
+        super::set_helper_layers(&layers);
         Catalog { layers, builtin: !no_builtin, engine: Arc::new(super::engine_with_lm(None)) }
     }
 

@@ -118,6 +118,50 @@ impl ScriptError {
     }
 }
 
+/// The `lib/` folders scripts import shared helpers from (`import "name" as h;`), lowest layer
+/// first; set by the catalog. The built-in `lib/` is always below them.
+static HELPER_LAYERS: std::sync::RwLock<Vec<std::path::PathBuf>> = std::sync::RwLock::new(Vec::new());
+
+/// Sets the folders whose `lib/` holds importable helpers (the catalog's layers).
+pub fn set_helper_layers(layers: &[std::path::PathBuf]) {
+    if let Ok(mut slot) = HELPER_LAYERS.write() {
+        *slot = layers.to_vec();
+    }
+}
+
+/// Resolves `import "name"` to `lib/name.rhai` of the highest layer that has it, else the
+/// built-in copy; nothing else can be imported (no paths, no other folders).
+struct HelperResolver;
+
+impl rhai::ModuleResolver for HelperResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        position: Position,
+    ) -> Result<rhai::Shared<rhai::Module>, Box<EvalAltResult>> {
+        let not_found = || Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), position));
+        if path.is_empty() || !path.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(not_found());
+        }
+        let file = format!("lib/{path}.rhai");
+        let on_disk = HELPER_LAYERS
+            .read()
+            .ok()
+            .and_then(|layers| layers.iter().rev().find_map(|layer| std::fs::read_to_string(layer.join(&file)).ok()));
+        let text = on_disk
+            .or_else(|| catalog::builtin_files().iter().find(|(name, _)| *name == file).map(|(_, t)| (*t).to_string()))
+            .ok_or_else(not_found)?;
+        let mut ast = engine
+            .compile(&text)
+            .map_err(|e| Box::new(EvalAltResult::ErrorInModule(path.to_string(), e.into(), position)))?;
+        ast.set_source(file.as_str());
+        let module = rhai::Module::eval_ast_as_new(Scope::new(), &ast, engine)?;
+        Ok(module.into())
+    }
+}
+
 /// Builds the sandboxed engine shared by every script.
 pub fn engine() -> Engine {
     let mut engine = Engine::new();
@@ -130,9 +174,10 @@ pub fn engine() -> Engine {
         .set_max_map_size(100_000)
         .set_max_variables(10_000)
         .set_max_functions(1_000)
-        .set_max_modules(0)
+        .set_max_modules(16)
         .set_strict_variables(true);
     engine.disable_symbol("eval");
+    engine.set_module_resolver(HelperResolver);
     engine.on_print(|text| eprintln!("{text}"));
     engine.on_debug(|text, source, position| eprintln!("{}:{position}: {text}", source.unwrap_or("script")));
     // Checked at every operation: one operation can be slow (an API call building a large
