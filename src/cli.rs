@@ -167,7 +167,7 @@ pub enum CandidatesAction {
         #[arg(long)]
         verdict: Option<String>,
         /// Output directory.
-        #[arg(long, default_value = "logs", value_name = "DIR")]
+        #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
         out: PathBuf,
         /// Print JSON.
         #[arg(long)]
@@ -178,7 +178,7 @@ pub enum CandidatesAction {
         /// An instance id or the path of a `bug__*.diff`.
         candidate: String,
         /// Output directory.
-        #[arg(long, default_value = "logs", value_name = "DIR")]
+        #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
         out: PathBuf,
     },
 }
@@ -207,10 +207,10 @@ pub struct EvalArgs {
     #[arg(long = "profile", value_name = "PROFILE")]
     pub profiles: Vec<PathBuf>,
     /// Name of the run (its folder under run_evaluation/).
-    #[arg(long, default_value = "eval", value_name = "ID")]
+    #[arg(long, default_value = crate::settings::defaults::RUN_ID, value_name = "ID")]
     pub run_id: String,
     /// Output directory.
-    #[arg(long, default_value = "logs", value_name = "DIR")]
+    #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
     /// Where tests run.
     #[arg(long, value_enum, default_value_t = BackendKind::Local)]
@@ -236,7 +236,7 @@ pub struct ServeArgs {
     #[arg(long = "profile", value_name = "PROFILE")]
     pub profiles: Vec<PathBuf>,
     /// Address to listen on; other than loopback only with a token.
-    #[arg(long, default_value = "127.0.0.1:8765", value_name = "ADDR")]
+    #[arg(long, default_value = crate::settings::defaults::BIND, value_name = "ADDR")]
     pub bind: String,
     /// Environment variable holding the bearer token clients must send.
     #[arg(long, value_name = "VAR")]
@@ -245,7 +245,7 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = BackendKind::Local)]
     pub backend: BackendKind,
     /// Output directory (baselines, profiles).
-    #[arg(long, default_value = "logs", value_name = "DIR")]
+    #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
@@ -274,7 +274,7 @@ pub enum ExportAction {
         #[arg(long = "profile", value_name = "PROFILE")]
         profiles: Vec<PathBuf>,
         /// Output directory the instances came from (mirrors, profiles).
-        #[arg(long, default_value = "logs", value_name = "DIR")]
+        #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
         out: PathBuf,
         /// Do not build the per-instance images.
         #[arg(long)]
@@ -289,7 +289,7 @@ pub enum ExportAction {
         #[arg(short = 'o', long = "output", value_name = "OUT.jsonl")]
         output: PathBuf,
         /// Output directory the instances came from (mirrors).
-        #[arg(long, default_value = "logs", value_name = "DIR")]
+        #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
         out: PathBuf,
     },
 }
@@ -308,7 +308,7 @@ pub struct CombineArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Output directory (reads task_insts/, writes bug_gen/).
-    #[arg(long, default_value = "logs", value_name = "DIR")]
+    #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -319,26 +319,29 @@ pub struct CombineArgs {
 pub struct MirrorArgs {
     /// The profile (its source must have history for `--from history`).
     pub profile: PathBuf,
-    /// Where changes come from.
-    #[arg(long, value_enum, default_value_t = ChangeSource::History)]
-    pub from: ChangeSource,
+    /// Recipe with a `mirror:` section (its seed and `lm:` too); flags win over it.
+    #[arg(long, value_name = "RECIPE")]
+    pub recipe: Option<PathBuf>,
+    /// Where changes come from (default: the recipe's, else history).
+    #[arg(long, value_enum)]
+    pub from: Option<ChangeSource>,
     /// GitHub repository `owner/name` (for `--from github`).
     #[arg(long, value_name = "OWNER/NAME")]
     pub github_repo: Option<String>,
     /// GitHub API base URL.
-    #[arg(long, default_value = "https://api.github.com", value_name = "URL")]
+    #[arg(long, default_value = crate::settings::defaults::GITHUB_API, value_name = "URL")]
     pub github_api: String,
-    /// At most this many changes.
-    #[arg(long, default_value_t = 50)]
-    pub limit: usize,
-    /// Mirror script id or .rhai path.
-    #[arg(long, default_value = "pr_mirror")]
-    pub strategy: String,
-    /// Seed.
-    #[arg(long, default_value_t = 24)]
-    pub seed: u64,
+    /// At most this many changes (default: the recipe's, else 50).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Mirror script id or .rhai path (default: the recipe's, else pr_mirror).
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Seed (default: the recipe's, else 24).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Output directory.
-    #[arg(long, default_value = "logs", value_name = "DIR")]
+    #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]
     pub lm: LmArgs,
@@ -369,15 +372,18 @@ pub enum RecipeAction {
 pub struct IssueGenArgs {
     /// The profile.
     pub profile: PathBuf,
-    /// Template id (under strategies/issues/) or path to a .rhai file.
-    #[arg(long, default_value = "static")]
-    pub template: String,
+    /// Recipe with an `issues:` section (template, seed, params; its `lm:` too); flags win.
+    #[arg(long, value_name = "RECIPE")]
+    pub recipe: Option<PathBuf>,
+    /// Template id (under strategies/issues/) or path to a .rhai file (default: the recipe's, else static).
+    #[arg(long)]
+    pub template: Option<String>,
     /// Output directory (reads task_insts/, writes issue_gen/).
-    #[arg(long, default_value = "logs", value_name = "DIR")]
+    #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
-    /// Seed for the templates' random choices.
-    #[arg(long, default_value_t = 24)]
-    pub seed: u64,
+    /// Seed for the templates' random choices (default: the recipe's, else 24).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Write statements again even where one from the same template and seed exists.
     #[arg(long)]
     pub redo: bool,
@@ -416,7 +422,7 @@ pub struct GatherArgs {
     /// The profile.
     pub profile: PathBuf,
     /// Output directory (reads run_validation/, writes task_insts/ and mirrors/).
-    #[arg(long, default_value = "logs", value_name = "DIR")]
+    #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
     /// Push main and the instance branches to this remote (URL or path); a token for HTTPS
     /// remotes is read from $GITHUB_TOKEN and never printed.
@@ -452,7 +458,7 @@ pub enum EnvAction {
         #[arg(long, value_enum, default_value_t = BackendKind::Local)]
         backend: BackendKind,
         /// Output directory (the build log goes under build_images/env/<repo_name>/).
-        #[arg(long, default_value = "logs", value_name = "DIR")]
+        #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
         out: PathBuf,
     },
 }
@@ -474,7 +480,7 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "DIR")]
     pub candidates: Option<PathBuf>,
     /// Output directory.
-    #[arg(long, default_value = "logs", value_name = "DIR")]
+    #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
     /// Where tests run.
     #[arg(long, value_enum, default_value_t = BackendKind::Local)]
@@ -483,7 +489,7 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
     /// Replace a worker after this many candidates.
-    #[arg(long, default_value_t = 200, value_name = "N")]
+    #[arg(long, default_value_t = crate::settings::defaults::RECYCLE_AFTER, value_name = "N")]
     pub recycle_after: usize,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -515,7 +521,7 @@ pub struct GenArgs {
     #[arg(long)]
     pub clean: bool,
     /// Output directory.
-    #[arg(long, default_value = "logs", value_name = "DIR")]
+    #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -535,7 +541,7 @@ pub struct TryArgs {
     #[arg(long, value_name = "INSTANCE_ID", conflicts_with = "file")]
     pub instance: Option<String>,
     /// Output directory holding the instance (with --instance).
-    #[arg(long, default_value = "logs", value_name = "DIR")]
+    #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
     /// The instance's profile (default: the one under `<out>/profiles/` whose repository it is).
     #[arg(long, value_name = "PROFILE", requires = "instance")]
@@ -544,7 +550,7 @@ pub struct TryArgs {
     #[arg(long)]
     pub entity: Option<String>,
     /// Seed (default 24).
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = crate::settings::defaults::SEED)]
     pub seed: u64,
     /// Run on every entity, ignoring the strategy's conditions and complexity bounds.
     #[arg(long)]

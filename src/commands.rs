@@ -36,7 +36,7 @@ use crate::validate;
 use crate::{EXIT_FAILURE, EXIT_OK, console};
 
 /// The seed SWE-smith uses by default.
-const DEFAULT_SEED: u64 = 24;
+const DEFAULT_SEED: u64 = crate::settings::defaults::SEED;
 
 pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
     let catalog = Catalog::locate(args.global.strategies_dir.as_deref(), args.global.no_builtin);
@@ -64,9 +64,7 @@ pub(crate) fn dispatch(args: Args) -> Result<u8, String> {
             validate_command(&validate_args, args.global.jobs, args.global.cache_dir.as_deref())
         }
         Command::Gather(gather_args) => gather_command(&gather_args, args.global.cache_dir.as_deref()),
-        Command::IssueGen(issue_args) => {
-            issue_gen_command(&catalog, &issue_args, &Map::new(), LmConfig::default(), args.global.cache_dir.as_deref())
-        }
+        Command::IssueGen(issue_args) => issue_gen_command(&catalog, &issue_args, args.global.cache_dir.as_deref()),
         Command::Run(run_args) => run_command(&catalog, &run_args, args.global.jobs, args.global.cache_dir.as_deref()),
         Command::Docker { action: DockerAction::Prune { all, older_than } } => docker_prune_command(all, older_than),
         Command::Candidates { action } => candidates_command(action),
@@ -122,17 +120,17 @@ fn lm_client(base: LmConfig, args: &LmArgs, cache: Option<&Path>) -> Result<Arc<
     LmClient::new(config, source::cache_dir(cache).join("lm")).map(Arc::new).map_err(|e| e.to_string())
 }
 
-fn issue_gen_command(
-    catalog: &Catalog,
-    args: &IssueGenArgs,
-    params: &Map,
-    lm_config: LmConfig,
-    cache: Option<&Path>,
-) -> Result<u8, String> {
+fn issue_gen_command(catalog: &Catalog, args: &IssueGenArgs, cache: Option<&Path>) -> Result<u8, String> {
+    let recipe = match &args.recipe {
+        Some(path) => Recipe::load(path).map_err(|e| e.to_string())?,
+        None => Recipe::default(),
+    };
+    let settings = crate::settings::IssueSettings::resolve(args.template.clone(), args.seed, &recipe);
+    let params: Map = recipe.issues.params.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect();
     let profile = load_profile(&args.profile)?;
     let checkout = checkout_for(&profile, cache)?;
-    let lm = lm_client(lm_config, &args.lm, cache)?;
-    let origin = catalog.resolve("issues", &args.template)?;
+    let lm = lm_client(recipe.lm.clone().unwrap_or_default(), &args.lm, cache)?;
+    let origin = catalog.resolve("issues", &settings.template)?;
     let template = IssueTemplate::load(origin, Some(lm.clone())).map_err(|e| e.to_string())?;
     let bar = console::Bar::new(args.json);
     let summary = issue_gen::issue_gen(
@@ -140,8 +138,8 @@ fn issue_gen_command(
         &checkout.root,
         &args.out,
         &template,
-        params,
-        args.seed,
+        &params,
+        settings.seed,
         args.redo,
         lm.config().concurrency,
         &bar,
@@ -816,36 +814,49 @@ fn check_command(catalog: &Catalog) -> Result<u8, String> {
 }
 
 fn mirror_command(catalog: &Catalog, args: &MirrorArgs, cache: Option<&Path>) -> Result<u8, String> {
-    mirror_command_with(catalog, args, LmConfig::default(), cache)
-}
-
-fn mirror_command_with(
-    catalog: &Catalog,
-    args: &MirrorArgs,
-    lm_config: LmConfig,
-    cache: Option<&Path>,
-) -> Result<u8, String> {
+    let recipe = match &args.recipe {
+        Some(path) => Recipe::load(path).map_err(|e| e.to_string())?,
+        None => Recipe::default(),
+    };
+    let from = args.from.map(|f| if f == ChangeSource::Github { "github" } else { "history" }.to_string());
+    let settings = crate::settings::MirrorSettings::resolve(
+        from,
+        args.github_repo.clone(),
+        args.limit,
+        args.strategy.clone(),
+        args.seed,
+        &recipe,
+    );
+    let lm_config = recipe.lm.clone().unwrap_or_default();
     let profile = load_profile(&args.profile)?;
     let checkout = checkout_for(&profile, cache)?;
-    let changes = match args.from {
-        ChangeSource::History => mirror::changes_from_history(&checkout.root, args.limit)?,
-        ChangeSource::Github => {
-            let name = args.github_repo.as_deref().ok_or("--from github needs --github-repo OWNER/NAME")?;
+    let changes = match settings.from.as_str() {
+        "github" => {
+            let name = settings.github_repo.as_deref().ok_or("--from github needs --github-repo OWNER/NAME")?;
             let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
-            crate::github::changes(&args.github_api, name, token.as_deref(), args.limit)?
+            crate::github::changes(&args.github_api, name, token.as_deref(), settings.limit)?
         }
+        _ => mirror::changes_from_history(&checkout.root, settings.limit)?,
     };
     let lm = lm_client(lm_config, &args.lm, cache)?;
     let script = crate::script::combine::RepoScript::load_with(
-        catalog.resolve("mirror", &args.strategy)?,
+        catalog.resolve("mirror", &settings.strategy)?,
         "mirror",
         "change",
         Some(lm.clone()),
     )
     .map_err(|e| e.to_string())?;
     let bar = console::Bar::new(args.json);
-    let summary =
-        mirror::mirror(&script, &changes, &Map::new(), args.seed, &profile.repo_name, &checkout.root, &args.out, &bar);
+    let summary = mirror::mirror(
+        &script,
+        &changes,
+        &Map::new(),
+        settings.seed,
+        &profile.repo_name,
+        &checkout.root,
+        &args.out,
+        &bar,
+    );
     bar.finish();
     let summary = summary?;
     write_ledger(&args.out, &lm)?;
@@ -1034,7 +1045,7 @@ fn run_command(catalog: &Catalog, args: &RunArgs, jobs: Option<usize>, cache: Op
     let recipe = Recipe::load(path).map_err(|e| e.to_string())?;
     let recipe_text = std::fs::read_to_string(path).unwrap_or_default();
     let base = recipe_base(path);
-    let out = PathBuf::from(recipe.out.as_deref().unwrap_or("logs"));
+    let out = PathBuf::from(recipe.out.as_deref().unwrap_or(crate::settings::defaults::OUT));
     crate::log::to_file(&out);
     let name = recipe
         .name
@@ -1120,24 +1131,20 @@ fn run_command(catalog: &Catalog, args: &RunArgs, jobs: Option<usize>, cache: Op
                 validate_command(&args, jobs.or(recipe.validate.jobs), cache)?
             }
             "mirror" => {
-                let section = recipe.mirror.clone().unwrap_or_default();
                 let args = MirrorArgs {
                     profile: profile_path.clone(),
-                    from: if section.from.as_deref() == Some("github") {
-                        ChangeSource::Github
-                    } else {
-                        ChangeSource::History
-                    },
-                    github_repo: section.github_repo.clone(),
-                    github_api: "https://api.github.com".into(),
-                    limit: section.limit.unwrap_or(50),
-                    strategy: recipe.script(section.strategy.as_deref().unwrap_or("pr_mirror")),
-                    seed,
+                    recipe: Some(path.to_path_buf()),
+                    from: None,
+                    github_repo: None,
+                    github_api: crate::settings::defaults::GITHUB_API.into(),
+                    limit: None,
+                    strategy: None,
+                    seed: run_args.seed,
                     out: out.clone(),
                     lm: run_args.lm.clone(),
                     json: false,
                 };
-                mirror_command_with(catalog, &args, recipe.lm.clone().unwrap_or_default(), cache)?
+                mirror_command(catalog, &args, cache)?
             }
             "combine" => {
                 let args = CombineArgs {
@@ -1181,16 +1188,15 @@ fn run_command(catalog: &Catalog, args: &RunArgs, jobs: Option<usize>, cache: Op
             _ => {
                 let args = IssueGenArgs {
                     profile: profile_path.clone(),
-                    template: recipe.script(recipe.issues.template.as_deref().unwrap_or("static")),
+                    recipe: Some(path.to_path_buf()),
+                    template: None,
                     out: out.clone(),
-                    seed: run_args.seed.or(recipe.issues.seed).or(recipe.seed).unwrap_or(DEFAULT_SEED),
+                    seed: run_args.seed,
                     redo: false,
                     lm: run_args.lm.clone(),
                     json: false,
                 };
-                let params: Map =
-                    recipe.issues.params.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect();
-                issue_gen_command(catalog, &args, &params, recipe.lm.clone().unwrap_or_default(), cache)?
+                issue_gen_command(catalog, &args, cache)?
             }
         };
         if code != EXIT_OK {

@@ -1,5 +1,6 @@
-//! Settings types shared by the recipe (which reads them) and the stages and adapters that
-//! use them; plain data, no I/O.
+//! Settings, resolved once: the defaults in one place, the rule every command follows
+//! (command-line flag > recipe > profile > default; a script's own constants sit below the
+//! recipe's params), and the typed settings stages take (never clap types). Plain data, no I/O.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -73,5 +74,150 @@ fn default_concurrency() -> usize {
 impl Default for LmConfig {
     fn default() -> LmConfig {
         serde_yaml::from_str("{}").unwrap_or_else(|_| unreachable!("all fields have defaults"))
+    }
+}
+
+/// Every default, in one place.
+pub mod defaults {
+    /// Seed for sampling and every random stream (SWE-smith's).
+    pub const SEED: u64 = 24;
+    /// Output directory.
+    pub const OUT: &str = "logs";
+    /// Issue template.
+    pub const TEMPLATE: &str = "static";
+    /// Mirror script.
+    pub const MIRROR_SCRIPT: &str = "pr_mirror";
+    /// Changes a mirror run takes at most.
+    pub const MIRROR_LIMIT: usize = 50;
+    /// Where mirror changes come from.
+    pub const MIRROR_FROM: &str = "history";
+    /// GitHub's API.
+    pub const GITHUB_API: &str = "https://api.github.com";
+    /// Candidates a worker validates before it is replaced.
+    pub const RECYCLE_AFTER: usize = 200;
+    /// Combine script when none is named.
+    pub const COMBINE_SCRIPT: &str = "combine_file";
+    /// Name of an evaluation run.
+    pub const RUN_ID: &str = "eval";
+    /// Address `serve` listens on.
+    pub const BIND: &str = "127.0.0.1:8765";
+}
+
+/// The first of a flag, the recipe's value and the profile's that is set, else the default.
+pub fn pick<T>(flag: Option<T>, recipe: Option<T>, profile: Option<T>, default: T) -> T {
+    flag.or(recipe).or(profile).unwrap_or(default)
+}
+
+/// What `issue-gen` runs with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IssueSettings {
+    /// Template id or path.
+    pub template: String,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl IssueSettings {
+    /// Flags over the recipe's `issues:` (its seed, else the recipe's), over the defaults.
+    pub fn resolve(template: Option<String>, seed: Option<u64>, recipe: &crate::recipe::Recipe) -> IssueSettings {
+        IssueSettings {
+            template: pick(
+                template,
+                recipe.issues.template.as_deref().map(|t| recipe.script(t)),
+                None,
+                defaults::TEMPLATE.into(),
+            ),
+            seed: pick(seed, recipe.issues.seed.or(recipe.seed), None, defaults::SEED),
+        }
+    }
+}
+
+/// What `mirror` runs with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MirrorSettings {
+    /// `history` or `github`.
+    pub from: String,
+    /// GitHub `owner/name`.
+    pub github_repo: Option<String>,
+    /// At most this many changes.
+    pub limit: usize,
+    /// Mirror script id or path.
+    pub strategy: String,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl MirrorSettings {
+    /// Flags over the recipe's `mirror:` (and its seed), over the defaults.
+    pub fn resolve(
+        from: Option<String>,
+        github_repo: Option<String>,
+        limit: Option<usize>,
+        strategy: Option<String>,
+        seed: Option<u64>,
+        recipe: &crate::recipe::Recipe,
+    ) -> MirrorSettings {
+        let section = recipe.mirror.clone().unwrap_or_default();
+        MirrorSettings {
+            from: pick(from, section.from, None, defaults::MIRROR_FROM.into()),
+            github_repo: github_repo.or(section.github_repo),
+            limit: pick(limit, section.limit, None, defaults::MIRROR_LIMIT),
+            strategy: pick(
+                strategy,
+                section.strategy.as_deref().map(|s| recipe.script(s)),
+                None,
+                defaults::MIRROR_SCRIPT.into(),
+            ),
+            seed: pick(seed, recipe.seed, None, defaults::SEED),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::Recipe;
+
+    #[test]
+    fn a_flag_beats_the_recipe_which_beats_the_profile_which_beats_the_default() {
+        assert_eq!(pick(Some(1), Some(2), Some(3), 4), 1);
+        assert_eq!(pick(None, Some(2), Some(3), 4), 2);
+        assert_eq!(pick(None, None, Some(3), 4), 3);
+        assert_eq!(pick(None::<u32>, None, None, 4), 4);
+    }
+
+    #[test]
+    fn issue_settings_take_the_flags_then_the_issues_section_then_the_recipe_seed() {
+        let recipe = Recipe::parse("r.yaml", "seed: 7\nissues:\n  template: from_test\n").unwrap();
+        assert_eq!(
+            IssueSettings::resolve(None, None, &recipe),
+            IssueSettings { template: "from_test".into(), seed: 7 }
+        );
+        assert_eq!(
+            IssueSettings::resolve(Some("lm".into()), Some(1), &recipe),
+            IssueSettings { template: "lm".into(), seed: 1 }
+        );
+        let own_seed = Recipe::parse("r.yaml", "seed: 7\nissues:\n  seed: 9\n").unwrap();
+        assert_eq!(IssueSettings::resolve(None, None, &own_seed).seed, 9);
+        let empty = Recipe::default();
+        assert_eq!(IssueSettings::resolve(None, None, &empty), IssueSettings { template: "static".into(), seed: 24 });
+    }
+
+    #[test]
+    fn mirror_settings_take_the_flags_then_the_mirror_section_then_the_defaults() {
+        let recipe =
+            Recipe::parse("r.yaml", "seed: 5\nmirror:\n  from: github\n  github_repo: o/n\n  limit: 3\n").unwrap();
+        let resolved = MirrorSettings::resolve(None, None, None, None, None, &recipe);
+        assert_eq!(
+            (resolved.from.as_str(), resolved.github_repo.as_deref(), resolved.limit, resolved.seed),
+            ("github", Some("o/n"), 3, 5)
+        );
+        assert_eq!(resolved.strategy, "pr_mirror");
+        let flagged =
+            MirrorSettings::resolve(Some("history".into()), None, Some(10), Some("mine".into()), Some(1), &recipe);
+        assert_eq!(
+            (flagged.from.as_str(), flagged.limit, flagged.strategy.as_str(), flagged.seed),
+            ("history", 10, "mine", 1)
+        );
     }
 }
