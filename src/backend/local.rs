@@ -50,8 +50,9 @@ impl LocalBackend {
             move || {
                 let mut live = live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let running: Vec<u32> = live.running.drain().collect();
-                for group in &running {
-                    let _ = Command::new("kill").args(["-KILL", &format!("-{group}")]).status();
+                for pid in &running {
+                    // The sandbox's bubblewrap: killed, it takes the whole sandbox with it.
+                    kill_process(*pid);
                 }
                 let workers: Vec<PathBuf> = live.workers.drain().collect();
                 for dir in &workers {
@@ -134,6 +135,32 @@ impl LocalBackend {
         );
         std::fs::write(dir.join("env.sh"), script).map_err(io_error(dir.display()))?;
         Ok(Some(testbed))
+    }
+}
+
+/// SIGKILL to the process group `pid` leads (the command and whatever it started in it).
+/// Through kill(2), not the `kill` program: procps 4.0.2 reads `kill -KILL -1234` as `-1`
+/// (every process the caller may signal).
+fn kill_group(pid: u32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid)
+        && pid > 1
+    {
+        // SAFETY: kill(2) with a negative pid (a group) touches no memory of ours.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// SIGKILL to one process (never a group, never pid 0 or 1).
+fn kill_process(pid: u32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid)
+        && pid > 1
+    {
+        // SAFETY: kill(2) with a positive pid touches no memory of ours.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
     }
 }
 
@@ -234,7 +261,7 @@ fn run_command(
     let output = match receiver.recv_timeout(timeout) {
         Ok(out) => Some(out),
         Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+            kill_group(pid);
             None
         }
     };
