@@ -125,7 +125,7 @@ fn issue_gen_command(catalog: &Catalog, args: &IssueGenArgs, cache: Option<&Path
         Some(path) => Recipe::load(path).map_err(|e| e.to_string())?,
         None => Recipe::default(),
     };
-    let settings = crate::settings::IssueSettings::resolve(args.template.clone(), args.seed, &recipe);
+    let settings = recipe.issue_settings(args.template.clone(), args.seed);
     let params: Map = recipe.issues.params.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect();
     let profile = load_profile(&args.profile)?;
     let checkout = checkout_for(&profile, cache)?;
@@ -819,14 +819,7 @@ fn mirror_command(catalog: &Catalog, args: &MirrorArgs, cache: Option<&Path>) ->
         None => Recipe::default(),
     };
     let from = args.from.map(|f| if f == ChangeSource::Github { "github" } else { "history" }.to_string());
-    let settings = crate::settings::MirrorSettings::resolve(
-        from,
-        args.github_repo.clone(),
-        args.limit,
-        args.strategy.clone(),
-        args.seed,
-        &recipe,
-    );
+    let settings = recipe.mirror_settings(from, args.github_repo.clone(), args.limit, args.strategy.clone(), args.seed);
     let lm_config = recipe.lm.clone().unwrap_or_default();
     let profile = load_profile(&args.profile)?;
     let checkout = checkout_for(&profile, cache)?;

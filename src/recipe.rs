@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::settings::{IssueSettings, MirrorSettings, defaults, pick};
+
 /// A recipe file.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -398,6 +400,47 @@ pub fn key_line(text: &str, after: usize, key: &str) -> usize {
         .map_or_else(|| line_of(text, key), |(i, _)| i + 1)
 }
 
+impl Recipe {
+    /// `issue-gen`'s settings: flags over the recipe's `issues:` (its seed, else the recipe's), over the defaults.
+    pub fn issue_settings(&self, template: Option<String>, seed: Option<u64>) -> IssueSettings {
+        IssueSettings {
+            template: pick(
+                template,
+                self.issues.template.as_deref().map(|t| self.script(t)),
+                None,
+                defaults::TEMPLATE.into(),
+            ),
+            seed: pick(seed, self.issues.seed.or(self.seed), None, defaults::SEED),
+        }
+    }
+}
+
+impl Recipe {
+    /// `mirror`'s settings: flags over the recipe's `mirror:` (and its seed), over the defaults.
+    pub fn mirror_settings(
+        &self,
+        from: Option<String>,
+        github_repo: Option<String>,
+        limit: Option<usize>,
+        strategy: Option<String>,
+        seed: Option<u64>,
+    ) -> MirrorSettings {
+        let section = self.mirror.clone().unwrap_or_default();
+        MirrorSettings {
+            from: pick(from, section.from, None, defaults::MIRROR_FROM.into()),
+            github_repo: github_repo.or(section.github_repo),
+            limit: pick(limit, section.limit, None, defaults::MIRROR_LIMIT),
+            strategy: pick(
+                strategy,
+                section.strategy.as_deref().map(|s| self.script(s)),
+                None,
+                defaults::MIRROR_SCRIPT.into(),
+            ),
+            seed: pick(seed, self.seed, None, defaults::SEED),
+        }
+    }
+}
+
 /// 1-based line of the entry `id: <id>` (else of the first mention of `id`).
 pub fn entry_line(text: &str, id: &str) -> usize {
     nth_entry_line(text, id, 0)
@@ -471,5 +514,32 @@ mod tests {
         assert_eq!(err.problems.len(), 2, "{err}");
         assert!(err.to_string().contains("line 3: min_complexity of `b` must be 0 or more, not -2"), "{err}");
         assert!(err.to_string().contains("line 4: strategy `b` is listed twice"), "{err}");
+    }
+    #[test]
+    fn issue_settings_take_the_flags_then_the_issues_section_then_the_recipe_seed() {
+        let recipe = Recipe::parse("r.yaml", "seed: 7\nissues:\n  template: from_test\n").unwrap();
+        assert_eq!(recipe.issue_settings(None, None), IssueSettings { template: "from_test".into(), seed: 7 });
+        assert_eq!(recipe.issue_settings(Some("lm".into()), Some(1)), IssueSettings { template: "lm".into(), seed: 1 });
+        let own_seed = Recipe::parse("r.yaml", "seed: 7\nissues:\n  seed: 9\n").unwrap();
+        assert_eq!(own_seed.issue_settings(None, None).seed, 9);
+        let empty = Recipe::default();
+        assert_eq!(empty.issue_settings(None, None), IssueSettings { template: "static".into(), seed: 24 });
+    }
+
+    #[test]
+    fn mirror_settings_take_the_flags_then_the_mirror_section_then_the_defaults() {
+        let recipe =
+            Recipe::parse("r.yaml", "seed: 5\nmirror:\n  from: github\n  github_repo: o/n\n  limit: 3\n").unwrap();
+        let resolved = recipe.mirror_settings(None, None, None, None, None);
+        assert_eq!(
+            (resolved.from.as_str(), resolved.github_repo.as_deref(), resolved.limit, resolved.seed),
+            ("github", Some("o/n"), 3, 5)
+        );
+        assert_eq!(resolved.strategy, "pr_mirror");
+        let flagged = recipe.mirror_settings(Some("history".into()), None, Some(10), Some("mine".into()), Some(1));
+        assert_eq!(
+            (flagged.from.as_str(), flagged.limit, flagged.strategy.as_str(), flagged.seed),
+            ("history", 10, "mine", 1)
+        );
     }
 }

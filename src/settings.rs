@@ -117,21 +117,6 @@ pub struct IssueSettings {
     pub seed: u64,
 }
 
-impl IssueSettings {
-    /// Flags over the recipe's `issues:` (its seed, else the recipe's), over the defaults.
-    pub fn resolve(template: Option<String>, seed: Option<u64>, recipe: &crate::recipe::Recipe) -> IssueSettings {
-        IssueSettings {
-            template: pick(
-                template,
-                recipe.issues.template.as_deref().map(|t| recipe.script(t)),
-                None,
-                defaults::TEMPLATE.into(),
-            ),
-            seed: pick(seed, recipe.issues.seed.or(recipe.seed), None, defaults::SEED),
-        }
-    }
-}
-
 /// What `mirror` runs with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MirrorSettings {
@@ -147,36 +132,9 @@ pub struct MirrorSettings {
     pub seed: u64,
 }
 
-impl MirrorSettings {
-    /// Flags over the recipe's `mirror:` (and its seed), over the defaults.
-    pub fn resolve(
-        from: Option<String>,
-        github_repo: Option<String>,
-        limit: Option<usize>,
-        strategy: Option<String>,
-        seed: Option<u64>,
-        recipe: &crate::recipe::Recipe,
-    ) -> MirrorSettings {
-        let section = recipe.mirror.clone().unwrap_or_default();
-        MirrorSettings {
-            from: pick(from, section.from, None, defaults::MIRROR_FROM.into()),
-            github_repo: github_repo.or(section.github_repo),
-            limit: pick(limit, section.limit, None, defaults::MIRROR_LIMIT),
-            strategy: pick(
-                strategy,
-                section.strategy.as_deref().map(|s| recipe.script(s)),
-                None,
-                defaults::MIRROR_SCRIPT.into(),
-            ),
-            seed: pick(seed, recipe.seed, None, defaults::SEED),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipe::Recipe;
 
     #[test]
     fn a_flag_beats_the_recipe_which_beats_the_profile_which_beats_the_default() {
@@ -184,40 +142,5 @@ mod tests {
         assert_eq!(pick(None, Some(2), Some(3), 4), 2);
         assert_eq!(pick(None, None, Some(3), 4), 3);
         assert_eq!(pick(None::<u32>, None, None, 4), 4);
-    }
-
-    #[test]
-    fn issue_settings_take_the_flags_then_the_issues_section_then_the_recipe_seed() {
-        let recipe = Recipe::parse("r.yaml", "seed: 7\nissues:\n  template: from_test\n").unwrap();
-        assert_eq!(
-            IssueSettings::resolve(None, None, &recipe),
-            IssueSettings { template: "from_test".into(), seed: 7 }
-        );
-        assert_eq!(
-            IssueSettings::resolve(Some("lm".into()), Some(1), &recipe),
-            IssueSettings { template: "lm".into(), seed: 1 }
-        );
-        let own_seed = Recipe::parse("r.yaml", "seed: 7\nissues:\n  seed: 9\n").unwrap();
-        assert_eq!(IssueSettings::resolve(None, None, &own_seed).seed, 9);
-        let empty = Recipe::default();
-        assert_eq!(IssueSettings::resolve(None, None, &empty), IssueSettings { template: "static".into(), seed: 24 });
-    }
-
-    #[test]
-    fn mirror_settings_take_the_flags_then_the_mirror_section_then_the_defaults() {
-        let recipe =
-            Recipe::parse("r.yaml", "seed: 5\nmirror:\n  from: github\n  github_repo: o/n\n  limit: 3\n").unwrap();
-        let resolved = MirrorSettings::resolve(None, None, None, None, None, &recipe);
-        assert_eq!(
-            (resolved.from.as_str(), resolved.github_repo.as_deref(), resolved.limit, resolved.seed),
-            ("github", Some("o/n"), 3, 5)
-        );
-        assert_eq!(resolved.strategy, "pr_mirror");
-        let flagged =
-            MirrorSettings::resolve(Some("history".into()), None, Some(10), Some("mine".into()), Some(1), &recipe);
-        assert_eq!(
-            (flagged.from.as_str(), flagged.limit, flagged.strategy.as_str(), flagged.seed),
-            ("history", 10, "mine", 1)
-        );
     }
 }
