@@ -36,7 +36,7 @@ fn python_files(root: &Path) -> Vec<String> {
 }
 
 fn run(root: &Path, paths: &[String], threads: usize, out: &Path) {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = bugsmith::ast::deep_stack_pool(Some(threads)).build().unwrap();
     pool.install(|| {
         let catalog = Catalog::locate(Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies")), false);
         let plans: Vec<Plan> = catalog

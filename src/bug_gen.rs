@@ -392,7 +392,7 @@ pub fn generate(
                     })
                     .collect()
             };
-            let pool = plan.threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok());
+            let pool = plan.threads.and_then(|n| ast::deep_stack_pool(Some(n)).build().ok());
             let outcomes = match &pool {
                 Some(pool) => pool.install(work),
                 None => work(),

@@ -256,7 +256,7 @@ pub fn issue_gen(
             })
             .collect()
     };
-    let outcomes = match rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build() {
+    let outcomes = match crate::ast::deep_stack_pool(Some(threads)).build() {
         Ok(pool) => pool.install(work),
         Err(_) => work(),
     };

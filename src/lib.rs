@@ -61,9 +61,7 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     interrupt::install();
     log::init(args.global.verbose, args.global.quiet);
     console::set_quiet(args.global.quiet);
-    if let Some(jobs) = args.global.jobs {
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build_global();
-    }
+    let _ = ast::deep_stack_pool(args.global.jobs).build_global();
     match commands::dispatch(args) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {

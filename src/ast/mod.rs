@@ -213,6 +213,21 @@ pub const MAX_SOURCE_BYTES: usize = 1 << 20;
 /// reserved, not committed, memory.
 const PARSE_STACK: usize = 1 << 30;
 
+thread_local! {
+    /// This thread was started with [`PARSE_STACK`] (see [`deep_stack_pool`]): parse in place.
+    static DEEP_STACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A rayon pool whose threads have stacks deep enough to parse in place (no thread per file).
+pub fn deep_stack_pool(threads: Option<usize>) -> rayon::ThreadPoolBuilder {
+    let mut builder =
+        rayon::ThreadPoolBuilder::new().stack_size(PARSE_STACK).start_handler(|_| DEEP_STACK.with(|d| d.set(true)));
+    if let Some(n) = threads {
+        builder = builder.num_threads(n.max(1));
+    }
+    builder
+}
+
 impl SourceFile {
     /// Parses `text` (the file at repository-relative `path`) on a thread with a deep stack, so
     /// no nesting a file under [`MAX_SOURCE_BYTES`] can hold overflows it.
@@ -227,6 +242,9 @@ impl SourceFile {
                     MAX_SOURCE_BYTES >> 20
                 ),
             });
+        }
+        if DEEP_STACK.with(std::cell::Cell::get) {
+            return parse_here(path, text);
         }
         std::thread::scope(|scope| {
             match std::thread::Builder::new().stack_size(PARSE_STACK).spawn_scoped(scope, || parse_here(path, text)) {

@@ -34,12 +34,15 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
     /// The thread's allocated bytes when the hook call began.
     static MEMORY_AT_START: Cell<i64> = const { Cell::new(0) };
+    /// The thread's allocated bytes when the clock was last read.
+    static LAST_CLOCK_BYTES: Cell<i64> = const { Cell::new(0) };
 }
 
 /// Starts the wall-clock and memory limits of a hook call on this thread.
 fn start_limits(time: Duration) {
     DEADLINE.with(|d| d.set(Some(Instant::now() + time)));
     MEMORY_AT_START.with(|m| m.set(memory::thread_bytes()));
+    LAST_CLOCK_BYTES.with(|m| m.set(memory::thread_bytes()));
 }
 
 fn end_limits() {
@@ -180,13 +183,20 @@ pub fn engine() -> Engine {
     engine.set_module_resolver(HelperResolver);
     engine.on_print(|text| eprintln!("{text}"));
     engine.on_debug(|text, source, position| eprintln!("{}:{position}: {text}", source.unwrap_or("script")));
-    // Checked at every operation: one operation can be slow (an API call building a large
-    // value), so counting operations between checks would let the limits slip.
-    engine.on_progress(|_| {
+    // Memory at every operation (one can build a large value); see below for the clock.
+    engine.on_progress(|operations| {
         let deadline = DEADLINE.with(Cell::get)?;
-        if memory::thread_bytes() - MEMORY_AT_START.with(Cell::get) > CALL_MEMORY_LIMIT {
+        let bytes = memory::thread_bytes();
+        if bytes - MEMORY_AT_START.with(Cell::get) > CALL_MEMORY_LIMIT {
             return Some(Dynamic::from("memory"));
         }
+        // The clock every 64 operations, and after any operation that allocated a megabyte or
+        // more (the slow ones: an operation that builds little is fast).
+        let grew = bytes - LAST_CLOCK_BYTES.with(Cell::get) > 1 << 20;
+        if operations % 64 != 0 && !grew {
+            return None;
+        }
+        LAST_CLOCK_BYTES.with(|b| b.set(bytes));
         (Instant::now() > deadline).then(|| Dynamic::from("timeout"))
     });
     api::register(&mut engine);
