@@ -366,3 +366,16 @@ fn try_renders_an_issue_template_for_one_validated_instance() {
     );
     assert!(!missing.status.success());
 }
+
+/// The statements every built-in issue template that needs no model writes for one fixture
+/// instance, against snapshots (the `from_pr` one from a mirrored change's metadata).
+#[test]
+fn the_builtin_issue_templates_match_their_snapshots() {
+    for (name, id) in [("static", "a.x__1"), ("from_test", "a.x__1"), ("from_pr", "a.pr_7")] {
+        let mut map = instance(id);
+        map.insert("original_title".into(), "Totals ignore the discount".into());
+        map.insert("original_issue".into(), "The total is wrong when a discount applies.".into());
+        let text = template(name, None).render(map, &Map::new(), 24).unwrap().text;
+        insta::assert_snapshot!(format!("issue_template__{name}"), text);
+    }
+}
