@@ -133,12 +133,7 @@ pub fn list(out: &Path, filter: &Filter) -> Vec<Listed> {
                 strategy: id.strategy().to_string(),
                 file: metadata.file.clone(),
                 entity: metadata.entity.clone(),
-                lines_changed: patch
-                    .lines()
-                    .filter(|l| {
-                        (l.starts_with('+') && !l.starts_with("+++")) || (l.starts_with('-') && !l.starts_with("---"))
-                    })
-                    .count(),
+                lines_changed: crate::patch::changes_of(&patch).iter().map(|c| c.added + c.removed).sum(),
                 verdict,
                 path: entry.into_path(),
             };
