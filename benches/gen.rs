@@ -9,10 +9,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bugsmith::bug_gen::{self, NoProgress, Plan, Report};
+use bugsmith::bug_gen::{self, Plan, Report};
+use bugsmith::progress::NoProgress;
 use bugsmith::script::Strategy;
 use bugsmith::script::catalog::Catalog;
-use rhai::Map;
+use bugsmith::script::data::Params;
 
 fn stdlib() -> PathBuf {
     let out = Command::new("python3")
@@ -44,7 +45,7 @@ fn run(root: &Path, paths: &[String], threads: usize, out: &Path) {
             .into_iter()
             .map(|origin| {
                 let strategy = Strategy::load(catalog.engine(), origin).unwrap();
-                Plan { overrides: Map::new(), strategy: Arc::new(strategy), max_bugs: None, threads: None }
+                Plan { overrides: Params::default(), strategy: Arc::new(strategy), max_bugs: None, threads: None }
             })
             .collect();
         let start = Instant::now();

@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use bugsmith::backend::Backend;
 use bugsmith::backend::docker::DockerBackend;
 use bugsmith::backend::local::LocalBackend;
-use bugsmith::bug_gen::{self, NoProgress, Plan, Report};
+use bugsmith::bug_gen::{self, Plan, Report};
+use bugsmith::progress::NoProgress;
 use bugsmith::profile::{LogParser, Profile};
 use bugsmith::script::Strategy;
 use bugsmith::script::catalog::Catalog;
 use bugsmith::source::{self, Checkout, SourceSpec};
 use bugsmith::validate::{self, CandidateFile, Settings};
-use rhai::Map;
+use bugsmith::script::data::Params;
 
 fn candidates(checkout: &Checkout, out: &std::path::Path) -> Vec<CandidateFile> {
     let catalog = Catalog::locate(Some(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies")), false);
@@ -26,7 +27,7 @@ fn candidates(checkout: &Checkout, out: &std::path::Path) -> Vec<CandidateFile> 
         .into_iter()
         .map(|origin| Plan {
             strategy: Arc::new(Strategy::load(catalog.engine(), origin).unwrap()),
-            overrides: Map::new(),
+            overrides: Params::default(),
             max_bugs: Some(5),
             threads: None,
         })

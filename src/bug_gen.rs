@@ -10,23 +10,27 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
-use rhai::Map;
 use serde::Serialize;
 
-pub use crate::files::write_atomic;
-pub use crate::progress::{NoProgress, Problem, Progress};
+use crate::files::write_atomic;
+use crate::progress::{Problem, Progress};
 
 use crate::ast::{self, SourceFile};
+use crate::console;
+use crate::context::{Context, Error, Outcome as CommandOutcome, io};
+use crate::settings::{GenSettings, StrategyPlan};
 use crate::patch;
 use crate::rng::Rng;
-use crate::script::Strategy;
+use crate::script::data::Params;
+use crate::script::catalog::{Catalog, origin_id};
+use crate::script::{HookParams, Strategy};
 
 /// A strategy with the params and cap a run uses.
 pub struct Plan {
     /// The loaded script.
     pub strategy: Arc<Strategy>,
     /// Params from the recipe, over the script's constants (see [`Strategy::params`]).
-    pub overrides: Map,
+    pub overrides: Params,
     /// Cap on this strategy's candidates.
     pub max_bugs: Option<usize>,
     /// Entities worked on at once when not one per core (LM strategies wait on the network).
@@ -35,7 +39,7 @@ pub struct Plan {
 
 impl Plan {
     /// The params the hooks get: the script's current constants under the recipe's values.
-    pub fn params(&self) -> Map {
+    pub fn params(&self) -> HookParams {
         self.strategy.params(&self.overrides)
     }
 }
@@ -216,7 +220,7 @@ pub enum Outcome {
 
 /// Runs a strategy on one entity: up to `max_attempts` calls of `mutate` until one yields a
 /// change that still parses.
-pub fn mutate_entity(plan: &Plan, params: &Map, file: &SourceFile, index: usize, seed: u64) -> Outcome {
+pub fn mutate_entity(plan: &Plan, params: &HookParams, file: &SourceFile, index: usize, seed: u64) -> Outcome {
     let entity = &file.entities()[index];
     let key = [
         seed.to_string(),
@@ -226,7 +230,7 @@ pub fn mutate_entity(plan: &Plan, params: &Map, file: &SourceFile, index: usize,
         entity.start.to_string(),
     ];
     let rng = Arc::new(Mutex::new(Rng::from_key(&key.iter().map(String::as_str).collect::<Vec<_>>())));
-    let attempts = params.get("max_attempts").and_then(|v| v.as_int().ok()).unwrap_or(5).max(1);
+    let attempts = params.int("max_attempts").unwrap_or(5).max(1);
     let location = || {
         format!("{} ({} at {}:{})", plan.strategy.display_path(), entity.qualified_name, file.path(), entity.line_start)
     };
@@ -304,7 +308,7 @@ fn dedent(text: &str, indent: &str) -> String {
 
 /// [`mutate_entity`], with a panic (a bug in bugsmith, not in the script) turned into an error
 /// for this entity so the run goes on.
-fn guarded(plan: &Plan, params: &Map, file: &SourceFile, index: usize, seed: u64) -> Outcome {
+fn guarded(plan: &Plan, params: &HookParams, file: &SourceFile, index: usize, seed: u64) -> Outcome {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mutate_entity(plan, params, file, index, seed)))
         .unwrap_or_else(|panic| {
             let what = panic
@@ -545,4 +549,118 @@ pub fn print_gen_summary(report: &Report) {
             println!("  … {} more (use --json for all)", problems.len() - crate::console::SHOWN_PROBLEMS);
         }
     }
+}
+
+/// `bugsmith gen`: candidates for `source` (a profile file or a source) under
+/// `<out>/bug_gen/<repo_name>/`.
+pub fn command(ctx: &Context, source: &str, settings: &GenSettings, out: &Path, json: bool) -> CommandOutcome {
+    let started = std::time::Instant::now();
+    let lm = ctx.lm(settings.lm.clone())?;
+    let catalog = ctx.catalog_with(&lm);
+    let (plans, load_problems) = plans(&catalog, settings, lm.config().concurrency.max(1))?;
+    console::status(json, &format!("fetching {source} …"));
+    let (checkout, excluded) = if is_profile_path(source) {
+        let profile = ctx.profile(Path::new(source))?;
+        (ctx.checkout(&profile)?, profile.exclude_paths)
+    } else {
+        (ctx.fetch(source)?, Vec::new())
+    };
+    let only = file_globs(&settings.files)?;
+    let paths: Vec<String> = crate::git::tracked_files(&checkout.root)?
+        .into_iter()
+        .filter(|p| is_candidate_source(p) && !excluded.iter().any(|x| p.starts_with(x.as_str())))
+        .filter(|p| only.as_ref().is_none_or(|globs| globs.is_match(p)))
+        .collect();
+    if paths.is_empty() && only.is_some() {
+        return Err(Error::Usage(format!("no Python source file matches --file {}", settings.files.join(" --file "))));
+    }
+    let bar = console::Bar::new(json);
+    let (files, skipped) = parse_files(&checkout.root, &paths, &bar);
+    let bug_gen = out.join("bug_gen").join(&checkout.repo_name);
+    let mut report = Report {
+        repo_name: checkout.repo_name.clone(),
+        files: files.len(),
+        skipped_files: skipped,
+        output: bug_gen.display().to_string(),
+        script_errors: load_problems,
+        ..Report::default()
+    };
+    let candidates = generate(&files, &plans, settings.seed, &bar, &mut report);
+    bar.finish();
+    write_candidates(&bug_gen, &candidates).map_err(io(&bug_gen))?;
+    // Combine and mirror candidates are never this stage's to remove.
+    let other_stages: Vec<String> =
+        ["combine", "mirror"].iter().flat_map(|k| catalog.origins(k)).map(|o| origin_id(&o)).collect();
+    let earlier = earlier_candidates(&bug_gen, &candidates, |s| {
+        other_stages.iter().any(|o| o == s) || s.starts_with("pr_")
+    });
+    if settings.clean {
+        remove_candidates(&earlier).map_err(io(&bug_gen))?;
+        report.removed_candidates = earlier.len();
+    } else if !earlier.is_empty() {
+        report.earlier_candidates = earlier.len();
+        console::warn(&format!(
+            "{} holds {} candidates from earlier runs besides this run's {}; `validate` takes them all (`gen --clean` removes them)",
+            bug_gen.display(),
+            earlier.len(),
+            candidates.len()
+        ));
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    crate::context::write_ledger(out, &lm)?;
+    crate::context::print_summary(json, &report, print_gen_summary);
+    Ok(crate::EXIT_OK)
+}
+
+/// The run's plans: the settings' strategies (or every procedural one), each with its params
+/// over the script's defaults. Scripts that fail to load are returned as problems; the others
+/// still run.
+fn plans(catalog: &Catalog, settings: &GenSettings, lm_concurrency: usize) -> Result<(Vec<Plan>, Vec<Problem>), Error> {
+    let chosen: Vec<StrategyPlan> = settings.strategies.clone().unwrap_or_else(|| {
+        catalog
+            .origins("procedural")
+            .iter()
+            .map(|o| StrategyPlan { spec: origin_id(o), overrides: Params::default(), max_bugs: settings.max_bugs })
+            .collect()
+    });
+    let mut plans = Vec::new();
+    let mut problems = Vec::new();
+    for chosen in chosen {
+        let origin = catalog.resolve_strategy(&chosen.spec)?;
+        let strategy = match Strategy::load(catalog.engine(), origin) {
+            Ok(strategy) => strategy,
+            Err(e) => {
+                problems.push(Problem {
+                    location: format!("{}:{}:{}", e.path, e.line, e.column),
+                    message: format!("{}; strategy skipped", e.message),
+                });
+                continue;
+            }
+        };
+        // LM strategies wait on the network: as many at once as the client allows.
+        let threads = crate::script::catalog::is_lm(&strategy.origin).then_some(lm_concurrency);
+        plans.push(Plan { strategy: Arc::new(strategy), overrides: chosen.overrides, max_bugs: chosen.max_bugs, threads });
+    }
+    if plans.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(Error::Usage(format!("no strategy could be loaded:\n  {}", list.join("\n  "))));
+    }
+    Ok((plans, problems))
+}
+
+/// `--file` globs as one matcher (`None`: every file).
+fn file_globs(patterns: &[String]) -> Result<Option<globset::GlobSet>, Error> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = globset::GlobSetBuilder::new();
+    for pattern in patterns {
+        builder.add(globset::Glob::new(pattern).map_err(|e| Error::Usage(format!("--file {pattern}: {e}")))?);
+    }
+    builder.build().map(Some).map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// Whether `gen`'s argument names a profile file rather than a source.
+pub fn is_profile_path(source: &str) -> bool {
+    (source.ends_with(".yaml") || source.ends_with(".yml")) && Path::new(source).is_file()
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{InstanceId, LocalId};
+use crate::context::Outcome;
 
 /// `metadata__<id>.json`, beside each `bug__<id>.diff` (SWE-smith's keys first; the rest
 /// depends on the stage that made the candidate).
@@ -166,4 +167,46 @@ pub fn find(out: &Path, spec: &str) -> Result<PathBuf, String> {
     list(out, &Filter::default()).into_iter().find(|c| c.instance_id == spec).map(|c| c.path).ok_or_else(|| {
         format!("no candidate `{spec}` under {} (a path or an instance id)", out.join("bug_gen").display())
     })
+}
+
+/// `bugsmith candidates list`.
+pub fn list_command(out: &Path, filter: &Filter, json: bool) -> Outcome {
+    let found = list(out, filter);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found).unwrap_or_default());
+        return Ok(crate::EXIT_OK);
+    }
+    for c in &found {
+        println!(
+            "{:<60} {:<16} {:>4}  {}",
+            c.instance_id,
+            c.verdict.as_deref().unwrap_or("-"),
+            c.lines_changed,
+            match (&c.file, &c.entity) {
+                (Some(f), Some(e)) => format!("{f} {e}"),
+                _ => String::new(),
+            }
+        );
+    }
+    println!("{} candidates", found.len());
+    Ok(crate::EXIT_OK)
+}
+
+/// `bugsmith candidates show`: a candidate's metadata and diff (coloured on a terminal).
+pub fn show_command(out: &Path, candidate: &str) -> Outcome {
+    let path = find(out, candidate)?;
+    let diff = std::fs::read_to_string(&path).map_err(crate::context::io(&path))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let metadata_path = path.with_file_name(name.replacen("bug__", "metadata__", 1).replace(".diff", ".json"));
+    if let Some(m) = CandidateMetadata::read(&metadata_path) {
+        println!("# {} ({})", m.strategy, path.display());
+        if let (Some(file), Some(entity)) = (&m.file, &m.entity) {
+            println!("# {entity} in {file}:{}", m.line_start.unwrap_or(0));
+        }
+        if !m.explanation.is_empty() {
+            println!("# {}", m.explanation);
+        }
+    }
+    crate::console::print_diff(&diff);
+    Ok(crate::EXIT_OK)
 }

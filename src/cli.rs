@@ -213,8 +213,8 @@ pub struct EvalArgs {
     #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
     /// Where tests run.
-    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
-    pub backend: BackendKind,
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
     /// Only these instances.
     #[arg(long = "instance-ids", value_name = "ID", num_args = 1..)]
     pub instance_ids: Vec<String>,
@@ -242,8 +242,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "VAR")]
     pub token_env: Option<String>,
     /// Where tests run.
-    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
-    pub backend: BackendKind,
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
     /// Output directory (baselines, profiles).
     #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
@@ -328,9 +328,9 @@ pub struct MirrorArgs {
     /// GitHub repository `owner/name` (for `--from github`).
     #[arg(long, value_name = "OWNER/NAME")]
     pub github_repo: Option<String>,
-    /// GitHub API base URL.
-    #[arg(long, default_value = crate::settings::defaults::GITHUB_API, value_name = "URL")]
-    pub github_api: String,
+    /// GitHub API base URL [default: GitHub's].
+    #[arg(long, value_name = "URL")]
+    pub github_api: Option<String>,
     /// At most this many changes (default: the recipe's, else 50).
     #[arg(long)]
     pub limit: Option<usize>,
@@ -482,15 +482,15 @@ pub struct ValidateArgs {
     /// Output directory.
     #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,
-    /// Where tests run.
-    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
-    pub backend: BackendKind,
+    /// Where tests run [default: the recipe's, else local].
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
     /// Seconds a candidate's tests may run (default: the profile's, else max(20, 5 × baseline)).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
     /// Replace a worker after this many candidates.
-    #[arg(long, default_value_t = crate::settings::defaults::RECYCLE_AFTER, value_name = "N")]
-    pub recycle_after: usize,
+    #[arg(long, value_name = "N")]
+    pub recycle_after: Option<usize>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

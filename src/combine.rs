@@ -6,13 +6,15 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use rhai::{Array, Dynamic, Map};
 use serde::Serialize;
 
-use crate::bug_gen::write_atomic;
+use crate::files::write_atomic;
 use crate::gather::read_instances;
 use crate::patch::hash8;
-use crate::script::combine::CombineScript;
+use crate::script::data::{CandidateData, Params};
+use crate::script::repo::CombineScript;
+use crate::context::{Context, Outcome};
+use crate::settings::CombineSettings;
 
 /// What a combine run did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -30,7 +32,7 @@ pub struct CombineSummary {
 /// Runs a combine script over the validated instances of a repository and writes its combos.
 pub fn combine(
     script: &CombineScript,
-    params: Map,
+    params: &Params,
     seed: u64,
     repo_name: &str,
     checkout: &Path,
@@ -38,21 +40,19 @@ pub fn combine(
 ) -> Result<CombineSummary, String> {
     let instances = read_instances(&out.join("task_insts").join(format!("{repo_name}.json")))
         .map_err(|e| format!("{e}: combine works on validated instances; run validate and gather first"))?;
-    let mut candidates = Array::new();
+    let mut candidates = Vec::new();
     for instance in &instances {
-        let id = instance.instance_id.strip_prefix(&format!("{repo_name}.")).unwrap_or(&instance.instance_id);
-        let local = crate::ids::LocalId::parse(id);
-        if local.is_combined() || local.is_mirrored() {
+        let Some(id) = crate::ids::InstanceId::parse(repo_name, &instance.instance_id) else { continue };
+        if id.local.is_combined() || id.local.is_mirrored() {
             continue;
         }
-        let mut map = Map::new();
-        map.insert("id".into(), id.to_string().into());
-        map.insert("instance_id".into(), instance.instance_id.clone().into());
-        map.insert("strategy".into(), local.strategy().to_string().into());
-        map.insert("patch".into(), instance.patch.clone().into());
-        let files: Array = crate::patch::files_of(&instance.patch).into_iter().map(Dynamic::from).collect();
-        map.insert("files".into(), Dynamic::from_array(files));
-        candidates.push(Dynamic::from_map(map));
+        candidates.push(CandidateData {
+            id: id.local.to_string(),
+            instance_id: instance.instance_id.clone(),
+            strategy: id.local.strategy().to_string(),
+            patch: instance.patch.clone(),
+            files: crate::patch::files_of(&instance.patch),
+        });
     }
     let bug_gen = out.join("bug_gen").join(repo_name);
     let mut summary = CombineSummary {
@@ -61,7 +61,7 @@ pub fn combine(
         output: bug_gen.display().to_string(),
         ..CombineSummary::default()
     };
-    let combos = script.run(candidates, params, seed, checkout.to_path_buf()).map_err(|e| e.to_string())?;
+    let combos = script.run(&candidates, params, seed, checkout.to_path_buf()).map_err(|e| e.to_string())?;
     let mut seen = BTreeSet::new();
     for combo in combos {
         if combo.patch.is_empty() || !seen.insert(combo.patch.clone()) {
@@ -89,6 +89,28 @@ fn folder_within(folder: &str) -> Option<&str> {
     let path = Path::new(folder);
     let plain = path.components().all(|c| matches!(c, std::path::Component::Normal(_)));
     (!folder.is_empty() && plain).then_some(folder)
+}
+
+/// `bugsmith combine`: each combine script over the profile's validated instances.
+pub fn command(ctx: &Context, profile_path: &Path, settings: &CombineSettings, out: &Path, json: bool) -> Outcome {
+    let profile = ctx.profile(profile_path)?;
+    let checkout = ctx.checkout(&profile)?;
+    let mut summaries = Vec::new();
+    for (spec, params) in &settings.scripts {
+        let script = CombineScript::load(ctx.catalog.engine(), ctx.catalog.resolve("combine", spec)?)?;
+        let summary = combine(&script, params, settings.seed, &profile.repo_name, &checkout.root, out)?;
+        if !json {
+            println!(
+                "{}: {} merged candidates from {} validated bugs -> {}",
+                summary.strategy, summary.combos, summary.candidates, summary.output
+            );
+        }
+        summaries.push(summary);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summaries).unwrap_or_default());
+    }
+    Ok(crate::EXIT_OK)
 }
 
 #[cfg(test)]

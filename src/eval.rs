@@ -13,13 +13,16 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Worker};
-use crate::bug_gen::{Problem, Progress, write_atomic};
+use crate::files::write_atomic;
+use crate::progress::{Problem, Progress};
 use crate::gather::TaskInstance;
 use crate::grading::{TestRun, TestStatus};
 use crate::patch::hash8;
 use crate::profile::Profile;
 use crate::source::Checkout;
 use crate::validate;
+use crate::context::{Context, Outcome, io};
+use crate::settings::RunnerSettings;
 
 /// A model's patch for one instance, in SWE-bench's prediction format.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -559,6 +562,133 @@ pub fn summarize(
     summary.resolved = summary.ids_resolved.len();
     summary.unresolved = summary.ids_unresolved.len();
     summary
+}
+
+/// What an evaluation is asked for.
+#[derive(Clone, Debug)]
+pub struct EvalRequest {
+    /// Task instances (`.json` or `.jsonl`).
+    pub instances: PathBuf,
+    /// A predictions file, or `gold`.
+    pub predictions: String,
+    /// Profiles given with `--profile`.
+    pub profiles: Vec<PathBuf>,
+    /// Name of the run.
+    pub run_id: String,
+    /// Only these instances (empty: all).
+    pub instance_ids: Vec<String>,
+    /// Evaluate again where a report exists.
+    pub redo: bool,
+}
+
+/// `bugsmith eval`: predictions graded the way SWE-bench grades them, into
+/// `<out>/run_evaluation/<run_id>/`.
+pub fn command(ctx: &Context, request: &EvalRequest, runner: &RunnerSettings, out: &Path, json: bool) -> Outcome {
+    let started = std::time::Instant::now();
+    let mut instances = crate::gather::read_instances(&request.instances)?;
+    if !request.instance_ids.is_empty() {
+        instances.retain(|i| request.instance_ids.contains(&i.instance_id));
+    }
+    let predictions = if request.predictions == "gold" {
+        gold(&instances)
+    } else {
+        read_predictions(Path::new(&request.predictions))?
+    };
+    let (profiles, mut problems) = find_profiles(&request.profiles, out, &request.instances);
+    let backend = ctx.backend(runner.backend, runner.containment.clone())?;
+    let (repositories, setup_problems) = prepare_repositories(ctx, backend.as_ref(), &instances, profiles, out, json);
+    problems.extend(setup_problems);
+    let by_id: BTreeMap<&str, &Prediction> = predictions.iter().map(|p| (p.instance_id.as_str(), p)).collect();
+    let settings = Settings {
+        run_dir: out.join("run_evaluation").join(&request.run_id),
+        out: out.to_path_buf(),
+        jobs: runner.jobs,
+        redo: request.redo,
+    };
+    let mut reports = BTreeMap::new();
+    let mut reused = 0;
+    let bar = crate::console::Bar::new(json);
+    for (name, repository) in &repositories {
+        let work: Vec<(&TaskInstance, &Prediction)> = instances
+            .iter()
+            .filter(|i| repo_name_of(i) == name)
+            .filter_map(|i| by_id.get(i.instance_id.as_str()).map(|p| (i, *p)))
+            .filter(|(_, p)| p.model_patch.as_deref().is_some_and(|t| !t.trim().is_empty()))
+            .collect();
+        match evaluate_repository(backend.as_ref(), repository, &work, &settings, &bar) {
+            Ok((done, skipped)) => {
+                reports.extend(done);
+                reused += skipped;
+            }
+            Err(e) => problems.push(format!("{name}: {e}")),
+        }
+    }
+    bar.finish();
+    let mut summary = summarize(&instances, &predictions, &reports);
+    summary.reused = reused;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.per_minute = (summary.completed_instances + summary.error_instances).saturating_sub(reused) as f64 * 60.0
+        / summary.seconds.max(1e-9);
+    std::fs::create_dir_all(&settings.run_dir).map_err(io(&settings.run_dir))?;
+    let path = settings.run_dir.join("report.json");
+    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    write_atomic(&path, text.as_bytes()).map_err(io(&path))?;
+    crate::context::print_summary(json, &summary, |summary| {
+        println!(
+            "{} instances, {} submitted: {} resolved, {} unresolved, {} empty patches, {} errors ({} reused) in {:.1} s -> {}",
+            summary.total_instances,
+            summary.submitted_instances,
+            summary.resolved_instances,
+            summary.unresolved_instances,
+            summary.empty_patch_instances,
+            summary.error_instances,
+            summary.reused,
+            summary.seconds,
+            path.display()
+        );
+    });
+    for problem in &problems {
+        eprintln!("  {problem}");
+    }
+    Ok(crate::EXIT_OK)
+}
+
+/// Profiles, checkouts and environments of the repositories some instances belong to; the
+/// instances of a repository without a usable profile are returned with the reason.
+pub fn prepare_repositories(
+    ctx: &Context,
+    backend: &dyn Backend,
+    instances: &[TaskInstance],
+    profiles: BTreeMap<String, Profile>,
+    out: &Path,
+    quiet: bool,
+) -> (BTreeMap<String, Repository>, Vec<String>) {
+    let mut profiles = profiles;
+    let mut repositories = BTreeMap::new();
+    let mut problems = Vec::new();
+    let names: BTreeSet<&str> = instances.iter().map(repo_name_of).collect();
+    for name in names {
+        let Some(profile) = profiles.remove(name) else {
+            problems.push(format!(
+                "{name}: no profile (give one with --profile, or put it under {}/profiles/)",
+                out.display()
+            ));
+            continue;
+        };
+        let prepared = ctx.checkout(&profile).and_then(|checkout| {
+            crate::console::status(quiet, &format!("preparing the {} environment of {name} …", backend.name()));
+            let log_dir = out.join("build_images").join("env").join(name);
+            let env_id = backend.build_env(&profile, &checkout, &log_dir)?;
+            Ok(Repository { profile, checkout, env_id })
+        });
+        match prepared {
+            Ok(repository) => {
+                repositories.insert(name.to_string(), repository);
+            }
+            Err(e) => problems.push(format!("{name}: {e}")),
+        }
+    }
+    (repositories, problems)
 }
 
 #[cfg(test)]

@@ -10,11 +10,12 @@ use serde::Serialize;
 
 use crate::ast::{EntityKind, SourceFile};
 use crate::backend::docker::DockerBackend;
-use crate::bug_gen::write_atomic;
+use crate::files::write_atomic;
 use crate::gather::TaskInstance;
 use crate::git::Mirror;
 use crate::patch;
 use crate::profile::{LogParser, Profile};
+use crate::context::{Context, Outcome};
 
 /// A Python string literal (JSON's escapes are valid Python).
 fn py(text: &str) -> String {
@@ -433,4 +434,43 @@ pub fn functions(instances: &[TaskInstance], out: &Path, output: &Path) -> Resul
     }
     write_atomic(output, lines.as_bytes()).map_err(|e| format!("{}: {e}", output.display()))?;
     Ok(summary)
+}
+
+/// `bugsmith export swesmith-profile`.
+pub fn swesmith_profile_command(ctx: &Context, profile: &Path, output: &Path) -> Outcome {
+    let profile = ctx.profile(profile)?;
+    write_swesmith_profile(&profile, output)?;
+    println!("wrote {} (register it with SWE-smith: `import` the file before running its harness)", output.display());
+    Ok(crate::EXIT_OK)
+}
+
+/// `bugsmith export swebench`.
+pub fn swebench_command(
+    instances: &Path,
+    output: &Path,
+    profiles: &[std::path::PathBuf],
+    out: &Path,
+    images: bool,
+) -> Outcome {
+    let list = crate::gather::read_instances(instances)?;
+    let (profiles, problems) = crate::eval::find_profiles(profiles, out, instances);
+    for problem in &problems {
+        eprintln!("  {problem}");
+    }
+    let summary = swebench(&list, &profiles, out, output)?;
+    println!("{} instances -> {} (spec: {})", summary.instances, output.display(), summary.spec);
+    if images {
+        let backend = DockerBackend::connect(Default::default())?;
+        let built = swebench_images(&backend, &list, &profiles)?;
+        println!("{built} per-instance images tagged sweb.eval.{}.<instance_id>", crate::profile::arch());
+    }
+    Ok(crate::EXIT_OK)
+}
+
+/// `bugsmith export functions`.
+pub fn functions_command(instances: &Path, output: &Path, out: &Path) -> Outcome {
+    let list = crate::gather::read_instances(instances)?;
+    let summary = functions(&list, out, output)?;
+    println!("{} function tasks from {} instances -> {}", summary.tasks, summary.instances, output.display());
+    Ok(crate::EXIT_OK)
 }

@@ -9,12 +9,17 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::ast::SourceFile;
-use crate::bug_gen::write_atomic;
+use crate::files::write_atomic;
 use crate::git::Mirror;
 use crate::patch;
 use crate::profile::Profile;
 use crate::source::Checkout;
 use crate::validate::Report;
+use crate::backend::docker::DockerBackend;
+use crate::backend::local::LocalBackend;
+use crate::console;
+use crate::context::{Context, Outcome};
+use crate::settings::GatherSettings;
 
 /// A SWE-bench task instance.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -342,6 +347,73 @@ pub fn read_instances(path: &Path) -> Result<Vec<TaskInstance>, String> {
     } else {
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
+}
+
+/// `bugsmith gather`: the valid reports of the profile's repository become instances and
+/// mirror branches.
+pub fn command(ctx: &Context, profile_path: &Path, settings: &GatherSettings, out: &Path, json: bool) -> Outcome {
+    let profile = ctx.profile(profile_path)?;
+    let checkout = ctx.checkout(&profile)?;
+    let run_dir = out.join("run_validation").join(&profile.repo_name);
+    let mirror_path = out.join("mirrors").join(format!("{}.git", profile.repo_name));
+    let mut summary = gather(&profile, &checkout, &run_dir, out, &mirror_path)?;
+    summary.agent_environments = agent_environments(ctx, &profile, &mirror_path);
+    if let Some(remote) = &settings.push {
+        let mirror = Mirror::open_or_create(&mirror_path, &checkout.root)?;
+        let branches = mirror.branches()?;
+        let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
+        mirror.push(remote, &branches, token.as_deref())?;
+        console::status(json, &format!("pushed {} branches to {remote}", branches.len()));
+    }
+    crate::context::print_summary(json, &summary, print_gather_summary);
+    Ok(crate::EXIT_OK)
+}
+
+fn print_gather_summary(summary: &GatherSummary) {
+    println!(
+        "{} instances from {} reports ({} new branches) -> {}\nmirror: {}",
+        summary.instances, summary.reports, summary.new_branches, summary.output, summary.mirror
+    );
+    for problem in &summary.problems {
+        println!("  not gathered: {problem}");
+    }
+    if !summary.unreadable_ids.is_empty() {
+        println!(
+            "  {} instances have test ids with spaces, which SWE-smith's pytest log regex cannot read (the exported profile's own parser can): {}",
+            summary.unreadable_ids.len(),
+            summary.unreadable_ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    for line in &summary.agent_environments {
+        println!("  {line}");
+    }
+}
+
+/// Refreshes what agents run in after a gather: the Docker image `image_name` when the
+/// repository has a validation image, and a mirror clone beside the local virtualenv when it
+/// has one. Returns what was done (failures included: the instances are written either way).
+fn agent_environments(ctx: &Context, profile: &Profile, mirror_path: &Path) -> Vec<String> {
+    let mut done = Vec::new();
+    let Ok(mirror) = Mirror::open(mirror_path) else { return done };
+    let branches = mirror.branch_heads().unwrap_or_default();
+    let local = LocalBackend::new(&ctx.cache_dir());
+    match local.refresh_testbed(profile, mirror_path) {
+        Ok(Some(dir)) => done.push(format!("local testbed (mirror clone, every branch): {}", dir.display())),
+        Ok(None) => {}
+        Err(e) => done.push(format!("local testbed not refreshed: {e}")),
+    }
+    let docker_wanted = std::env::var_os("DOCKER_HOST").is_some() || Path::new("/var/run/docker.sock").exists();
+    if docker_wanted && let Ok(docker) = DockerBackend::connect(Default::default()) {
+        if !docker.has_image(&profile.validation_image()) {
+            return done;
+        }
+        match docker.build_agent_image(profile, mirror_path, &branches) {
+            Ok(true) => done.push(format!("agent image {} built with {} branches", profile.image_name, branches.len())),
+            Ok(false) => done.push(format!("agent image {} is up to date", profile.image_name)),
+            Err(e) => done.push(format!("agent image {} not built: {e}", profile.image_name)),
+        }
+    }
+    done
 }
 
 #[cfg(test)]

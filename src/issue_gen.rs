@@ -6,14 +6,18 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rayon::prelude::*;
-use rhai::{Array, Dynamic, Map};
 use serde::{Deserialize, Serialize};
 
 use crate::ast::SourceFile;
-use crate::bug_gen::{Problem, Progress, write_atomic};
+use crate::files::write_atomic;
+use crate::progress::{Problem, Progress};
 use crate::gather::{TaskInstance, read_instances, write_instances};
 use crate::grading;
+use crate::script::data::{InstanceData, Params};
 use crate::script::template::IssueTemplate;
+use crate::console;
+use crate::context::{Context, Outcome};
+use crate::settings::IssueSettings;
 
 /// What was stored for one instance.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -101,8 +105,8 @@ fn metadata_index(bug_gen: &Path, repo_name: &str) -> BTreeMap<String, Candidate
 }
 
 /// The source of each F2P test function, from the clean checkout.
-fn test_sources(checkout: &Path, fail_to_pass: &[String]) -> Map {
-    let mut sources = Map::new();
+fn test_sources(checkout: &Path, fail_to_pass: &[String]) -> BTreeMap<String, String> {
+    let mut sources = BTreeMap::new();
     let mut parsed: BTreeMap<String, Option<SourceFile>> = BTreeMap::new();
     for id in fail_to_pass {
         let Some((file, rest)) = id.split_once("::") else { continue };
@@ -114,53 +118,53 @@ fn test_sources(checkout: &Path, fail_to_pass: &[String]) -> Map {
             && let Some(entity) = source.entities().iter().find(|e| e.qualified_name == name)
         {
             let text = &source.text()[entity.start as usize..entity.end as usize];
-            sources.insert(id.as_str().into(), text.to_string().into());
+            sources.insert(id.clone(), text.to_string());
         }
     }
     sources
 }
 
-fn strings(items: &[String]) -> Dynamic {
-    Dynamic::from_array(items.iter().map(|s| Dynamic::from(s.clone())).collect::<Array>())
-}
-
 /// Everything a template sees about one instance.
-fn instance_map(instance: &TaskInstance, checkout: &Path, run_dir: &Path, meta: Option<&CandidateInfo>) -> Map {
+fn instance_data(
+    instance: &TaskInstance,
+    repo_name: &str,
+    checkout: &Path,
+    run_dir: &Path,
+    meta: Option<&CandidateInfo>,
+) -> InstanceData {
     let dir = run_dir.join(&instance.instance_id);
-    let failures: Map = std::fs::read_to_string(dir.join("junit.xml"))
-        .map(|xml| grading::junit_failures(&xml).into_iter().map(|(k, v)| (k.as_str().into(), v.into())).collect())
+    let failures = std::fs::read_to_string(dir.join("junit.xml"))
+        .map(|xml| grading::junit_failures(&xml).into_iter().collect())
         .unwrap_or_default();
-    // Instances gathered before the `strategy` field existed: the id says it (its last part,
-    // as strategy ids hold no dot).
+    // Instances gathered before the `strategy` field existed: the id says it.
     let strategy = if instance.strategy.is_empty() {
-        let local = instance.instance_id.rsplit_once('.').map_or(instance.instance_id.as_str(), |(_, l)| l);
-        crate::ids::LocalId::parse(local).strategy().to_string()
+        crate::ids::InstanceId::parse(repo_name, &instance.instance_id)
+            .map(|id| id.local.strategy().to_string())
+            .unwrap_or_default()
     } else {
         instance.strategy.clone()
     };
-    let mut map = Map::new();
-    map.insert("instance_id".into(), instance.instance_id.clone().into());
-    map.insert("repo".into(), instance.repo.clone().into());
-    map.insert("patch".into(), instance.patch.clone().into());
-    map.insert("FAIL_TO_PASS".into(), strings(&instance.fail_to_pass));
-    map.insert("PASS_TO_PASS".into(), strings(&instance.pass_to_pass));
-    map.insert("image_name".into(), instance.image_name.clone().into());
-    map.insert("strategy".into(), strategy.to_string().into());
-    map.insert("bug_type".into(), meta.map_or(String::new(), |m| m.explanation.clone()).into());
-    map.insert("original_title".into(), meta.map_or(String::new(), |m| m.title.clone()).into());
-    map.insert("original_issue".into(), meta.map_or(String::new(), |m| m.issue_text.clone()).into());
-    let funcs: Vec<String> = meta.map(|m| m.entity.clone()).filter(|f| !f.is_empty()).into_iter().collect();
-    map.insert("gold_funcs".into(), strings(&funcs));
-    map.insert("gold_files".into(), strings(&crate::patch::files_of(&instance.patch)));
-    map.insert(
-        "test_output".into(),
-        crate::validate::without_markers(&std::fs::read_to_string(dir.join("test_output.txt")).unwrap_or_default())
-            .to_string()
-            .into(),
-    );
-    map.insert("failures".into(), Dynamic::from_map(failures));
-    map.insert("test_sources".into(), Dynamic::from_map(test_sources(checkout, &instance.fail_to_pass)));
-    map
+    let text = |f: fn(&CandidateInfo) -> &String| meta.map(f).cloned().unwrap_or_default();
+    InstanceData {
+        instance_id: instance.instance_id.clone(),
+        repo: instance.repo.clone(),
+        patch: instance.patch.clone(),
+        fail_to_pass: instance.fail_to_pass.clone(),
+        pass_to_pass: instance.pass_to_pass.clone(),
+        image_name: instance.image_name.clone(),
+        strategy,
+        bug_type: text(|m| &m.explanation),
+        gold_files: crate::patch::files_of(&instance.patch),
+        gold_funcs: meta.map(|m| m.entity.clone()).filter(|f| !f.is_empty()).into_iter().collect(),
+        original_title: text(|m| &m.title),
+        original_issue: text(|m| &m.issue_text),
+        test_output: crate::validate::without_markers(
+            &std::fs::read_to_string(dir.join("test_output.txt")).unwrap_or_default(),
+        )
+        .to_string(),
+        failures,
+        test_sources: test_sources(checkout, &instance.fail_to_pass),
+    }
 }
 
 /// The statement `template` writes for one instance, nothing stored (`bugsmith try
@@ -180,8 +184,9 @@ pub fn preview(
         .find(|i| i.instance_id == instance_id)
         .ok_or_else(|| format!("no instance {instance_id} in {}", json_path.display()))?;
     let meta = metadata_index(&out.join("bug_gen").join(repo_name), repo_name);
-    let map = instance_map(instance, checkout, &out.join("run_validation").join(repo_name), meta.get(instance_id));
-    let rendered = template.render(map, &Map::new(), seed).map_err(|e| e.to_string())?;
+    let data =
+        instance_data(instance, repo_name, checkout, &out.join("run_validation").join(repo_name), meta.get(instance_id));
+    let rendered = template.render(&data, &Params::default(), seed).map_err(|e| e.to_string())?;
     let leaks = leaks(&rendered.text, &instance.patch, &instance.fail_to_pass);
     Ok((rendered.text, leaks))
 }
@@ -193,7 +198,7 @@ pub fn issue_gen(
     checkout: &Path,
     out: &Path,
     template: &IssueTemplate,
-    params: &Map,
+    params: &Params,
     seed: u64,
     redo: bool,
     threads: usize,
@@ -222,8 +227,8 @@ pub fn issue_gen(
         {
             return Ok((a, true));
         }
-        let map = instance_map(instance, checkout, &run_dir, meta.get(&instance.instance_id));
-        let rendered = template.render(map, params, seed).map_err(|e| {
+        let data = instance_data(instance, repo_name, checkout, &run_dir, meta.get(&instance.instance_id));
+        let rendered = template.render(&data, params, seed).map_err(|e| {
             let problem = Problem { location: instance.instance_id.clone(), message: e.to_string() };
             progress.problem(&problem);
             problem.to_string()
@@ -279,6 +284,47 @@ pub fn issue_gen(
     }
     write_instances(&json_path, &instances)?;
     Ok(summary)
+}
+
+/// `bugsmith issue-gen`: a problem statement for every instance of the profile's repository.
+pub fn command(ctx: &Context, profile_path: &Path, settings: &IssueSettings, out: &Path, json: bool) -> Outcome {
+    let profile = ctx.profile(profile_path)?;
+    let checkout = ctx.checkout(&profile)?;
+    let lm = ctx.lm(settings.lm.clone())?;
+    let catalog = ctx.catalog_with(&lm);
+    let origin = catalog.resolve("issues", &settings.template)?;
+    let model = format!("{} {}", lm.config().model, lm.config().temperature);
+    let template = IssueTemplate::load(catalog.engine(), origin, &model)?;
+    let bar = console::Bar::new(json);
+    let summary = issue_gen(
+        &profile.repo_name,
+        &checkout.root,
+        out,
+        &template,
+        &settings.params,
+        settings.seed,
+        settings.redo,
+        lm.config().concurrency,
+        &bar,
+    );
+    bar.finish();
+    let summary = summary?;
+    crate::context::write_ledger(out, &lm)?;
+    crate::context::print_summary(json, &summary, |summary| {
+        println!(
+            "{} instances: {} statements written, {} kept from before, {} flagged as leaking the answer, {} errors; ${:.4} spent",
+            summary.instances,
+            summary.written,
+            summary.reused,
+            summary.leaking,
+            summary.errors.len(),
+            summary.cost
+        );
+        for e in summary.errors.iter().take(20) {
+            println!("  {e}");
+        }
+    });
+    Ok(if summary.errors.is_empty() { crate::EXIT_OK } else { crate::EXIT_FAILURE })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! `run` is the command-line entry point; the modules are usable as a library.
 
 pub mod ast;
+pub mod author;
 pub mod backend;
 pub mod bug_gen;
 pub mod candidates;
@@ -13,6 +14,7 @@ mod cli;
 pub mod combine;
 mod commands;
 pub mod console;
+pub mod context;
 pub mod eval;
 pub mod export;
 pub mod files;
@@ -31,8 +33,10 @@ pub mod profile;
 pub mod progress;
 pub mod recipe;
 pub mod rng;
+pub mod run;
 pub mod script;
 pub mod serve;
+pub mod setup;
 pub mod settings;
 pub mod source;
 pub mod validate;

@@ -5,12 +5,16 @@
 
 use std::path::Path;
 
-use rhai::{Array, Dynamic, Map};
 use serde::Serialize;
 
-use crate::bug_gen::{Problem, Progress, write_atomic};
+use crate::files::write_atomic;
+use crate::progress::{Problem, Progress};
 pub use crate::changes::{Change, is_mirrored_path};
-use crate::script::combine::RepoScript;
+use crate::script::data::{ChangeData, FilePatch, Params};
+use crate::script::repo::MirrorScript;
+use crate::console;
+use crate::context::{Context, Outcome};
+use crate::settings::MirrorSettings;
 
 /// What a mirror run did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -45,16 +49,13 @@ pub fn changes_from_history(checkout: &Path, limit: usize) -> Result<Vec<Change>
         .collect())
 }
 
-/// The per-file parts of a patch: `#{path, patch}` maps.
-fn file_parts(patch: &str) -> Array {
-    let mut parts = Array::new();
+/// The per-file parts of a patch.
+fn file_parts(patch: &str) -> Vec<FilePatch> {
+    let mut parts = Vec::new();
     let mut current = String::new();
     let mut flush = |current: &mut String| {
         if let Some(path) = crate::patch::files_of(current).first() {
-            let mut map = Map::new();
-            map.insert("path".into(), path.clone().into());
-            map.insert("patch".into(), current.clone().into());
-            parts.push(Dynamic::from_map(map));
+            parts.push(FilePatch { path: path.clone(), patch: current.clone() });
         }
         current.clear();
     };
@@ -72,9 +73,9 @@ fn file_parts(patch: &str) -> Array {
 /// `bug_gen/<repo_name>/pr_mirror/<id>/`.
 #[allow(clippy::too_many_arguments)]
 pub fn mirror(
-    script: &RepoScript,
+    script: &MirrorScript,
     changes: &[Change],
-    params: &Map,
+    params: &Params,
     seed: u64,
     repo_name: &str,
     checkout: &Path,
@@ -84,35 +85,29 @@ pub fn mirror(
     let mut summary = MirrorSummary { changes: changes.len(), ..MirrorSummary::default() };
     progress.phase("mirroring", changes.len() as u64);
     for change in changes {
-        let mut map = Map::new();
-        map.insert("id".into(), change.id.clone().into());
-        map.insert("title".into(), change.title.clone().into());
-        map.insert("issue_text".into(), change.issue_text.clone().into());
-        map.insert("patch".into(), change.patch.clone().into());
-        map.insert("files".into(), Dynamic::from_array(file_parts(&change.patch)));
+        let data = ChangeData {
+            id: change.id.clone(),
+            title: change.title.clone(),
+            issue_text: change.issue_text.clone(),
+            patch: change.patch.clone(),
+            files: file_parts(&change.patch),
+        };
         crate::script::lm_api::take_cost();
-        let result = script.call(
-            Dynamic::from_map(map),
-            params.clone(),
-            &[&seed.to_string(), &script.id, &change.id],
-            checkout.to_path_buf(),
-        );
+        let result = script.run(&data, params, seed, checkout.to_path_buf());
         let cost = crate::script::lm_api::take_cost();
         summary.cost += cost;
         progress.advance(1);
         let made = match result {
-            Ok(value) => value.try_cast::<Map>(),
+            Ok(made) => made,
             Err(e) => {
                 progress.problem(&Problem { location: change.id.clone(), message: e.to_string() });
                 None
             }
         };
-        let Some(made) = made else {
+        let Some(crate::script::data::Mirrored { patch, method }) = made else {
             summary.failed += 1;
             continue;
         };
-        let patch = made.get("patch").map(ToString::to_string).unwrap_or_default();
-        let method = made.get("method").map(ToString::to_string).unwrap_or_default();
         if patch.trim().is_empty() {
             summary.failed += 1;
             continue;
@@ -140,4 +135,34 @@ pub fn mirror(
         write_atomic(&dir.join(format!("metadata__{}.json", change.id)), json.as_bytes()).map_err(|e| e.to_string())?;
     }
     Ok(summary)
+}
+
+/// `bugsmith mirror`: real changes of the profile's repository, undone, as candidates.
+pub fn command(ctx: &Context, profile_path: &Path, settings: &MirrorSettings, out: &Path, json: bool) -> Outcome {
+    let profile = ctx.profile(profile_path)?;
+    let checkout = ctx.checkout(&profile)?;
+    let changes = match settings.from.as_str() {
+        "github" => {
+            let name = settings.github_repo.as_deref().ok_or("--from github needs --github-repo OWNER/NAME")?;
+            let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
+            crate::github::changes(&settings.github_api, name, token.as_deref(), settings.limit)?
+        }
+        _ => changes_from_history(&checkout.root, settings.limit)?,
+    };
+    let lm = ctx.lm(settings.lm.clone())?;
+    let catalog = ctx.catalog_with(&lm);
+    let script = MirrorScript::load(catalog.engine(), catalog.resolve("mirror", &settings.strategy)?)?;
+    let bar = console::Bar::new(json);
+    let summary =
+        mirror(&script, &changes, &Params::default(), settings.seed, &profile.repo_name, &checkout.root, out, &bar);
+    bar.finish();
+    let summary = summary?;
+    crate::context::write_ledger(out, &lm)?;
+    crate::context::print_summary(json, &summary, |summary| {
+        println!(
+            "{} changes: {} undone by reverse-applying, {} rewritten by the model, {} without a candidate; ${:.4} spent",
+            summary.changes, summary.reversed, summary.rewritten, summary.failed, summary.cost
+        );
+    });
+    Ok(crate::EXIT_OK)
 }

@@ -2,10 +2,10 @@
 //! other stages). Unknown keys are errors that name the line.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::settings::{IssueSettings, MirrorSettings, defaults, pick};
 
 /// A recipe file.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -59,7 +59,7 @@ pub struct Recipe {
     pub issues: IssuesSection,
     /// Language model settings (see `lm::LmConfig`).
     #[serde(default)]
-    pub lm: Option<crate::settings::LmConfig>,
+    pub lm: Option<LmConfig>,
     /// Combine scripts for `bugsmith combine` and the `combine` stage, with their params.
     #[serde(default)]
     pub combine: Vec<CombineEntry>,
@@ -400,47 +400,6 @@ pub fn key_line(text: &str, after: usize, key: &str) -> usize {
         .map_or_else(|| line_of(text, key), |(i, _)| i + 1)
 }
 
-impl Recipe {
-    /// `issue-gen`'s settings: flags over the recipe's `issues:` (its seed, else the recipe's), over the defaults.
-    pub fn issue_settings(&self, template: Option<String>, seed: Option<u64>) -> IssueSettings {
-        IssueSettings {
-            template: pick(
-                template,
-                self.issues.template.as_deref().map(|t| self.script(t)),
-                None,
-                defaults::TEMPLATE.into(),
-            ),
-            seed: pick(seed, self.issues.seed.or(self.seed), None, defaults::SEED),
-        }
-    }
-}
-
-impl Recipe {
-    /// `mirror`'s settings: flags over the recipe's `mirror:` (and its seed), over the defaults.
-    pub fn mirror_settings(
-        &self,
-        from: Option<String>,
-        github_repo: Option<String>,
-        limit: Option<usize>,
-        strategy: Option<String>,
-        seed: Option<u64>,
-    ) -> MirrorSettings {
-        let section = self.mirror.clone().unwrap_or_default();
-        MirrorSettings {
-            from: pick(from, section.from, None, defaults::MIRROR_FROM.into()),
-            github_repo: github_repo.or(section.github_repo),
-            limit: pick(limit, section.limit, None, defaults::MIRROR_LIMIT),
-            strategy: pick(
-                strategy,
-                section.strategy.as_deref().map(|s| self.script(s)),
-                None,
-                defaults::MIRROR_SCRIPT.into(),
-            ),
-            seed: pick(seed, self.seed, None, defaults::SEED),
-        }
-    }
-}
-
 /// 1-based line of the entry `id: <id>` (else of the first mention of `id`).
 pub fn entry_line(text: &str, id: &str) -> usize {
     nth_entry_line(text, id, 0)
@@ -515,31 +474,74 @@ mod tests {
         assert!(err.to_string().contains("line 3: min_complexity of `b` must be 0 or more, not -2"), "{err}");
         assert!(err.to_string().contains("line 4: strategy `b` is listed twice"), "{err}");
     }
-    #[test]
-    fn issue_settings_take_the_flags_then_the_issues_section_then_the_recipe_seed() {
-        let recipe = Recipe::parse("r.yaml", "seed: 7\nissues:\n  template: from_test\n").unwrap();
-        assert_eq!(recipe.issue_settings(None, None), IssueSettings { template: "from_test".into(), seed: 7 });
-        assert_eq!(recipe.issue_settings(Some("lm".into()), Some(1)), IssueSettings { template: "lm".into(), seed: 1 });
-        let own_seed = Recipe::parse("r.yaml", "seed: 7\nissues:\n  seed: 9\n").unwrap();
-        assert_eq!(own_seed.issue_settings(None, None).seed, 9);
-        let empty = Recipe::default();
-        assert_eq!(empty.issue_settings(None, None), IssueSettings { template: "static".into(), seed: 24 });
-    }
+}
 
-    #[test]
-    fn mirror_settings_take_the_flags_then_the_mirror_section_then_the_defaults() {
-        let recipe =
-            Recipe::parse("r.yaml", "seed: 5\nmirror:\n  from: github\n  github_repo: o/n\n  limit: 3\n").unwrap();
-        let resolved = recipe.mirror_settings(None, None, None, None, None);
-        assert_eq!(
-            (resolved.from.as_str(), resolved.github_repo.as_deref(), resolved.limit, resolved.seed),
-            ("github", Some("o/n"), 3, 5)
-        );
-        assert_eq!(resolved.strategy, "pr_mirror");
-        let flagged = recipe.mirror_settings(Some("history".into()), None, Some(10), Some("mine".into()), Some(1));
-        assert_eq!(
-            (flagged.from.as_str(), flagged.limit, flagged.strategy.as_str(), flagged.seed),
-            ("history", 10, "mine", 1)
-        );
+/// How to reach a model. Every field has a default; recipes set what they need.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LmConfig {
+    /// Base URL of the OpenAI-compatible API (`…/v1`).
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Model name.
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// Environment variable holding the API key.
+    #[serde(default = "default_key_env")]
+    pub api_key_env: String,
+    /// Sampling temperature.
+    #[serde(default)]
+    pub temperature: f64,
+    /// Seconds per request.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Retries after a 429, a 5xx or a transport error.
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// First backoff in milliseconds (doubles each retry, at most 30 s; `Retry-After` wins).
+    #[serde(default = "default_backoff")]
+    pub backoff_ms: u64,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Stop making calls once this many dollars are spent (cached answers are free).
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
+    /// Dollars per million prompt and completion tokens, by model.
+    #[serde(default)]
+    pub prices: BTreeMap<String, (f64, f64)>,
+    /// Answer only from the cache; a request not in it is an error.
+    #[serde(default)]
+    pub replay: bool,
+    /// Where responses are cached (default `<cache>/lm`).
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+fn default_base_url() -> String {
+    "https://api.openai.com/v1".into()
+}
+fn default_model() -> String {
+    "gpt-4o".into()
+}
+fn default_key_env() -> String {
+    "OPENAI_API_KEY".into()
+}
+fn default_timeout() -> u64 {
+    120
+}
+fn default_retries() -> u32 {
+    4
+}
+fn default_backoff() -> u64 {
+    1000
+}
+fn default_concurrency() -> usize {
+    4
+}
+
+impl Default for LmConfig {
+    fn default() -> LmConfig {
+        serde_yaml::from_str("{}").unwrap_or_else(|_| unreachable!("all fields have defaults"))
     }
 }

@@ -15,6 +15,8 @@ use serde::Deserialize;
 use crate::backend::{Backend, Worker};
 use crate::eval::{self, Prediction, Repository};
 use crate::gather::TaskInstance;
+use crate::context::{Context, Error, Outcome};
+use crate::settings::RunnerSettings;
 
 /// Settings of the service.
 pub struct Settings {
@@ -194,6 +196,40 @@ fn next(counter: &Mutex<usize>) -> usize {
         *c += 1;
         *c
     })
+}
+
+/// `bugsmith serve`: evaluation over HTTP for the instances' repositories.
+pub fn command(
+    ctx: &Context,
+    instances_path: &std::path::Path,
+    profile_paths: &[PathBuf],
+    bind: &str,
+    token_env: Option<&str>,
+    runner: &RunnerSettings,
+    out: &std::path::Path,
+) -> Outcome {
+    let instances = crate::gather::read_instances(instances_path)?;
+    let (profiles, problems) = eval::find_profiles(profile_paths, out, instances_path);
+    for problem in &problems {
+        eprintln!("  {problem}");
+    }
+    let token = match token_env {
+        Some(var) => Some(
+            std::env::var(var)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| Error::Usage(format!("${var} is empty or not set")))?,
+        ),
+        None => None,
+    };
+    let backend = ctx.backend(runner.backend, runner.containment.clone())?;
+    let (repositories, problems) = eval::prepare_repositories(ctx, backend.as_ref(), &instances, profiles, out, false);
+    for problem in &problems {
+        eprintln!("  {problem}");
+    }
+    let settings = Settings { bind: bind.to_string(), token, workers: runner.jobs, out: out.to_path_buf() };
+    serve(backend.as_ref(), &instances, &repositories, &settings)?;
+    Ok(crate::EXIT_OK)
 }
 
 #[cfg(test)]

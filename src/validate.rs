@@ -11,11 +11,15 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Worker};
-use crate::bug_gen::{Problem, Progress, write_atomic};
+use crate::files::write_atomic;
+use crate::progress::{Problem, Progress};
 use crate::grading::{self, Baseline, Grade, TestRun};
 use crate::patch::hash8;
 use crate::profile::{LogParser, Profile};
 use crate::source::Checkout;
+use crate::console;
+use crate::context::{Context, Error, Outcome};
+use crate::settings::ValidateSettings;
 
 /// A candidate patch on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -771,6 +775,38 @@ pub fn print_validate_summary(summary: &Summary) {
         summary.seconds,
         summary.per_minute
     );
+}
+
+/// `bugsmith validate`: every candidate of the profile's repository, against the clean
+/// baseline, into `<out>/run_validation/<repo_name>/`.
+pub fn command(ctx: &Context, profile_path: &Path, settings: &ValidateSettings, out: &Path, json: bool) -> Outcome {
+    let profile = ctx.profile(profile_path)?;
+    let checkout = ctx.checkout(&profile)?;
+    let candidates_dir = settings.candidates.clone().unwrap_or_else(|| out.join("bug_gen").join(&profile.repo_name));
+    let candidates = find_candidates(&candidates_dir, &profile.repo_name);
+    if candidates.is_empty() {
+        return Err(Error::Usage(format!(
+            "no candidates (bug__*.diff) under {}: run `bugsmith gen {}` first",
+            candidates_dir.display(),
+            profile_path.display()
+        )));
+    }
+    let backend = ctx.backend(settings.backend, settings.containment.clone())?;
+    let log_dir = out.join("build_images").join("env").join(&profile.repo_name);
+    console::status(json, &format!("preparing the {} environment …", backend.name()));
+    let env = backend.build_env(&profile, &checkout, &log_dir)?;
+    let run = Settings {
+        jobs: settings.jobs,
+        timeout: settings.timeout,
+        recycle_after: settings.recycle_after,
+        run_dir: out.join("run_validation").join(&profile.repo_name),
+    };
+    let bar = console::Bar::new(json);
+    console::status(json, "running the clean baseline …");
+    let summary = validate(backend.as_ref(), &profile, &checkout, &env, &candidates, &run, &bar);
+    bar.finish();
+    crate::context::print_summary(json, &summary?, print_validate_summary);
+    Ok(crate::EXIT_OK)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bugsmith::script::Origin;
 use bugsmith::script::template::IssueTemplate;
 use common::{bugsmith_in, gathered, git, json, manifest, shared_cache, stderr, stdout};
-use rhai::{Array, Dynamic, Map};
+use bugsmith::script::data::{InstanceData, Params};
 use serde_json::Value;
 
 #[test]
@@ -90,37 +90,36 @@ fn gather_writes_instances_and_a_branch_each_that_shows_exactly_the_bug() {
 }
 
 /// A synthetic instance for template tests.
-fn instance(id: &str) -> Map {
-    let strings =
-        |items: &[&str]| Dynamic::from_array(items.iter().map(|s| Dynamic::from(s.to_string())).collect::<Array>());
-    let mut map = Map::new();
-    map.insert("instance_id".into(), id.to_string().into());
-    map.insert("patch".into(), "diff --git a/pkg/m.py b/pkg/m.py\n--- a/pkg/m.py\n+++ b/pkg/m.py\n@@ -1 +1 @@\n-    return total * 2\n+    return total / 2\n".to_string().into());
-    map.insert("FAIL_TO_PASS".into(), strings(&["tests/test_m.py::test_double", "tests/test_m.py::test_other"]));
-    map.insert("PASS_TO_PASS".into(), strings(&["tests/test_m.py::test_fine"]));
-    map.insert("bug_type".into(), "The operations in an expression are likely incorrect.".to_string().into());
-    map.insert("gold_files".into(), strings(&["pkg/m.py"]));
-    map.insert("gold_funcs".into(), strings(&["double"]));
-    map.insert("test_output".into(), "FAILED tests/test_m.py::test_double".to_string().into());
-    let mut sources = Map::new();
-    sources.insert(
-        "tests/test_m.py::test_double".into(),
-        "def test_double():\n    assert double(2) == 4".to_string().into(),
-    );
-    map.insert("test_sources".into(), Dynamic::from_map(sources));
-    map.insert("failures".into(), Dynamic::from_map(Map::new()));
-    map
+fn instance(id: &str) -> InstanceData {
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    InstanceData {
+        instance_id: id.to_string(),
+        patch: "diff --git a/pkg/m.py b/pkg/m.py\n--- a/pkg/m.py\n+++ b/pkg/m.py\n@@ -1 +1 @@\n-    return total * 2\n+    return total / 2\n".to_string(),
+        fail_to_pass: strings(&["tests/test_m.py::test_double", "tests/test_m.py::test_other"]),
+        pass_to_pass: strings(&["tests/test_m.py::test_fine"]),
+        bug_type: "The operations in an expression are likely incorrect.".to_string(),
+        gold_files: strings(&["pkg/m.py"]),
+        gold_funcs: strings(&["double"]),
+        test_output: "FAILED tests/test_m.py::test_double".to_string(),
+        test_sources: [(
+            "tests/test_m.py::test_double".to_string(),
+            "def test_double():\n    assert double(2) == 4".to_string(),
+        )]
+        .into(),
+        ..InstanceData::default()
+    }
 }
 
 fn template(name: &str, lm: Option<Arc<bugsmith::lm::LmClient>>) -> IssueTemplate {
     let origin = Origin::File(manifest().join("strategies/issues").join(format!("{name}.rhai")));
-    IssueTemplate::load(origin, lm).unwrap()
+    let model = lm.as_ref().map_or(String::new(), |c| c.config().model.clone());
+    IssueTemplate::load(Arc::new(bugsmith::script::engine_with_lm(lm)), origin, &model).unwrap()
 }
 
 #[test]
 fn static_templates_are_deterministic_and_drawn_by_their_weights() {
     let static_template = template("static", None);
-    let render = |id: &str, seed: u64| static_template.render(instance(id), &Map::new(), seed).unwrap().text;
+    let render = |id: &str, seed: u64| static_template.render(&instance(id), &Params::default(), seed).unwrap().text;
     assert_eq!(render("a.x__1", 24), render("a.x__1", 24));
     let variety: std::collections::BTreeSet<String> = (0..40).map(|i| render(&format!("a.x__{i}"), 24)).collect();
     assert!(variety.len() >= 5, "{variety:#?}");
@@ -170,7 +169,7 @@ fn static_templates_are_deterministic_and_drawn_by_their_weights() {
 #[test]
 fn the_from_test_template_shows_the_source_of_a_failing_test() {
     let from_test = template("from_test", None);
-    let text = from_test.render(instance("a.x__1"), &Map::new(), 1).unwrap().text;
+    let text = from_test.render(&instance("a.x__1"), &Params::default(), 1).unwrap().text;
     assert!(text.contains("I ran the test suite"), "{text}");
     let leaks =
         bugsmith::issue_gen::leaks(&text, "+    return total / 2\n", &["tests/test_m.py::test_double".to_string()]);
@@ -185,7 +184,7 @@ fn the_lm_template_sends_swe_smiths_prompt_and_returns_the_models_issue() {
     config.prices.insert("m".into(), (1.0, 1.0));
     let client = Arc::new(bugsmith::lm::LmClient::new(config, cache.path().to_path_buf()).unwrap());
     let lm = template("lm", Some(client.clone()));
-    let rendered = lm.render(instance("a.x__1"), &Map::new(), 3).unwrap();
+    let rendered = lm.render(&instance("a.x__1"), &Params::default(), 3).unwrap();
     assert_eq!(rendered.text, "Dividing instead of multiplying: `double(2)` gives 1.0");
     assert!((rendered.cost - 0.0021).abs() < 1e-12, "{}", rendered.cost);
     let request: Value = serde_json::from_str(&bodies.lock().unwrap()[0]).unwrap();
@@ -199,7 +198,7 @@ fn the_lm_template_sends_swe_smiths_prompt_and_returns_the_models_issue() {
     );
     assert!(!user.contains("{{"), "every placeholder filled");
     // The same request again is answered from the cache: no second call, no cost.
-    let again = lm.render(instance("a.x__1"), &Map::new(), 3).unwrap();
+    let again = lm.render(&instance("a.x__1"), &Params::default(), 3).unwrap();
     assert_eq!((again.text.as_str(), again.cost), (rendered.text.as_str(), 0.0));
     assert_eq!(bodies.lock().unwrap().len(), 1);
 }
@@ -372,10 +371,12 @@ fn try_renders_an_issue_template_for_one_validated_instance() {
 #[test]
 fn the_builtin_issue_templates_match_their_snapshots() {
     for (name, id) in [("static", "a.x__1"), ("from_test", "a.x__1"), ("from_pr", "a.pr_7")] {
-        let mut map = instance(id);
-        map.insert("original_title".into(), "Totals ignore the discount".into());
-        map.insert("original_issue".into(), "The total is wrong when a discount applies.".into());
-        let text = template(name, None).render(map, &Map::new(), 24).unwrap().text;
+        let data = InstanceData {
+            original_title: "Totals ignore the discount".into(),
+            original_issue: "The total is wrong when a discount applies.".into(),
+            ..instance(id)
+        };
+        let text = template(name, None).render(&data, &Params::default(), 24).unwrap().text;
         insta::assert_snapshot!(format!("issue_template__{name}"), text);
     }
 }

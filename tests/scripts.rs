@@ -7,7 +7,7 @@ use bugsmith::ast::SourceFile;
 use bugsmith::patch::Edit;
 use bugsmith::rng::Rng;
 use bugsmith::script::{Origin, Strategy, engine};
-use rhai::Map;
+use bugsmith::script::data::Params;
 
 const SOURCE: &str = "def f(a, b):\n    x = a + b\n    if x > 1:\n        return x - 1\n    return x\n";
 
@@ -24,7 +24,7 @@ fn load(dir: &Path, body: &str) -> Result<Strategy, String> {
 fn mutate(strategy: &Strategy) -> Result<Vec<Edit>, String> {
     let file = SourceFile::parse("m.py", SOURCE.into()).unwrap();
     let rng = Arc::new(Mutex::new(Rng::from_key(&["test"])));
-    strategy.mutate(&file, 0, &strategy.params(&Map::new()), &rng).map_err(|e| e.to_string())
+    strategy.mutate(&file, 0, &strategy.params(&Params::default()), &rng).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn removing_every_statement_of_a_line_or_block_leaves_no_blank_line_and_keeps_a_
     let text = "def packed(values):\n    a = 1; b = 2; c = 3\n\n    big = 10  # gone too\n    for v in values:\n        a += v; b -= v\n    return a\n";
     let file = SourceFile::parse("m.py", text.into()).unwrap();
     let rng = Arc::new(Mutex::new(Rng::from_key(&["test"])));
-    let edits = strategy.mutate(&file, 0, &strategy.params(&Map::new()), &rng).unwrap();
+    let edits = strategy.mutate(&file, 0, &strategy.params(&Params::default()), &rng).unwrap();
     let mutated = bugsmith::patch::apply(text, &edits, (0, text.len() as u32)).unwrap();
     assert_eq!(mutated, "def packed(values):\n    for v in values:\n        pass\n    return a\n");
 }

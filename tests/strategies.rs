@@ -9,7 +9,7 @@ use bugsmith::bug_gen::{Outcome, Plan, mutate_entity};
 use bugsmith::patch::line_bounds;
 use bugsmith::script::catalog::{Catalog, origin_id};
 use bugsmith::script::{Origin, Strategy};
-use rhai::Map;
+use bugsmith::script::data::Params;
 
 fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -42,8 +42,8 @@ fn run(strategy: &Arc<Strategy>, path: &Path) -> String {
     let name = path.file_name().unwrap().to_string_lossy().to_string();
     let text = std::fs::read_to_string(path).unwrap();
     let file = SourceFile::parse(&name, text.clone()).unwrap();
-    let mut overrides = Map::new();
-    overrides.insert("min_complexity".into(), 0_i64.into());
+    let mut overrides = Params::default();
+    overrides.set("min_complexity", 0);
     let plan = Plan { overrides, strategy: strategy.clone(), max_bugs: None, threads: None };
     let params = plan.params();
     let mut out = String::new();

@@ -14,7 +14,7 @@ pub mod sandbox;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::profile::{LimitSettings, Profile};
+use crate::profile::Profile;
 use crate::source::Checkout;
 
 /// A backend failed (not a test failing: the machinery).
@@ -25,20 +25,7 @@ pub struct BackendError(pub String);
 /// Shorthand.
 pub type Result<T> = std::result::Result<T, BackendError>;
 
-/// How tests are contained, resolved once from the command line and the recipe.
-#[derive(Clone, Debug)]
-pub struct Containment {
-    /// Local backend: run each candidate in the sandbox (`--no-sandbox` turns it off).
-    pub sandbox: bool,
-    /// Limits given on the command line; they win over the profile's `limits:`.
-    pub limits: LimitSettings,
-}
-
-impl Default for Containment {
-    fn default() -> Containment {
-        Containment { sandbox: true, limits: LimitSettings::default() }
-    }
-}
+pub use crate::settings::Containment;
 
 /// A command to run in a worker.
 #[derive(Clone, Debug)]

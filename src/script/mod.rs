@@ -1,13 +1,16 @@
-//! The Rhai host: the only module that names `rhai`. It builds the sandboxed engine, loads
-//! strategy scripts (from disk, with hot reload, or from the copies built into the binary),
-//! reads their metadata constants, and calls their `mutate` hook with limits on operations,
-//! call depth and wall-clock time. Errors name `file:line:column`.
+//! The Rhai host: the only module that names `rhai`. It builds the sandboxed engine and loads
+//! every kind of script (procedural and LM strategies, combine, mirror, issue templates) the
+//! same way: from disk with hot reload or from the copies built into the binary, their
+//! constants read as metadata, their hook called with limits on operations, call depth,
+//! memory and wall-clock time. What scripts see is typed (`data`, `api`). Errors name
+//! `file:line:column`.
 
 mod api;
 pub mod catalog;
-pub mod combine;
+pub mod data;
 pub mod lm_api;
 pub mod memory;
+pub mod repo;
 pub mod template;
 
 use std::cell::Cell;
@@ -200,6 +203,7 @@ pub fn engine() -> Engine {
         (Instant::now() > deadline).then(|| Dynamic::from("timeout"))
     });
     api::register(&mut engine);
+    repo::register(&mut engine);
     engine
 }
 
@@ -210,8 +214,67 @@ pub fn engine_with_lm(lm: Option<Arc<crate::lm::LmClient>>) -> Engine {
     engine
 }
 
+/// The kinds of script, each a folder under `strategies/`, and the hook each must define.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `procedural/`: `fn mutate(entity, params, rng)`.
+    Procedural,
+    /// `lm/`: the same hook, with a language model.
+    Lm,
+    /// `combine/`: `fn combine(candidates, params, rng, repo)`.
+    Combine,
+    /// `mirror/`: `fn mirror(change, params, rng, repo)`.
+    Mirror,
+    /// `issues/`: `fn render(instance, params, rng)`.
+    Issues,
+}
+
+impl Kind {
+    /// Every kind, in pipeline order.
+    pub const ALL: [Kind; 5] = [Kind::Procedural, Kind::Lm, Kind::Combine, Kind::Mirror, Kind::Issues];
+
+    /// The folder under `strategies/`.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Kind::Procedural => "procedural",
+            Kind::Lm => "lm",
+            Kind::Combine => "combine",
+            Kind::Mirror => "mirror",
+            Kind::Issues => "issues",
+        }
+    }
+
+    /// The kind whose folder is `name`.
+    pub fn from_folder(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.folder() == name)
+    }
+
+    /// The hook's name and parameters.
+    fn hook(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Kind::Procedural | Kind::Lm => ("mutate", &["entity", "params", "rng"]),
+            Kind::Combine => ("combine", &["candidates", "params", "rng", "repo"]),
+            Kind::Mirror => ("mirror", &["change", "params", "rng", "repo"]),
+            Kind::Issues => ("render", &["instance", "params", "rng"]),
+        }
+    }
+
+    fn is_strategy(self) -> bool {
+        matches!(self, Kind::Procedural | Kind::Lm)
+    }
+
+    /// Repository-level scripts merge or rewrite many patches, so they get longer than
+    /// per-entity hooks.
+    fn time_limit(self) -> Duration {
+        match self {
+            Kind::Combine | Kind::Mirror => Duration::from_secs(600),
+            _ => CALL_TIME_LIMIT,
+        }
+    }
+}
+
 /// What a strategy declares with top-level constants.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Meta {
     /// `EXPLANATION`: written into each candidate's metadata.
     pub explanation: String,
@@ -233,8 +296,11 @@ pub struct Meta {
 
 struct Compiled {
     ast: AST,
-    meta: Meta,
     source: String,
+    /// Top-level constants (`DESCRIPTION`, `EXPLANATION`, …), by name.
+    constants: Map,
+    /// The strategy constants, read (for the strategy kinds) or defaulted.
+    meta: Meta,
     /// Sibling `<id>.<name>.md` files, handed to hooks as `params.prompts`.
     prompts: Map,
 }
@@ -248,25 +314,25 @@ pub enum Origin {
     Builtin(&'static str, &'static str),
 }
 
-/// A loaded strategy script. Its id is the file stem.
-pub struct Strategy {
+/// A loaded script of any kind, with the same limits, hot reload, error locations and
+/// metadata for all. Its id is the file stem.
+pub struct Script {
     /// The id (file stem), used in file names and instance ids.
     pub id: String,
     /// Where the text comes from.
     pub origin: Origin,
+    /// What it is.
+    pub kind: Kind,
     engine: Arc<Engine>,
     compiled: RwLock<Arc<Compiled>>,
-    reload: Mutex<ReloadState>,
+    /// Hash of the file when it was last compiled.
+    stamp: Mutex<Option<String>>,
 }
 
-impl std::fmt::Debug for Strategy {
+impl std::fmt::Debug for Script {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Strategy").field("id", &self.id).field("origin", &self.display_path()).finish()
+        f.debug_struct("Script").field("id", &self.id).field("origin", &self.display_path()).finish()
     }
-}
-
-struct ReloadState {
-    stamp: Option<String>,
 }
 
 /// What tells a changed file: a hash of its contents (timestamps are too coarse for an editor
@@ -275,21 +341,21 @@ fn stamp(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|text| crate::patch::hash8(&text))
 }
 
-impl Strategy {
-    /// Loads and checks a script.
-    pub fn load(engine: Arc<Engine>, origin: Origin) -> Result<Strategy, ScriptError> {
-        let id = catalog::origin_id(&origin);
+impl Script {
+    /// Loads and checks a script of `kind`.
+    pub fn open(engine: Arc<Engine>, kind: Kind, origin: Origin) -> Result<Script, ScriptError> {
         let stamp = match &origin {
             Origin::File(path) => stamp(path),
             Origin::Builtin(..) => None,
         };
-        let compiled = compile(&engine, &origin)?;
-        Ok(Strategy {
-            id,
+        let compiled = compile(&engine, kind, &origin)?;
+        Ok(Script {
+            id: catalog::origin_id(&origin),
             origin,
+            kind,
             engine,
             compiled: RwLock::new(Arc::new(compiled)),
-            reload: Mutex::new(ReloadState { stamp }),
+            stamp: Mutex::new(stamp),
         })
     }
 
@@ -298,25 +364,21 @@ impl Strategy {
         origin_name(&self.origin)
     }
 
-    /// A script's path for messages, before it is loaded.
-    pub fn origin_path(origin: &Origin) -> String {
-        origin_name(origin)
-    }
-
-    /// Recompiles the script if its file changed since it was last compiled. A failed recompile keeps the previous version and is returned; the file is
-    /// tried again on the next call. Callers refresh between runs, never in the middle of one,
-    /// so every candidate of a run comes from one version of the script.
+    /// Recompiles the script if its file changed since it was last compiled. A failed
+    /// recompile keeps the previous version and is returned; the file is tried again on the
+    /// next call. Callers refresh between runs, never in the middle of one, so everything a
+    /// run makes comes from one version of the script.
     pub fn refresh(&self) -> Option<ScriptError> {
         let Origin::File(path) = &self.origin else { return None };
-        let mut state = self.reload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self.stamp.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let stamp = stamp(path);
-        if stamp == state.stamp {
+        if stamp == *state {
             return None;
         }
-        match compile(&self.engine, &self.origin) {
+        match compile(&self.engine, self.kind, &self.origin) {
             Ok(compiled) => {
                 *self.compiled.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(compiled);
-                state.stamp = stamp;
+                *state = stamp;
                 None
             }
             Err(error) => Some(error),
@@ -325,6 +387,96 @@ impl Strategy {
 
     fn current(&self) -> Arc<Compiled> {
         self.compiled.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Its one-line description: `DESCRIPTION`, else `EXPLANATION`.
+    pub fn description(&self) -> String {
+        let compiled = self.current();
+        ["DESCRIPTION", "EXPLANATION"]
+            .iter()
+            .find_map(|key| compiled.constants.get(*key).and_then(|v| v.clone().into_string().ok()))
+            .unwrap_or_default()
+    }
+
+    /// The names of its top-level constants.
+    pub fn constant_names(&self) -> Vec<String> {
+        self.current().constants.keys().map(ToString::to_string).collect()
+    }
+
+    /// A short hash of its text and prompts: what a stage's results depend on.
+    pub fn fingerprint(&self) -> String {
+        let compiled = self.current();
+        crate::patch::hash8(&format!("{}\n{:?}", compiled.source, compiled.prompts))
+    }
+
+    /// Whether it calls a language model.
+    pub fn calls_lm(&self) -> bool {
+        self.current().source.contains("lm::")
+    }
+
+    /// `params` as the hook sees them: `extra` with the script's prompts.
+    fn hook_params(&self, compiled: &Compiled, extra: &data::Params) -> Map {
+        let mut params = data::to_script(extra).try_cast::<Map>().unwrap_or_default();
+        params.insert("prompts".into(), Dynamic::from_map(compiled.prompts.clone()));
+        params
+    }
+
+    fn call(&self, compiled: &Compiled, args: impl rhai::FuncArgs) -> Result<Dynamic, ScriptError> {
+        let (hook, _) = self.kind.hook();
+        let path = self.display_path();
+        let mut scope = Scope::new();
+        // Evaluating the top level each call is what makes `global::CONSTANT` visible in hooks.
+        let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
+        start_limits(self.kind.time_limit());
+        let result = self.engine.call_fn_with_options::<Dynamic>(options, &mut scope, &compiled.ast, hook, args);
+        end_limits();
+        result.map_err(|e| ScriptError::from_eval(&path, &e, &compiled.source, hook))
+    }
+
+    /// An error about what the hook returned.
+    fn returned(&self, message: String) -> ScriptError {
+        let (hook, _) = self.kind.hook();
+        ScriptError { path: self.display_path(), line: 0, column: 0, message: format!("{hook} returned {message}") }
+    }
+}
+
+/// A random stream for one call, from its key.
+fn rng_for(key: &[&str]) -> api::ScriptRng {
+    api::ScriptRng(Arc::new(Mutex::new(Rng::from_key(key))))
+}
+
+/// A procedural or LM strategy.
+#[derive(Debug)]
+pub struct Strategy(Script);
+
+impl std::ops::Deref for Strategy {
+    type Target = Script;
+    fn deref(&self) -> &Script {
+        &self.0
+    }
+}
+
+/// The params a strategy's hooks get: its constants under the recipe's values.
+#[derive(Clone, Debug)]
+pub struct HookParams(Map);
+
+impl HookParams {
+    /// An integer param.
+    pub fn int(&self, key: &str) -> Option<i64> {
+        self.0.get(key).and_then(|v| v.as_int().ok())
+    }
+}
+
+impl Strategy {
+    /// Loads and checks a strategy (an LM one when it lives in `lm/`).
+    pub fn load(engine: Arc<Engine>, origin: Origin) -> Result<Strategy, ScriptError> {
+        let kind = if catalog::is_lm(&origin) { Kind::Lm } else { Kind::Procedural };
+        Script::open(engine, kind, origin).map(Strategy)
+    }
+
+    /// A script path for messages, before it is loaded.
+    pub fn origin_path(origin: &Origin) -> String {
+        origin_name(origin)
     }
 
     /// The script's metadata (current version).
@@ -337,29 +489,26 @@ impl Strategy {
         self.current().meta.explanation.clone()
     }
 
-    /// The params map a hook receives: the metadata defaults, overridden by `overrides`.
-    pub fn params(&self, overrides: &Map) -> Map {
-        let meta = self.meta();
-        let mut params = Map::new();
-        params.insert("likelihood".into(), meta.likelihood.into());
-        params.insert("min_complexity".into(), meta.min_complexity.into());
-        params.insert("max_complexity".into(), meta.max_complexity.map_or(Dynamic::UNIT, Dynamic::from));
-        params.insert("max_attempts".into(), meta.max_attempts.into());
-        params.insert("prompts".into(), Dynamic::from_map(self.current().prompts.clone()));
-        for (k, v) in overrides {
-            params.insert(k.clone(), v.clone());
-        }
-        params
+    /// The params a hook receives: the metadata defaults, overridden by `overrides`.
+    pub fn params(&self, overrides: &data::Params) -> HookParams {
+        let compiled = self.current();
+        let meta = &compiled.meta;
+        let mut params = data::Params::default();
+        params.set("likelihood", meta.likelihood);
+        params.set("min_complexity", meta.min_complexity);
+        params.set("max_complexity", meta.max_complexity);
+        params.set("max_attempts", meta.max_attempts);
+        params.0.extend(overrides.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        HookParams(self.hook_params(&compiled, &params))
     }
 
     /// Whether the entity passes the strategy's conditions, complexity bounds (from `params`)
     /// and `applies_to` hook.
-    pub fn applies_to(&self, file: &SourceFile, index: usize, params: &Map) -> Result<bool, ScriptError> {
+    pub fn applies_to(&self, file: &SourceFile, index: usize, params: &HookParams) -> Result<bool, ScriptError> {
         let compiled = self.current();
         let entity = &file.entities()[index];
-        let bound = |key: &str| params.get(key).and_then(|v| v.as_int().ok());
-        let min = bound("min_complexity").unwrap_or(compiled.meta.min_complexity);
-        let max = bound("max_complexity").or(compiled.meta.max_complexity).unwrap_or(i64::MAX);
+        let min = params.int("min_complexity").unwrap_or(compiled.meta.min_complexity);
+        let max = params.int("max_complexity").or(compiled.meta.max_complexity).unwrap_or(i64::MAX);
         if entity.tags & compiled.meta.condition_bits != compiled.meta.condition_bits
             || entity.complexity < min
             || entity.complexity > max
@@ -369,9 +518,15 @@ impl Strategy {
         if !compiled.meta.has_applies_to {
             return Ok(true);
         }
-        let args = (api::ScriptEntity { file: file.clone(), index }, params.clone());
-        let result = self.call(&compiled, "applies_to", args)?;
-        Ok(result.as_bool().unwrap_or(false))
+        let args = (api::ScriptEntity { file: file.clone(), index }, params.0.clone());
+        let path = self.display_path();
+        let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
+        start_limits(CALL_TIME_LIMIT);
+        let result =
+            self.engine.call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &compiled.ast, "applies_to", args);
+        end_limits();
+        let value = result.map_err(|e| ScriptError::from_eval(&path, &e, &compiled.source, "applies_to"))?;
+        Ok(value.as_bool().unwrap_or(false))
     }
 
     /// Calls `mutate(entity, params, rng)` and converts its result to edits.
@@ -379,67 +534,20 @@ impl Strategy {
         &self,
         file: &SourceFile,
         index: usize,
-        params: &Map,
+        params: &HookParams,
         rng: &Arc<Mutex<Rng>>,
     ) -> Result<Vec<Edit>, ScriptError> {
         let compiled = self.current();
-        let args = (api::ScriptEntity { file: file.clone(), index }, params.clone(), api::ScriptRng(rng.clone()));
-        let value = self.call(&compiled, "mutate", args)?;
-        api::edits_from(value).map_err(|message| ScriptError {
-            path: self.display_path(),
-            line: 0,
-            column: 0,
-            message: format!("mutate returned {message}"),
-        })
-    }
-
-    fn call(&self, compiled: &Compiled, hook: &str, args: impl rhai::FuncArgs) -> Result<Dynamic, ScriptError> {
-        call_hook(&self.engine, &compiled.ast, &compiled.source, &self.display_path(), hook, args, CALL_TIME_LIMIT)
+        let args = (api::ScriptEntity { file: file.clone(), index }, params.0.clone(), api::ScriptRng(rng.clone()));
+        let value = self.call(&compiled, args)?;
+        api::edits_from(value).map_err(|message| self.returned(message))
     }
 }
 
-/// Calls a hook under the operation and depth limits and the wall-clock `limit`.
-fn call_hook(
-    engine: &Engine,
-    ast: &AST,
-    source: &str,
-    path: &str,
-    hook: &str,
-    args: impl rhai::FuncArgs,
-    limit: Duration,
-) -> Result<Dynamic, ScriptError> {
-    let mut scope = Scope::new();
-    // Evaluating the top level each call is what makes `global::CONSTANT` visible in hooks.
-    let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
-    start_limits(limit);
-    let result = engine.call_fn_with_options::<Dynamic>(options, &mut scope, ast, hook, args);
-    end_limits();
-    result.map_err(|e| ScriptError::from_eval(path, &e, source, hook))
-}
-
-/// Time spent waiting in a native call (a language model) does not count against the
-/// script's wall-clock limit.
+/// Extends the wall-clock limit of the call in progress: time spent waiting in a native call
+/// (a language model) does not count against the script.
 pub(crate) fn extend_deadline(by: Duration) {
     DEADLINE.with(|d| d.set(d.get().map(|deadline| deadline + by)));
-}
-
-/// A script's one-line description: its `DESCRIPTION` (or `EXPLANATION`) constant. Compiles
-/// and runs the top level under the usual limits, whatever kind the script is.
-pub fn describe(origin: &Origin) -> Result<String, ScriptError> {
-    let name = origin_name(origin);
-    let text = read_source(origin)?;
-    let engine = engine_with_lm(None);
-    let ast = engine.compile(&text).map_err(|e| ScriptError::from_parse(&name, &e))?;
-    let mut scope = Scope::new();
-    start_limits(CALL_TIME_LIMIT);
-    let run = engine.run_ast_with_scope(&mut scope, &ast);
-    end_limits();
-    run.map_err(|e| ScriptError::from_eval(&name, &e, &text, ""))?;
-    Ok(["DESCRIPTION", "EXPLANATION"]
-        .iter()
-        .find_map(|key| scope.get_value::<rhai::ImmutableString>(key))
-        .map(|s| s.to_string())
-        .unwrap_or_default())
 }
 
 /// Reads a script's text.
@@ -463,42 +571,52 @@ fn origin_name(origin: &Origin) -> String {
     }
 }
 
-fn compile(engine: &Engine, origin: &Origin) -> Result<Compiled, ScriptError> {
+fn compile(engine: &Engine, kind: Kind, origin: &Origin) -> Result<Compiled, ScriptError> {
     let name = origin_name(origin);
+    let error = |message: String| ScriptError { path: name.clone(), line: 0, column: 0, message };
     let id = catalog::origin_id(origin);
     if id.contains('.') || id.is_empty() {
-        // Instance ids are `<repo_name>.<strategy>__<hash>`: a dot would make them ambiguous.
-        return Err(ScriptError {
-            path: name,
-            line: 0,
-            column: 0,
-            message: format!("a strategy id may not contain `.` (`{id}`); rename the file"),
-        });
+        // Instance ids are `<repo_name>.<strategy>__<hash>` and prompts `<id>.<name>.md`: a
+        // dot would make them ambiguous.
+        return Err(error(format!("a script id may not contain `.` (`{id}`); rename the file")));
     }
     let text = read_source(origin)?;
     let mut ast = engine.compile(&text).map_err(|e| ScriptError::from_parse(&name, &e))?;
     ast.set_source(name.as_str());
-    let meta = read_meta(engine, &ast, &name, &text)?;
-    Ok(Compiled { ast, meta, source: text, prompts: template::prompts_for(origin) })
-}
-
-fn read_meta(engine: &Engine, ast: &AST, name: &str, source: &str) -> Result<Meta, ScriptError> {
-    let error = |message: String| ScriptError { path: name.to_string(), line: 0, column: 0, message };
+    let (hook, parameters) = kind.hook();
     let has_fn = |f: &str, arity: usize| ast.iter_functions().any(|m| m.name == f && m.params.len() == arity);
-    if !has_fn("mutate", 3) {
-        return Err(error("a strategy must define `fn mutate(entity, params, rng)`".into()));
+    if !has_fn(hook, parameters.len()) {
+        let what = if kind.is_strategy() { "a strategy" } else { "this script" };
+        return Err(error(format!("{what} must define `fn {hook}({})`", parameters.join(", "))));
     }
     // Top-level statements only declare constants; run them once to read the values.
     let mut scope = Scope::new();
     start_limits(CALL_TIME_LIMIT);
-    let run = engine.run_ast_with_scope(&mut scope, ast);
+    let run = engine.run_ast_with_scope(&mut scope, &ast);
     end_limits();
-    run.map_err(|e| ScriptError::from_eval(name, &e, source, ""))?;
-    let explanation = scope
-        .get_value::<rhai::ImmutableString>("EXPLANATION")
-        .ok_or_else(|| error("a strategy must declare `const EXPLANATION = \"…\";`".into()))?
-        .to_string();
-    let conditions: Vec<String> = match scope.get("CONDITIONS") {
+    run.map_err(|e| ScriptError::from_eval(&name, &e, &text, ""))?;
+    let constants: Map =
+        scope.iter_raw().map(|(k, _, v)| (k.into(), v.clone())).collect();
+    let meta = if kind.is_strategy() {
+        read_meta(&constants, &error)?
+    } else {
+        Meta { max_attempts: 1, ..Meta::default() }
+    };
+    Ok(Compiled {
+        meta: Meta { has_applies_to: has_fn("applies_to", 2), ..meta },
+        ast,
+        source: text,
+        constants,
+        prompts: template::prompts_for(origin),
+    })
+}
+
+fn read_meta(constants: &Map, error: &dyn Fn(String) -> ScriptError) -> Result<Meta, ScriptError> {
+    let explanation = constants
+        .get("EXPLANATION")
+        .and_then(|v| v.clone().into_string().ok())
+        .ok_or_else(|| error("a strategy must declare `const EXPLANATION = \"…\";`".into()))?;
+    let conditions: Vec<String> = match constants.get("CONDITIONS") {
         None => Vec::new(),
         Some(value) => value
             .clone()
@@ -512,9 +630,10 @@ fn read_meta(engine: &Engine, ast: &AST, name: &str, source: &str) -> Result<Met
     for c in &conditions {
         condition_bits |= tag_bit(c).ok_or_else(|| error(format!("CONDITIONS: unknown tag `{c}`")))?;
     }
-    let number =
-        |key: &str| scope.get(key).and_then(|v| v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64)));
-    let int = |key: &str| scope.get(key).and_then(|v| v.as_int().ok());
+    let number = |key: &str| {
+        constants.get(key).and_then(|v| v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64)))
+    };
+    let int = |key: &str| constants.get(key).and_then(|v| v.as_int().ok());
     let likelihood = number("LIKELIHOOD").unwrap_or(0.2);
     if !(0.0..=1.0).contains(&likelihood) {
         return Err(error(format!("LIKELIHOOD must be between 0 and 1, not {likelihood}")));
@@ -527,6 +646,6 @@ fn read_meta(engine: &Engine, ast: &AST, name: &str, source: &str) -> Result<Met
         max_complexity: int("MAX_COMPLEXITY"),
         max_attempts: int("MAX_ATTEMPTS").unwrap_or(5).max(1),
         condition_bits,
-        has_applies_to: has_fn("applies_to", 2),
+        has_applies_to: false,
     })
 }

@@ -3,32 +3,25 @@
 //! to the script as `params.prompts.<name>`. The `lm::` namespace is registered for them.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use rhai::{AST, Dynamic, Engine, Map};
+use rhai::{Engine, Map};
 
-use super::{Origin, ScriptError, api::ScriptRng, call_hook, origin_name, read_source};
-use crate::lm::LmClient;
-use crate::rng::Rng;
+use super::data::{self, InstanceData, Params};
+use super::{Kind, Origin, Script, ScriptError};
 
 /// A loaded issue template.
+#[derive(Debug)]
 pub struct IssueTemplate {
-    /// The id (file stem).
-    pub id: String,
-    engine: Engine,
-    ast: AST,
-    source: String,
-    path: String,
-    prompts: Map,
+    script: Script,
     /// The model and temperature, for templates that call one.
     model: String,
 }
 
-impl IssueTemplate {
-    /// A short hash of what shapes a statement besides the instance: the script, its prompts,
-    /// `params` and the model it calls. Stored with each statement, so changing any re-renders.
-    pub fn fingerprint(&self, params: &Map) -> String {
-        crate::patch::hash8(&format!("{}\n{:?}\n{:?}\n{}", self.source, self.prompts, params, self.model))
+impl std::ops::Deref for IssueTemplate {
+    type Target = Script;
+    fn deref(&self) -> &Script {
+        &self.script
     }
 }
 
@@ -41,50 +34,28 @@ pub struct Rendered {
 }
 
 impl IssueTemplate {
-    /// Loads a template and its sibling prompt files; `lm` is the client `lm::chat` uses.
-    pub fn load(origin: Origin, lm: Option<Arc<LmClient>>) -> Result<IssueTemplate, ScriptError> {
-        let path = origin_name(&origin);
-        let id = super::catalog::origin_id(&origin);
-        let source = read_source(&origin)?;
-        let model = lm.as_ref().map_or(String::new(), |c| format!("{} {}", c.config().model, c.config().temperature));
-        let engine = super::engine_with_lm(lm);
-        let mut ast = engine.compile(&source).map_err(|e| ScriptError::from_parse(&path, &e))?;
-        ast.set_source(path.as_str());
-        if !ast.iter_functions().any(|f| f.name == "render" && f.params.len() == 3) {
-            return Err(ScriptError {
-                path,
-                line: 0,
-                column: 0,
-                message: "an issue template must define `fn render(instance, params, rng)`".into(),
-            });
-        }
-        let prompts = prompts_for(&origin);
-        let model = if source.contains("lm::chat") { model } else { String::new() };
-        Ok(IssueTemplate { id, engine, ast, source, path, prompts, model })
+    /// Loads a template and its sibling prompt files; `model` names the model (and
+    /// temperature) the engine's `lm::chat` calls, part of the fingerprint.
+    pub fn load(engine: Arc<Engine>, origin: Origin, model: &str) -> Result<IssueTemplate, ScriptError> {
+        let script = Script::open(engine, Kind::Issues, origin)?;
+        let model = if script.calls_lm() { model.to_string() } else { String::new() };
+        Ok(IssueTemplate { script, model })
+    }
+
+    /// A short hash of what shapes a statement besides the instance: the script, its prompts,
+    /// `params` and the model it calls. Stored with each statement, so changing any re-renders.
+    pub fn fingerprint(&self, params: &Params) -> String {
+        crate::patch::hash8(&format!("{}\n{:?}\n{}", self.script.fingerprint(), params, self.model))
     }
 
     /// Renders one instance; the random stream comes from (seed, template, instance).
-    pub fn render(&self, instance: Map, params: &Map, seed: u64) -> Result<Rendered, ScriptError> {
-        let instance_id = instance.get("instance_id").map(ToString::to_string).unwrap_or_default();
-        let rng = ScriptRng(Arc::new(Mutex::new(Rng::from_key(&[&seed.to_string(), &self.id, &instance_id]))));
-        let mut params = params.clone();
-        params.insert("prompts".into(), Dynamic::from_map(self.prompts.clone()));
+    pub fn render(&self, instance: &InstanceData, params: &Params, seed: u64) -> Result<Rendered, ScriptError> {
+        let compiled = self.current();
+        let rng = super::rng_for(&[&seed.to_string(), &self.id, &instance.instance_id]);
         super::lm_api::take_cost();
-        let value = call_hook(
-            &self.engine,
-            &self.ast,
-            &self.source,
-            &self.path,
-            "render",
-            (instance, params, rng),
-            super::CALL_TIME_LIMIT,
-        )?;
-        let text = value.into_string().map_err(|t| ScriptError {
-            path: self.path.clone(),
-            line: 0,
-            column: 0,
-            message: format!("render returned {t}, not a string"),
-        })?;
+        let args = (data::to_script(instance), self.hook_params(&compiled, params), rng);
+        let value = self.call(&compiled, args)?;
+        let text = value.into_string().map_err(|t| self.returned(format!("{t}, not a string")))?;
         Ok(Rendered { text, cost: super::lm_api::take_cost() })
     }
 }
