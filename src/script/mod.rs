@@ -273,6 +273,35 @@ impl Kind {
     }
 }
 
+/// Every function the engine offers scripts, as (owner, name): the owner is a registered
+/// type (`Entity`, `Node`, …) for its properties and methods, or a namespace (`patch`, `ast`,
+/// `lm`) for its functions. Operators, indexers and `to_string` are left out. For checking
+/// `strategies/README.md` against what exists.
+pub fn api_members() -> Vec<(String, String)> {
+    let engine = engine_with_lm(None);
+    let mut members = std::collections::BTreeSet::new();
+    for signature in engine.gen_fn_signatures(false) {
+        let Some((head, rest)) = signature.split_once('(') else { continue };
+        let (namespace, name) = match head.rsplit_once("::") {
+            Some((namespace, name)) => (Some(namespace), name),
+            None => (None, head),
+        };
+        let name = name.strip_prefix("get$").or_else(|| name.strip_prefix("set$")).unwrap_or(name);
+        if name.starts_with("index$") || name == "to_string" || !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            continue;
+        }
+        let owner = match namespace {
+            Some(namespace) => namespace.to_string(),
+            None => {
+                let first = rest.split([',', ')']).next().unwrap_or("");
+                first.split_once(':').map_or(first, |(_, t)| t).trim().trim_start_matches("&mut ").to_string()
+            }
+        };
+        members.insert((owner, name.to_string()));
+    }
+    members.into_iter().collect()
+}
+
 /// What a strategy declares with top-level constants.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Meta {
