@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -23,7 +24,7 @@ use crate::patch;
 use crate::rng::Rng;
 use crate::script::data::Params;
 use crate::script::catalog::{Catalog, origin_id};
-use crate::script::{HookParams, Strategy};
+use crate::script::{HookParams, Origin, Strategy};
 
 /// A strategy with the params and cap a run uses.
 pub struct Plan {
@@ -455,7 +456,7 @@ fn write_candidate(bug_gen: &Path, c: &Candidate) -> std::io::Result<()> {
     let dir = candidate_dir(bug_gen, c);
     std::fs::create_dir_all(&dir)?;
     let id = format!("{}__{}", c.strategy, c.hash);
-    let metadata = crate::candidates::CandidateMetadata {
+    let metadata = crate::records::CandidateMetadata {
         cost: c.cost,
         explanation: c.explanation.clone(),
         rewrite: Some(c.rewrite.clone()),
@@ -663,4 +664,124 @@ fn file_globs(patterns: &[String]) -> Result<Option<globset::GlobSet>, Error> {
 /// Whether `gen`'s argument names a profile file rather than a source.
 pub fn is_profile_path(source: &str) -> bool {
     (source.ends_with(".yaml") || source.ends_with(".yml")) && Path::new(source).is_file()
+}
+
+/// What `try` is asked for.
+#[derive(Clone, Debug)]
+pub struct TryRequest {
+    /// Strategy (or, with `instance`, issue template) id or path.
+    pub strategy: String,
+    /// The Python file to mutate.
+    pub file: Option<PathBuf>,
+    /// An instance id: render the template for it instead.
+    pub instance: Option<String>,
+    /// Output directory the instance came from.
+    pub out: PathBuf,
+    /// Profile of the instance's repository.
+    pub profile: Option<PathBuf>,
+    /// Only this entity.
+    pub entity: Option<String>,
+    /// Seed.
+    pub seed: u64,
+    /// Also entities outside the strategy's conditions.
+    pub all_entities: bool,
+    /// Run again whenever a file changes.
+    pub watch: bool,
+}
+
+fn resolve_one(catalog: &Catalog, spec: &str) -> Result<Arc<Strategy>, Error> {
+    let origin = catalog.resolve("procedural", spec)?;
+    Ok(Arc::new(Strategy::load(catalog.engine(), origin)?))
+}
+
+/// `bugsmith try <strategy> <file>`: the diffs a strategy makes on one file; with `--watch`,
+/// again whenever the file or the script changes.
+pub fn try_command(ctx: &Context, args: &TryRequest) -> CommandOutcome {
+    let catalog = &ctx.catalog;
+    let file = args.file.clone().ok_or("a Python file to mutate (or --instance ID for an issue template)")?;
+    let strategy = resolve_one(catalog, &args.strategy)?;
+    if !args.watch {
+        return try_once(&strategy, args);
+    }
+    let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let script_path = match &strategy.origin {
+        Origin::File(p) => Some(p.clone()),
+        Origin::Builtin(..) => None,
+    };
+    let watched =
+        || -> (Option<SystemTime>, Option<SystemTime>) { (stamp(&file), script_path.as_deref().and_then(stamp)) };
+    let mut last = watched();
+    let mut changed: Option<String> = None;
+    loop {
+        console::clear_screen();
+        if let Some(what) = &changed {
+            println!("# {what} changed; run again");
+        }
+        if let Some(error) = strategy.refresh() {
+            eprintln!("error: {error}");
+        } else if let Err(message) = try_once(&strategy, args) {
+            eprintln!("error: {message}");
+        }
+        eprintln!("--- watching {} and {} (Ctrl-C to stop) ---", file.display(), strategy.display_path());
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = watched();
+            if now != last {
+                changed = Some(if now.0 != last.0 { file.display().to_string() } else { strategy.display_path() });
+                last = now;
+                break;
+            }
+        }
+    }
+}
+
+fn try_once(strategy: &Arc<Strategy>, args: &TryRequest) -> CommandOutcome {
+    let Some(file) = &args.file else { return Err("no file".into()) };
+    // Diff paths are relative (to the current directory when the file is under it).
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let relative =
+        file.strip_prefix(&cwd).ok().or_else(|| file.file_name().map(Path::new).filter(|_| file.is_absolute()));
+    let display = relative.unwrap_or(file).to_string_lossy().replace('\\', "/");
+    let bytes = std::fs::read(file).map_err(|e| format!("{display}: {e}"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| format!("{display}: not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))?;
+    let file = SourceFile::parse(&display, text).map_err(|e| format!("{display}:{e}"))?;
+    let plan = Plan { strategy: strategy.clone(), overrides: Params::default(), max_bugs: None, threads: None };
+    let params = plan.params();
+    let mut shown = 0;
+    let mut skipped = 0;
+    for (index, entity) in file.entities().iter().enumerate() {
+        if let Some(name) = &args.entity
+            && &entity.name != name
+            && &entity.qualified_name != name
+        {
+            continue;
+        }
+        let applies = plan.strategy.applies_to(&file, index, &params)?;
+        if !applies && !args.all_entities && args.entity.is_none() {
+            skipped += 1;
+            continue;
+        }
+        shown += 1;
+        let note = if applies { String::new() } else { " [outside the strategy's conditions]".to_string() };
+        println!(
+            "# {} on {} ({display}:{}, complexity {}){note}",
+            plan.strategy.id, entity.qualified_name, entity.line_start, entity.complexity
+        );
+        match mutate_entity(&plan, &params, &file, index, args.seed) {
+            Outcome::Candidate(c) => print!("{}", c.diff),
+            Outcome::Nothing { unparsable: 0 } => println!("# no change"),
+            Outcome::Nothing { unparsable } => println!("# no change ({unparsable} attempts did not parse)"),
+            Outcome::Error(p) => println!("# error: {p}"),
+        }
+    }
+    if let Some(name) = &args.entity
+        && shown == 0
+    {
+        return Err(Error::Usage(format!("{display}: no entity named `{name}`")));
+    }
+    if skipped > 0 {
+        println!("# {skipped} entities skipped by the strategy's conditions (use --all-entities to run on them)");
+    }
+    Ok(crate::EXIT_OK)
 }

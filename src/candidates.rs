@@ -1,81 +1,14 @@
-//! Candidates on disk: the one metadata type every stage that makes candidates writes (`gen`,
-//! `combine`, `mirror`) and every reader reads, and `bugsmith candidates list|show`.
+//! `bugsmith candidates list|show`: the candidates on disk with their metadata and verdicts.
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::ids::{InstanceId, LocalId};
-use crate::context::Outcome;
+use crate::context::{Error, Outcome};
+pub use crate::records::CandidateMetadata;
 
-/// `metadata__<id>.json`, beside each `bug__<id>.diff` (SWE-smith's keys first; the rest
-/// depends on the stage that made the candidate).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct CandidateMetadata {
-    /// Dollars a language model cost for it.
-    #[serde(default)]
-    pub cost: f64,
-    /// What the bug does.
-    #[serde(default)]
-    pub explanation: String,
-    /// The model's raw answer (SWE-smith's key; empty for procedural bugs).
-    #[serde(default)]
-    pub output: String,
-    /// The rewritten entity (procedural and LM strategies).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rewrite: Option<String>,
-    /// The strategy (or combine or mirror script).
-    #[serde(default)]
-    pub strategy: String,
-    /// The entity's dotted name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entity: Option<String>,
-    /// Its file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    /// First line of the entity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line_start: Option<usize>,
-    /// Last line of the entity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line_end: Option<usize>,
-    /// The entity's signature.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
-    /// Combined bugs: the instance ids merged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub patch_files: Option<Vec<String>>,
-    /// Combined bugs: how many.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub num_patch_files: Option<usize>,
-    /// Mirrored changes: `reverse` or `rewrite`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    /// Mirrored changes: the change's title.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    /// Mirrored changes: the linked issue's text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issue_text: Option<String>,
-    /// Mirrored changes: where the change came from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<String>,
-    /// Mirrored changes: the change itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_patch: Option<String>,
-}
 
-impl CandidateMetadata {
-    /// The JSON text written to disk.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
-    }
-
-    /// Reads a metadata file.
-    pub fn read(path: &Path) -> Option<CandidateMetadata> {
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-    }
-}
 
 /// One candidate found on disk.
 #[derive(Clone, Debug, Serialize)]
@@ -159,13 +92,13 @@ impl Filter {
 }
 
 /// The patch file of `spec`: a path to a `bug__*.diff`, or an instance id found under `out`.
-pub fn find(out: &Path, spec: &str) -> Result<PathBuf, String> {
+pub fn find(out: &Path, spec: &str) -> Result<PathBuf, Error> {
     let path = Path::new(spec);
     if path.is_file() {
         return Ok(path.to_path_buf());
     }
     list(out, &Filter::default()).into_iter().find(|c| c.instance_id == spec).map(|c| c.path).ok_or_else(|| {
-        format!("no candidate `{spec}` under {} (a path or an instance id)", out.join("bug_gen").display())
+        Error::Usage(format!("no candidate `{spec}` under {} (a path or an instance id)", out.join("bug_gen").display()))
     })
 }
 

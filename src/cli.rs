@@ -146,7 +146,7 @@ pub struct SandboxArgs {
     pub tmp: Option<u64>,
 }
 
-fn parse_size(text: &str) -> Result<u64, String> {
+fn parse_size(text: &str) -> Result<u64, crate::profile::SizeError> {
     crate::profile::parse_size(text)
 }
 

@@ -9,11 +9,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::files::write_atomic;
-use crate::gather::read_instances;
+use crate::records::read_instances;
 use crate::patch::hash8;
 use crate::script::data::{CandidateData, Params};
 use crate::script::repo::CombineScript;
-use crate::context::{Context, Outcome};
+use crate::context::{Context, Error, Outcome};
 use crate::settings::CombineSettings;
 
 /// What a combine run did.
@@ -37,7 +37,7 @@ pub fn combine(
     repo_name: &str,
     checkout: &Path,
     out: &Path,
-) -> Result<CombineSummary, String> {
+) -> Result<CombineSummary, Error> {
     let instances = read_instances(&out.join("task_insts").join(format!("{repo_name}.json")))
         .map_err(|e| format!("{e}: combine works on validated instances; run validate and gather first"))?;
     let mut candidates = Vec::new();
@@ -70,7 +70,7 @@ pub fn combine(
         let dir = bug_gen.join(folder_within(&combo.folder).unwrap_or(script.id.as_str()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let name = format!("{}__{}", script.id, hash8(&combo.patch));
-        let metadata = crate::candidates::CandidateMetadata {
+        let metadata = crate::records::CandidateMetadata {
             explanation: format!("{} bugs combined.", combo.parts.len()),
             strategy: script.id.clone(),
             patch_files: Some(combo.parts.clone()),

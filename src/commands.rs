@@ -106,8 +106,19 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
             let runner = runner(a.backend, jobs, &a.sandbox);
             crate::serve::command(&ctx, &a.instances, &a.profiles, &a.bind, a.token_env.as_deref(), &runner, &a.out)
         }
+        Command::Try(a) if a.instance.is_some() => {
+            let request = crate::issue_gen::PreviewRequest {
+                template: a.strategy,
+                instance: a.instance.unwrap_or_default(),
+                out: a.out,
+                profile: a.profile,
+                seed: a.seed,
+                watch: a.watch,
+            };
+            crate::issue_gen::try_command(&ctx, &request)
+        }
         Command::Try(a) => {
-            let request = crate::author::TryRequest {
+            let request = crate::bug_gen::TryRequest {
                 strategy: a.strategy,
                 file: a.file,
                 instance: a.instance,
@@ -118,7 +129,7 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
                 all_entities: a.all_entities,
                 watch: a.watch,
             };
-            crate::author::try_command(&ctx, &request)
+            crate::bug_gen::try_command(&ctx, &request)
         }
         Command::Strategies { action: StrategiesAction::List { kind, json } } => {
             crate::author::list_command(&ctx.catalog, &kind, json)

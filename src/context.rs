@@ -3,6 +3,7 @@
 //! the stage layer's error type, which wraps the typed errors of the layers below with the
 //! context the user needs.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,6 +30,15 @@ pub enum Error {
     /// A script failed to load or run.
     #[error(transparent)]
     Script(#[from] ScriptError),
+    /// A script that is not there.
+    #[error(transparent)]
+    NotFound(#[from] crate::script::catalog::NotFound),
+    /// An instance or report file could not be read or written.
+    #[error(transparent)]
+    Record(#[from] crate::records::RecordError),
+    /// GitHub could not be read.
+    #[error(transparent)]
+    Github(#[from] crate::github::GithubError),
     /// A source could not be fetched.
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -52,6 +62,10 @@ pub enum Error {
     /// Input that cannot work, said in words with what to do.
     #[error("{0}")]
     Usage(String),
+    /// What ran could not give an answer (a baseline that timed out, a worker that would not
+    /// start), with where its output is.
+    #[error("{0}")]
+    Run(String),
 }
 
 impl From<String> for Error {
@@ -162,4 +176,35 @@ pub fn print_summary<T: serde::Serialize>(json: bool, summary: &T, text: impl Fn
     } else {
         text(summary);
     }
+}
+
+/// Profiles by `repo_name`: the given files, else `<out>/profiles/*.yaml` and the `profiles/`
+/// folder beside the instances' `task_insts/`. Unreadable files are returned as problems.
+pub fn find_profiles(explicit: &[PathBuf], out: &Path, instances: &Path) -> (BTreeMap<String, Profile>, Vec<String>) {
+    let mut files: Vec<PathBuf> = explicit.to_vec();
+    if files.is_empty() {
+        let beside = instances.parent().and_then(Path::parent).map(|p| p.join("profiles"));
+        for dir in [Some(out.join("profiles")), beside].into_iter().flatten() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let mut found: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        }
+    }
+    let mut profiles = BTreeMap::new();
+    let mut problems = Vec::new();
+    for file in files {
+        match Profile::load(&file) {
+            Ok(profile) => {
+                profiles.entry(profile.repo_name.clone()).or_insert(profile);
+            }
+            Err(e) if !explicit.is_empty() => problems.push(e.to_string()),
+            Err(_) => {}
+        }
+    }
+    (profiles, problems)
 }

@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Backend, Worker};
 use crate::files::write_atomic;
 use crate::progress::{Problem, Progress};
-use crate::gather::TaskInstance;
+use crate::records::TaskInstance;
 use crate::grading::{TestRun, TestStatus};
 use crate::patch::hash8;
 use crate::profile::Profile;
 use crate::source::Checkout;
-use crate::validate;
-use crate::context::{Context, Outcome, io};
+use crate::testrun;
+use crate::context::{Context, Error, Outcome, io};
 use crate::settings::RunnerSettings;
 
 /// A model's patch for one instance, in SWE-bench's prediction format.
@@ -49,7 +49,7 @@ impl Prediction {
 }
 
 /// Reads predictions: a JSON list, a JSON object keyed by instance id, or JSON Lines.
-pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>, String> {
+pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let where_ = |line: usize, e: serde_json::Error| format!("{}:{line}: {e}", path.display());
     if path.extension().is_some_and(|e| e == "jsonl") {
@@ -57,20 +57,21 @@ pub fn read_predictions(path: &Path) -> Result<Vec<Prediction>, String> {
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| serde_json::from_str(l).map_err(|e| where_(i + 1, e)))
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Usage(where_(i + 1, e))))
             .collect();
     }
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| where_(e.line(), e))?;
     let items: Vec<serde_json::Value> = match value {
         serde_json::Value::Array(items) => items,
         serde_json::Value::Object(map) => map.into_values().collect(),
-        _ => return Err(format!("{}: expected a list or an object of predictions", path.display())),
+        _ => return Err(Error::Usage(format!("{}: expected a list or an object of predictions", path.display()))),
     };
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            serde_json::from_value(item).map_err(|e| format!("{}: prediction {}: {e}", path.display(), i + 1))
+            serde_json::from_value(item)
+                .map_err(|e| Error::Usage(format!("{}: prediction {}: {e}", path.display(), i + 1)))
         })
         .collect()
 }
@@ -180,7 +181,7 @@ pub fn test_files(instance: &TaskInstance) -> Vec<String> {
         .fail_to_pass
         .iter()
         .chain(&instance.pass_to_pass)
-        .filter_map(|id| crate::gather::test_location(id).map(|(file, _)| file))
+        .filter_map(|id| crate::grading::test_location(id).map(|(file, _)| file))
         .filter(|f| !f.starts_with('/') && !f.split('/').any(|p| p == ".." || p.is_empty()))
         .collect();
     files.into_iter().collect()
@@ -218,11 +219,11 @@ pub fn evaluate_one(
         key,
         ..InstanceReport::default()
     };
-    if let Some(why) = validate::refused_symlink(patch) {
+    if let Some(why) = testrun::refused_symlink(patch) {
         report.error = Some(why);
         return (Evaluated { report, output: String::new() }, false);
     }
-    let mut env = validate::runner_env(worker, profile, timeout);
+    let mut env = testrun::runner_env(worker, profile, timeout);
     env.push(("EVAL".to_string(), "1".to_string()));
     env.push(("TEST_FILES".to_string(), test_files(instance).join("\n")));
     let files = [("patch.diff", instance.patch.as_str()), ("prediction.diff", patch)];
@@ -248,7 +249,7 @@ pub fn evaluate_one(
         return (Evaluated { report, output: String::from_utf8_lossy(&why).into_owned() }, broken);
     }
     report.patch_successfully_applied = report.patch_exists;
-    let result = validate::parse_runner_output(&text, profile.log_parser);
+    let result = testrun::parse_runner_output(&text, profile.log_parser);
     let broken = result.broken.is_some();
     if result.apply_failed {
         report.error =
@@ -356,15 +357,10 @@ pub fn report_key(
 }
 
 /// The candidate timeout of a repository, from its stored (or newly run) baseline.
-pub fn timeout_for(worker: &mut dyn Worker, repository: &Repository, out: &Path) -> Result<u64, String> {
-    let settings = validate::Settings {
-        jobs: 1,
-        timeout: None,
-        recycle_after: 1,
-        run_dir: out.join("run_validation").join(&repository.profile.repo_name),
-    };
-    let baseline = validate::baseline(worker, &repository.profile, &repository.env_id, &settings)?;
-    Ok(validate::candidate_timeout(&settings, &repository.profile, &baseline))
+pub fn timeout_for(worker: &mut dyn Worker, repository: &Repository, out: &Path) -> Result<u64, Error> {
+    let run_dir = out.join("run_validation").join(&repository.profile.repo_name);
+    let baseline = testrun::baseline(worker, &repository.profile, &repository.env_id, &run_dir)?;
+    Ok(testrun::candidate_timeout(None, &repository.profile, &baseline))
 }
 
 /// Writes an instance's folder: the prediction, the output, `eval.sh`, a log, then the report.
@@ -374,14 +370,14 @@ pub fn write_instance(
     profile: &Profile,
     prediction: &Prediction,
     done: &Evaluated,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let write = |name: &str, bytes: &[u8]| {
         write_atomic(&dir.join(name), bytes).map_err(|e| format!("{}: {e}", dir.join(name).display()))
     };
     write("patch.diff", prediction.model_patch.as_deref().unwrap_or("").as_bytes())?;
-    write("test_output.txt", validate::with_markers(&done.output).as_bytes())?;
-    write("eval.sh", validate::eval_script(&profile.test_cmd).as_bytes())?;
+    write("test_output.txt", crate::records::with_markers(&done.output).as_bytes())?;
+    write("eval.sh", testrun::eval_script(&profile.test_cmd).as_bytes())?;
     let r = &done.report;
     let log = format!(
         "instance {instance_id}\nmodel {}\npatch applied: {}\nresolved: {} ({})\ntests ran {:.2} s\n{}",
@@ -394,7 +390,7 @@ pub fn write_instance(
     );
     write("run_instance.log", log.as_bytes())?;
     let json = serde_json::to_string_pretty(&BTreeMap::from([(instance_id, r)])).map_err(|e| e.to_string())?;
-    write("report.json", json.as_bytes())
+    Ok(write("report.json", json.as_bytes())?)
 }
 
 /// Reads an instance's report back (`None` when absent or unreadable).
@@ -403,36 +399,6 @@ pub fn read_report(dir: &Path, instance_id: &str) -> Option<InstanceReport> {
     serde_json::from_str::<BTreeMap<String, InstanceReport>>(&text).ok()?.remove(instance_id)
 }
 
-/// Profiles by `repo_name`: the given files, else `<out>/profiles/*.yaml` and the `profiles/`
-/// folder beside the instances' `task_insts/`. Unreadable files are returned as problems.
-pub fn find_profiles(explicit: &[PathBuf], out: &Path, instances: &Path) -> (BTreeMap<String, Profile>, Vec<String>) {
-    let mut files: Vec<PathBuf> = explicit.to_vec();
-    if files.is_empty() {
-        let beside = instances.parent().and_then(Path::parent).map(|p| p.join("profiles"));
-        for dir in [Some(out.join("profiles")), beside].into_iter().flatten() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-            let mut found: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-                .collect();
-            found.sort();
-            files.extend(found);
-        }
-    }
-    let mut profiles = BTreeMap::new();
-    let mut problems = Vec::new();
-    for file in files {
-        match Profile::load(&file) {
-            Ok(profile) => {
-                profiles.entry(profile.repo_name.clone()).or_insert(profile);
-            }
-            Err(e) if !explicit.is_empty() => problems.push(e.to_string()),
-            Err(_) => {}
-        }
-    }
-    (profiles, problems)
-}
 
 /// One unit of work: an instance, its prediction, where its report goes.
 struct Job<'a> {
@@ -449,7 +415,7 @@ pub fn evaluate_repository(
     work: &[(&TaskInstance, &Prediction)],
     settings: &Settings,
     progress: &dyn Progress,
-) -> Result<(BTreeMap<String, InstanceReport>, usize), String> {
+) -> Result<(BTreeMap<String, InstanceReport>, usize), Error> {
     let profile = &repository.profile;
     let mut first = backend.start_worker(profile, &repository.checkout, 0).map_err(|e| e.to_string())?;
     let timeout = timeout_for(first.as_mut(), repository, &settings.out)?;
@@ -478,7 +444,7 @@ pub fn evaluate_repository(
             let (queue, results, failure) = (&queue, &results, &failure);
             scope.spawn(move || {
                 let mut worker = worker;
-                while let Some((job, key)) = validate::pop(queue) {
+                while let Some((job, key)) = testrun::pop(queue) {
                     if worker.is_none() {
                         match backend.start_worker(profile, &repository.checkout, index) {
                             Ok(w) => worker = Some(w),
@@ -503,7 +469,7 @@ pub fn evaluate_repository(
                     }
                     if let Err(e) = write_instance(&job.dir, &job.instance.instance_id, profile, job.prediction, &done)
                     {
-                        progress.problem(&Problem { location: job.instance.instance_id.clone(), message: e });
+                        progress.problem(&Problem { location: job.instance.instance_id.clone(), message: e.to_string() });
                     }
                     if let Ok(mut r) = results.lock() {
                         r.insert(job.instance.instance_id.clone(), done.report);
@@ -516,7 +482,7 @@ pub fn evaluate_repository(
         }
     });
     if let Some(e) = failure.into_inner().unwrap_or(None) {
-        return Err(format!("cannot start a worker: {e}"));
+        return Err(Error::Run(format!("cannot start a worker: {e}")));
     }
     Ok((results.into_inner().map_err(|_| "lock".to_string())?, reused))
 }
@@ -585,7 +551,7 @@ pub struct EvalRequest {
 /// `<out>/run_evaluation/<run_id>/`.
 pub fn command(ctx: &Context, request: &EvalRequest, runner: &RunnerSettings, out: &Path, json: bool) -> Outcome {
     let started = std::time::Instant::now();
-    let mut instances = crate::gather::read_instances(&request.instances)?;
+    let mut instances = crate::records::read_instances(&request.instances)?;
     if !request.instance_ids.is_empty() {
         instances.retain(|i| request.instance_ids.contains(&i.instance_id));
     }
@@ -594,7 +560,7 @@ pub fn command(ctx: &Context, request: &EvalRequest, runner: &RunnerSettings, ou
     } else {
         read_predictions(Path::new(&request.predictions))?
     };
-    let (profiles, mut problems) = find_profiles(&request.profiles, out, &request.instances);
+    let (profiles, mut problems) = crate::context::find_profiles(&request.profiles, out, &request.instances);
     let backend = ctx.backend(runner.backend, runner.containment.clone())?;
     let (repositories, setup_problems) = prepare_repositories(ctx, backend.as_ref(), &instances, profiles, out, json);
     problems.extend(setup_problems);
@@ -777,7 +743,7 @@ mod tests {
             .unwrap();
         assert_eq!(read_predictions(&lines).unwrap().len(), 2);
         std::fs::write(&lines, "{\"instance_id\": \"a\"}\n{oops\n").unwrap();
-        assert!(read_predictions(&lines).unwrap_err().contains("l.jsonl:2"));
+        assert!(read_predictions(&lines).unwrap_err().to_string().contains("l.jsonl:2"));
     }
 
     #[test]

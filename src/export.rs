@@ -11,11 +11,11 @@ use serde::Serialize;
 use crate::ast::{EntityKind, SourceFile};
 use crate::backend::docker::DockerBackend;
 use crate::files::write_atomic;
-use crate::gather::TaskInstance;
+use crate::records::TaskInstance;
 use crate::git::Mirror;
 use crate::patch;
 use crate::profile::{LogParser, Profile};
-use crate::context::{Context, Outcome};
+use crate::context::{Context, Error, Outcome};
 
 /// A Python string literal (JSON's escapes are valid Python).
 fn py(text: &str) -> String {
@@ -48,7 +48,7 @@ def parse_unittest_log(log):
 "#;
 
 /// Writes the Python module that registers `profile` with SWE-smith's registry.
-pub fn write_swesmith_profile(profile: &Profile, output: &Path) -> Result<(), String> {
+pub fn write_swesmith_profile(profile: &Profile, output: &Path) -> Result<(), Error> {
     let (owner, repo) = profile.owner_and_repo();
     let class: String = format!("Bugsmith_{}", profile.repo_name)
         .chars()
@@ -111,7 +111,7 @@ registry.register_profile({class})
         timeout = profile.timeout.unwrap_or(300).max(90),
         timeout_ref = profile.timeout_ref,
     );
-    write_atomic(output, text.as_bytes()).map_err(|e| format!("{}: {e}", output.display()))
+    write_atomic(output, text.as_bytes()).map_err(crate::context::io(output))
 }
 
 /// One instance as SWE-bench's harness reads it.
@@ -148,9 +148,10 @@ pub struct ExportSummary {
 }
 
 /// The mirror of a repository under `out`.
-fn mirror_of(out: &Path, repo_name: &str) -> Result<Mirror, String> {
+fn mirror_of(out: &Path, repo_name: &str) -> Result<Mirror, Error> {
     let path = out.join("mirrors").join(format!("{repo_name}.git"));
-    Mirror::open(&path).map_err(|e| format!("{}: {e}: run `bugsmith gather` first (or pass --out)", path.display()))
+    Mirror::open(&path)
+        .map_err(|e| Error::Usage(format!("{}: {e}: run `bugsmith gather` first (or pass --out)", path.display())))
 }
 
 /// The SWE-bench form of one instance, read from its mirror.
@@ -158,7 +159,7 @@ fn swebench_instance(
     instance: &TaskInstance,
     profile: Option<&Profile>,
     mirror: &Mirror,
-) -> Result<SwebenchInstance, String> {
+) -> Result<SwebenchInstance, Error> {
     let id = &instance.instance_id;
     let base_commit = mirror.commit_id(id).ok_or_else(|| format!("{id}: no branch in the mirror"))?;
     let setup = mirror.commit_id("main").ok_or_else(|| format!("{id}: the mirror has no main"))?;
@@ -169,7 +170,7 @@ fn swebench_instance(
         .pass_to_pass
         .iter()
         .filter(|t| {
-            test_files.is_empty() || crate::gather::test_location(t).is_some_and(|(file, _)| test_files.contains(&file))
+            test_files.is_empty() || crate::grading::test_location(t).is_some_and(|(file, _)| test_files.contains(&file))
         })
         .collect();
     let list = |items: &[&String]| serde_json::to_string(items).unwrap_or_default();
@@ -206,7 +207,7 @@ pub fn swebench(
     profiles: &BTreeMap<String, Profile>,
     out: &Path,
     output: &Path,
-) -> Result<ExportSummary, String> {
+) -> Result<ExportSummary, Error> {
     let mut lines = String::new();
     let mut mirrors: BTreeMap<String, Mirror> = BTreeMap::new();
     let mut specs: BTreeMap<String, (String, &Profile)> = BTreeMap::new();
@@ -316,7 +317,7 @@ pub fn swebench_images(
     backend: &DockerBackend,
     instances: &[TaskInstance],
     profiles: &BTreeMap<String, Profile>,
-) -> Result<usize, String> {
+) -> Result<usize, Error> {
     let mut built = 0;
     for instance in instances {
         let Some(profile) = profiles.get(crate::eval::repo_name_of(instance)) else {
@@ -324,10 +325,10 @@ pub fn swebench_images(
             continue;
         };
         if !backend.has_image(&profile.image_name) {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "no agent image {}: run `bugsmith gather` after validating with --backend docker",
                 profile.image_name
-            ));
+            )));
         }
         let tags =
             [instance_image(&instance.instance_id, None), instance_image(&instance.instance_id, Some(profile.org()))];
@@ -417,7 +418,7 @@ fn function_task(instance: &TaskInstance, mirror: &Mirror) -> Option<FunctionTas
 }
 
 /// Writes function-level tasks for the instances that change exactly one function.
-pub fn functions(instances: &[TaskInstance], out: &Path, output: &Path) -> Result<FunctionsSummary, String> {
+pub fn functions(instances: &[TaskInstance], out: &Path, output: &Path) -> Result<FunctionsSummary, Error> {
     let mut summary = FunctionsSummary { instances: instances.len(), ..FunctionsSummary::default() };
     let mut mirrors: BTreeMap<String, Mirror> = BTreeMap::new();
     let mut lines = String::new();
@@ -452,8 +453,8 @@ pub fn swebench_command(
     out: &Path,
     images: bool,
 ) -> Outcome {
-    let list = crate::gather::read_instances(instances)?;
-    let (profiles, problems) = crate::eval::find_profiles(profiles, out, instances);
+    let list = crate::records::read_instances(instances)?;
+    let (profiles, problems) = crate::context::find_profiles(profiles, out, instances);
     for problem in &problems {
         eprintln!("  {problem}");
     }
@@ -469,7 +470,7 @@ pub fn swebench_command(
 
 /// `bugsmith export functions`.
 pub fn functions_command(instances: &Path, output: &Path, out: &Path) -> Outcome {
-    let list = crate::gather::read_instances(instances)?;
+    let list = crate::records::read_instances(instances)?;
     let summary = functions(&list, out, output)?;
     println!("{} function tasks from {} instances -> {}", summary.tasks, summary.instances, output.display());
     Ok(crate::EXIT_OK)

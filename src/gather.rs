@@ -6,63 +6,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::ast::SourceFile;
-use crate::files::write_atomic;
 use crate::git::Mirror;
+use crate::grading::test_location;
 use crate::patch;
 use crate::profile::Profile;
 use crate::source::Checkout;
-use crate::validate::Report;
+use crate::records::Report;
 use crate::backend::docker::DockerBackend;
 use crate::backend::local::LocalBackend;
 use crate::console;
-use crate::context::{Context, Outcome};
+use crate::context::{Context, Error, Outcome};
+pub use crate::records::{TaskInstance, read_instances, write_instances};
 use crate::settings::GatherSettings;
 
-/// A SWE-bench task instance.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct TaskInstance {
-    /// `<repo_name>.<strategy>__<hash8>`; also the branch name.
-    pub instance_id: String,
-    /// The mirror repository, `<org>/<repo_name>` (SWE-smith's `mirror_name`).
-    pub repo: String,
-    /// The branch holding the bug (SWE-smith's convention: the instance id).
-    pub base_commit: String,
-    /// The patch that introduces the bug (its reverse is the fix).
-    pub patch: String,
-    /// Tests the bug breaks.
-    #[serde(rename = "FAIL_TO_PASS")]
-    pub fail_to_pass: Vec<String>,
-    /// Tests that pass with and without the bug.
-    #[serde(rename = "PASS_TO_PASS")]
-    pub pass_to_pass: Vec<String>,
-    /// When the candidate was validated (RFC 3339, UTC).
-    pub created_at: String,
-    /// The Docker image.
-    pub image_name: String,
-    /// The issue text (empty until `issue-gen`).
-    pub problem_statement: String,
-    /// The strategy that made the bug.
-    #[serde(default)]
-    pub strategy: String,
-    /// Lines the patch adds or removes.
-    #[serde(default)]
-    pub lines_changed: usize,
-    /// Hunks of the patch.
-    #[serde(default)]
-    pub hunks: usize,
-    /// Functions the patch changes (innermost `def`s around its changed lines).
-    #[serde(default)]
-    pub functions_changed: usize,
-    /// Files the patch changes.
-    #[serde(default)]
-    pub files_changed: usize,
-    /// Number of FAIL_TO_PASS tests.
-    #[serde(default)]
-    pub num_f2p: usize,
-}
 
 /// The difficulty fields of an instance: its patch's size and the functions it changes.
 struct Difficulty {
@@ -147,22 +106,6 @@ pub fn rfc3339(seconds: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
-/// The file of a test id and the dotted name of its function (`A.test_x`), without
-/// parameters: pytest node ids (`t.py::A::test_x[p]`) and unittest's verbose names
-/// (`test_x (pkg.t.A.test_x)`, or `test_x (pkg.t.A)` before Python 3.11); `None` otherwise.
-pub fn test_location(id: &str) -> Option<(String, String)> {
-    if let Some((file, rest)) = id.split_once("::") {
-        let name = rest.split('[').next().unwrap_or(rest).replace("::", ".");
-        return Some((file.to_string(), name));
-    }
-    let (method, dotted) = id.strip_suffix(')')?.split_once(" (")?;
-    let dotted = dotted.strip_suffix(&format!(".{method}")).unwrap_or(dotted);
-    let (module, class) = dotted.rsplit_once('.')?;
-    if module.is_empty() || module == "__main__" {
-        return None;
-    }
-    Some((format!("{}.py", module.replace('.', "/")), format!("{class}.{method}")))
-}
 
 /// The base class names in a class signature (`class C(A, mod.B):` → `A`, `B`).
 fn base_names(signature: &str) -> Vec<String> {
@@ -236,7 +179,7 @@ pub fn gather(
     run_dir: &Path,
     out: &Path,
     mirror_path: &Path,
-) -> Result<GatherSummary, String> {
+) -> Result<GatherSummary, Error> {
     let mirror = Mirror::open_or_create(mirror_path, &checkout.root).map_err(|e| e.to_string())?;
     let task_dir = out.join("task_insts");
     std::fs::create_dir_all(&task_dir).map_err(|e| format!("{}: {e}", task_dir.display()))?;
@@ -322,32 +265,6 @@ pub fn gather(
     Ok(summary)
 }
 
-/// Writes the instance list as JSON and as JSON Lines (next to it), atomically.
-pub fn write_instances(json_path: &Path, instances: &[TaskInstance]) -> Result<(), String> {
-    let json = serde_json::to_string_pretty(instances).map_err(|e| e.to_string())? + "\n";
-    write_atomic(json_path, json.as_bytes()).map_err(|e| format!("{}: {e}", json_path.display()))?;
-    let mut lines = String::new();
-    for instance in instances {
-        lines.push_str(&serde_json::to_string(instance).map_err(|e| e.to_string())?);
-        lines.push('\n');
-    }
-    let jsonl = json_path.with_extension("jsonl");
-    write_atomic(&jsonl, lines.as_bytes()).map_err(|e| format!("{}: {e}", jsonl.display()))
-}
-
-/// Reads an instance file (`.json` list or `.jsonl`).
-pub fn read_instances(path: &Path) -> Result<Vec<TaskInstance>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if path.extension().is_some_and(|e| e == "jsonl") {
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .enumerate()
-            .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1)))
-            .collect()
-    } else {
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-    }
-}
 
 /// `bugsmith gather`: the valid reports of the profile's repository become instances and
 /// mirror branches.

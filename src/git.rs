@@ -12,6 +12,14 @@ pub enum GitError {
     /// libgit2 reported an error.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    /// A patch could not be read or applied.
+    #[error("patch {index}: {message}")]
+    Patch {
+        /// 1-based position among the patches given.
+        index: usize,
+        /// Why.
+        message: String,
+    },
     /// The `git` program failed.
     #[error("git {command} failed: {output}")]
     Program {
@@ -409,20 +417,21 @@ fn patch_bytes(diff: &git2::Diff<'_>) -> Result<Vec<u8>, git2::Error> {
 /// Applies patches one after another to `HEAD` of the repository at `dir` (in memory) and
 /// returns one git-format patch with all of them, or why they do not combine (a hunk that no
 /// longer applies: two patches touch the same lines).
-pub fn merge_patches(dir: &Path, patches: &[String]) -> Result<String, String> {
-    let repo = Repository::open(dir).map_err(|e| e.to_string())?;
-    let base = repo.head().and_then(|h| h.peel_to_tree()).map_err(|e| e.to_string())?;
+pub fn merge_patches(dir: &Path, patches: &[String]) -> Result<String, GitError> {
+    let repo = Repository::open(dir)?;
+    let base = repo.head()?.peel_to_tree()?;
     let mut tree = base.clone();
     for (i, patch) in patches.iter().enumerate() {
-        let diff = git2::Diff::from_buffer(patch.as_bytes()).map_err(|e| format!("patch {}: {e}", i + 1))?;
+        let bad = |message: String| GitError::Patch { index: i + 1, message };
+        let diff = git2::Diff::from_buffer(patch.as_bytes()).map_err(|e| bad(e.message().to_string()))?;
         let mut index = repo
             .apply_to_tree(&tree, &diff, None)
-            .map_err(|e| format!("patch {} does not apply on top of the others: {}", i + 1, e.message()))?;
-        let id = index.write_tree_to(&repo).map_err(|e| e.to_string())?;
-        tree = repo.find_tree(id).map_err(|e| e.to_string())?;
+            .map_err(|e| bad(format!("does not apply on top of the others: {}", e.message())))?;
+        tree = repo.find_tree(index.write_tree_to(&repo)?)?;
     }
-    let diff = repo.diff_tree_to_tree(Some(&base), Some(&tree), None).map_err(|e| e.to_string())?;
-    String::from_utf8(patch_bytes(&diff).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    let diff = repo.diff_tree_to_tree(Some(&base), Some(&tree), None)?;
+    String::from_utf8(patch_bytes(&diff)?)
+        .map_err(|_| GitError::Patch { index: patches.len(), message: "the merged patch is not UTF-8".into() })
 }
 
 /// The text of a file at `HEAD` of the repository at `dir` (None when absent or not UTF-8).

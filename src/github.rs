@@ -12,6 +12,17 @@ use crate::changes::{Change, is_mirrored_path};
 /// Longest wait for a rate limit to reset.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
+/// GitHub could not be read (what was asked and what came back).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct GithubError(pub String);
+
+impl From<String> for GithubError {
+    fn from(message: String) -> GithubError {
+        GithubError(message)
+    }
+}
+
 struct Api<'a> {
     client: Client,
     token: Option<&'a str>,
@@ -19,7 +30,7 @@ struct Api<'a> {
 
 impl Api<'_> {
     /// GET with the rate limit waited out; returns the JSON and the `next` page's URL.
-    fn get(&self, url: &str) -> Result<(Value, Option<String>), String> {
+    fn get(&self, url: &str) -> Result<(Value, Option<String>), GithubError> {
         for _ in 0..5 {
             let mut request =
                 self.client.get(url).header("Accept", "application/vnd.github+json").header("User-Agent", "bugsmith");
@@ -29,10 +40,10 @@ impl Api<'_> {
             let response = request.send().map_err(|e| format!("GET {url}: {e}"))?;
             if let Some(wait) = rate_limit_wait(&response) {
                 if wait > MAX_RATE_LIMIT_WAIT {
-                    return Err(format!(
+                    return Err(GithubError(format!(
                         "GitHub rate limit reached; it resets in {} s (set GITHUB_TOKEN for more)",
                         wait.as_secs()
-                    ));
+                    )));
                 }
                 std::thread::sleep(wait);
                 continue;
@@ -41,16 +52,19 @@ impl Api<'_> {
             let next = next_link(&response);
             let text = response.text().map_err(|e| format!("GET {url}: {e}"))?;
             if !status.is_success() {
-                return Err(format!("GET {url}: HTTP {status}: {}", text.chars().take(200).collect::<String>()));
+                return Err(GithubError(format!(
+                    "GET {url}: HTTP {status}: {}",
+                    text.chars().take(200).collect::<String>()
+                )));
             }
             let value = serde_json::from_str(&text).map_err(|e| format!("GET {url}: not JSON ({e})"))?;
             return Ok((value, next));
         }
-        Err(format!("GET {url}: still rate limited after several waits"))
+        Err(GithubError(format!("GET {url}: still rate limited after several waits")))
     }
 
     /// Every item of a paginated list.
-    fn list(&self, first: String, limit: usize) -> Result<Vec<Value>, String> {
+    fn list(&self, first: String, limit: usize) -> Result<Vec<Value>, GithubError> {
         let mut items = Vec::new();
         let mut url = Some(first);
         while let Some(current) = url {
@@ -115,7 +129,7 @@ fn linked_issue(body: &str) -> Option<u64> {
 }
 
 /// Merged pull requests of `repo` (`owner/name`), newest first, as changes to mirror.
-pub fn changes(api: &str, repo: &str, token: Option<&str>, limit: usize) -> Result<Vec<Change>, String> {
+pub fn changes(api: &str, repo: &str, token: Option<&str>, limit: usize) -> Result<Vec<Change>, GithubError> {
     crate::lm::install_tls_provider();
     let client = Client::builder().timeout(Duration::from_secs(60)).build().map_err(|e| e.to_string())?;
     let api_base = api.trim_end_matches('/');
@@ -159,7 +173,7 @@ pub fn changes(api: &str, repo: &str, token: Option<&str>, limit: usize) -> Resu
         let fetched = match linked_issue(&body) {
             // A number that names no issue (404) or a removed one (410): use the PR's text.
             Some(issue) => match github.get(&format!("{api_base}/repos/{repo}/issues/{issue}")) {
-                Err(e) if e.contains("HTTP 404") || e.contains("HTTP 410") => None,
+                Err(e) if e.0.contains("HTTP 404") || e.0.contains("HTTP 410") => None,
                 other => Some(other?),
             },
             None => None,

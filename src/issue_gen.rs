@@ -3,7 +3,8 @@
 //! statements that leak the answer (quote the patch's changed lines or name F2P tests).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -11,12 +12,13 @@ use serde::{Deserialize, Serialize};
 use crate::ast::SourceFile;
 use crate::files::write_atomic;
 use crate::progress::{Problem, Progress};
-use crate::gather::{TaskInstance, read_instances, write_instances};
+use crate::records::{TaskInstance, read_instances, write_instances};
 use crate::grading;
 use crate::script::data::{InstanceData, Params};
+use crate::script::Origin;
 use crate::script::template::IssueTemplate;
 use crate::console;
-use crate::context::{Context, Outcome};
+use crate::context::{Context, Error, Outcome};
 use crate::settings::IssueSettings;
 
 /// What was stored for one instance.
@@ -92,7 +94,7 @@ fn metadata_index(bug_gen: &Path, repo_name: &str) -> BTreeMap<String, Candidate
     for entry in walkdir::WalkDir::new(bug_gen).into_iter().filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().to_string();
         let Some(id) = name.strip_prefix("metadata__").and_then(|n| n.strip_suffix(".json")) else { continue };
-        let Some(metadata) = crate::candidates::CandidateMetadata::read(entry.path()) else { continue };
+        let Some(metadata) = crate::records::CandidateMetadata::read(entry.path()) else { continue };
         let info = CandidateInfo {
             explanation: metadata.explanation,
             entity: metadata.entity.unwrap_or_default(),
@@ -158,7 +160,7 @@ fn instance_data(
         gold_funcs: meta.map(|m| m.entity.clone()).filter(|f| !f.is_empty()).into_iter().collect(),
         original_title: text(|m| &m.title),
         original_issue: text(|m| &m.issue_text),
-        test_output: crate::validate::without_markers(
+        test_output: crate::records::without_markers(
             &std::fs::read_to_string(dir.join("test_output.txt")).unwrap_or_default(),
         )
         .to_string(),
@@ -176,7 +178,7 @@ pub fn preview(
     template: &IssueTemplate,
     seed: u64,
     instance_id: &str,
-) -> Result<(String, Vec<String>), String> {
+) -> Result<(String, Vec<String>), Error> {
     let json_path = out.join("task_insts").join(format!("{repo_name}.json"));
     let instances = read_instances(&json_path).map_err(|e| format!("{e}: run `bugsmith gather` first"))?;
     let instance = instances
@@ -203,7 +205,7 @@ pub fn issue_gen(
     redo: bool,
     threads: usize,
     progress: &dyn Progress,
-) -> Result<IssueSummary, String> {
+) -> Result<IssueSummary, Error> {
     let json_path = out.join("task_insts").join(format!("{repo_name}.json"));
     let mut instances = read_instances(&json_path).map_err(|e| format!("{e}: run `bugsmith gather` first"))?;
     let artifacts = out.join("issue_gen").join(repo_name);
@@ -325,6 +327,73 @@ pub fn command(ctx: &Context, profile_path: &Path, settings: &IssueSettings, out
         }
     });
     Ok(if summary.errors.is_empty() { crate::EXIT_OK } else { crate::EXIT_FAILURE })
+}
+
+/// `try <template> --instance <id>`: renders the statement (again whenever the template
+/// changes, with `--watch`).
+/// What `try <template> --instance <id>` is asked for.
+#[derive(Clone, Debug)]
+pub struct PreviewRequest {
+    /// Template id or path.
+    pub template: String,
+    /// The instance.
+    pub instance: String,
+    /// Output directory the instance came from.
+    pub out: std::path::PathBuf,
+    /// Profile of its repository (default: found under `<out>/profiles/`).
+    pub profile: Option<std::path::PathBuf>,
+    /// Seed.
+    pub seed: u64,
+    /// Render again whenever the template changes.
+    pub watch: bool,
+}
+
+/// `bugsmith try <template> --instance <id>`: the statement the template writes for one
+/// instance, nothing stored; with `--watch`, again whenever the template changes.
+pub fn try_command(ctx: &Context, args: &PreviewRequest) -> Outcome {
+    let instance = args.instance.as_str();
+    let catalog = &ctx.catalog;
+    let explicit: Vec<PathBuf> = args.profile.iter().cloned().collect();
+    let (profiles, _) = crate::context::find_profiles(&explicit, &args.out, &args.out.join("task_insts").join("x.json"));
+    let profile = profiles
+        .into_values()
+        .filter(|p| crate::ids::InstanceId::parse(&p.repo_name, instance).is_some())
+        .max_by_key(|p| p.repo_name.len())
+        .ok_or_else(|| format!("no profile under {} for {instance}", args.out.join("profiles").display()))?;
+    let checkout = ctx.checkout(&profile)?;
+    let origin = catalog.resolve("issues", &args.template)?;
+    let path = match &origin {
+        Origin::File(path) => Some(path.clone()),
+        Origin::Builtin(..) => None,
+    };
+    let stamp = || path.as_deref().and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    loop {
+        let rendered = IssueTemplate::load(catalog.engine(), origin.clone(), "")
+            .map_err(Error::from)
+            .and_then(|template| {
+                preview(&profile.repo_name, &checkout.root, &args.out, &template, args.seed, instance)
+                    .map_err(Error::from)
+            });
+        match rendered {
+            Ok((text, leaks)) => {
+                println!("{text}");
+                if !leaks.is_empty() {
+                    println!("# leaks: {}", leaks.join(", "));
+                }
+            }
+            Err(e) if !args.watch => return Err(e),
+            Err(e) => eprintln!("error: {e}"),
+        }
+        if !args.watch {
+            return Ok(crate::EXIT_OK);
+        }
+        eprintln!("--- watching {} (Ctrl-C to stop) ---", crate::script::Strategy::origin_path(&origin));
+        let last = stamp();
+        while stamp() == last {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        console::clear_screen();
+    }
 }
 
 #[cfg(test)]

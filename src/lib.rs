@@ -32,6 +32,7 @@ pub mod patch;
 pub mod profile;
 pub mod progress;
 pub mod recipe;
+pub mod records;
 pub mod rng;
 pub mod run;
 pub mod script;
@@ -39,6 +40,7 @@ pub mod serve;
 pub mod setup;
 pub mod settings;
 pub mod source;
+pub mod testrun;
 pub mod validate;
 
 use std::process::ExitCode;

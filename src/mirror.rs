@@ -13,7 +13,7 @@ pub use crate::changes::{Change, is_mirrored_path};
 use crate::script::data::{ChangeData, FilePatch, Params};
 use crate::script::repo::MirrorScript;
 use crate::console;
-use crate::context::{Context, Outcome};
+use crate::context::{Context, Error, Outcome};
 use crate::settings::MirrorSettings;
 
 /// What a mirror run did.
@@ -32,7 +32,7 @@ pub struct MirrorSummary {
 }
 
 /// Commits of the checkout's history touching 1 to 8 source files.
-pub fn changes_from_history(checkout: &Path, limit: usize) -> Result<Vec<Change>, String> {
+pub fn changes_from_history(checkout: &Path, limit: usize) -> Result<Vec<Change>, Error> {
     let commits = crate::git::history(checkout, limit.saturating_mul(4).max(limit), is_mirrored_path)
         .map_err(|e| e.to_string())?;
     Ok(commits
@@ -81,7 +81,7 @@ pub fn mirror(
     checkout: &Path,
     out: &Path,
     progress: &dyn Progress,
-) -> Result<MirrorSummary, String> {
+) -> Result<MirrorSummary, Error> {
     let mut summary = MirrorSummary { changes: changes.len(), ..MirrorSummary::default() };
     progress.phase("mirroring", changes.len() as u64);
     for change in changes {
@@ -119,7 +119,7 @@ pub fn mirror(
         }
         let dir = out.join("bug_gen").join(repo_name).join("pr_mirror").join(&change.id);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let metadata = crate::candidates::CandidateMetadata {
+        let metadata = crate::records::CandidateMetadata {
             cost,
             explanation: format!("The change \"{}\" is undone.", change.title),
             strategy: crate::ids::MIRROR_STRATEGY.into(),

@@ -148,19 +148,30 @@ impl LimitSettings {
     }
 }
 
+/// A size that does not read as one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// Not a number.
+    #[error("`{0}` is not a size (like 4g, 512m or 1048576)")]
+    NotANumber(String),
+    /// An unknown unit.
+    #[error("`{0}` has an unknown unit (k, m, g or t)")]
+    Unit(String),
+}
+
 /// `4g`, `512m`, `64k`, `1.5GiB` or a number of bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a size (like 4g, 512m or 1048576)"))?;
+    let number: f64 = number.parse().map_err(|_| SizeError::NotANumber(text.to_string()))?;
     let scale: u64 = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
         "" => 1,
         "k" => 1 << 10,
         "m" => 1 << 20,
         "g" => 1 << 30,
         "t" => 1 << 40,
-        _ => return Err(format!("`{text}` has an unknown unit (k, m, g or t)")),
+        _ => return Err(SizeError::Unit(text.to_string())),
     };
     Ok((number * scale as f64) as u64)
 }

@@ -400,6 +400,22 @@ pub fn key_line(text: &str, after: usize, key: &str) -> usize {
         .map_or_else(|| line_of(text, key), |(i, _)| i + 1)
 }
 
+/// Where a recipe's relative paths start.
+pub fn base_of(path: &std::path::Path) -> PathBuf {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf)
+}
+
+
+/// A recipe's source: local directories are relative to the recipe.
+pub fn source_in(base: &std::path::Path, source: &str) -> String {
+    let local = base.join(source);
+    if !source.contains(':') && !std::path::Path::new(source).is_absolute() && local.is_dir() {
+        local.display().to_string()
+    } else {
+        source.to_string()
+    }
+}
+
 /// 1-based line of the entry `id: <id>` (else of the first mention of `id`).
 pub fn entry_line(text: &str, id: &str) -> usize {
     nth_entry_line(text, id, 0)

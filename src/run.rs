@@ -13,20 +13,7 @@ use crate::settings::{
     CombineSettings, GatherSettings, GenSettings, IssueSettings, MirrorSettings, RunFlags, ValidateSettings, defaults,
 };
 
-/// Where a recipe's relative paths start.
-pub fn recipe_base(path: &Path) -> PathBuf {
-    path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
 
-/// A recipe's source: local directories are relative to the recipe.
-pub fn recipe_source(base: &Path, source: &str) -> String {
-    let local = base.join(source);
-    if !source.contains(':') && !Path::new(source).is_absolute() && local.is_dir() {
-        local.display().to_string()
-    } else {
-        source.to_string()
-    }
-}
 
 /// The recipe's profile (relative to the recipe), else `<out>/profiles/<name>.yaml`.
 fn profile_path(base: &Path, out: &Path, name: &str, recipe: &Recipe) -> PathBuf {
@@ -66,7 +53,7 @@ pub fn command(ctx: &Context, path: &Path, flags: &RunFlags) -> Outcome {
     }
     let recipe = Recipe::load(path)?;
     let recipe_text = std::fs::read_to_string(path).map_err(io(path))?;
-    let base = recipe_base(path);
+    let base = crate::recipe::base_of(path);
     let out = PathBuf::from(recipe.out.as_deref().unwrap_or(defaults::OUT));
     crate::log::to_file(&out);
     let name = recipe
@@ -80,7 +67,7 @@ pub fn command(ctx: &Context, path: &Path, flags: &RunFlags) -> Outcome {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
         let org = recipe.org.as_deref().unwrap_or(crate::profile::DEFAULT_ORG);
-        crate::setup::profile_init_command(ctx, &recipe_source(&base, source), &profile, org)?;
+        crate::setup::profile_init_command(ctx, &crate::recipe::source_in(&base, source), &profile, org)?;
     }
     let profile_text = std::fs::read_to_string(&profile).map_err(io(&profile))?;
     let generate = GenSettings::resolve(&flags.gen_flags(), &recipe);

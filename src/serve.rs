@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::backend::{Backend, Worker};
 use crate::eval::{self, Prediction, Repository};
-use crate::gather::TaskInstance;
+use crate::records::TaskInstance;
 use crate::context::{Context, Error, Outcome};
 use crate::settings::RunnerSettings;
 
@@ -60,11 +60,13 @@ pub fn serve(
     instances: &[TaskInstance],
     repositories: &BTreeMap<String, Repository>,
     settings: &Settings,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let address: std::net::SocketAddr =
         settings.bind.parse().map_err(|e| format!("--bind {}: {e} (expected HOST:PORT)", settings.bind))?;
     if !address.ip().is_loopback() && settings.token.is_none() {
-        return Err(format!("--bind {address} is not a loopback address: give a token with --token-env VAR"));
+        return Err(Error::Usage(format!(
+            "--bind {address} is not a loopback address: give a token with --token-env VAR"
+        )));
     }
     let by_id: BTreeMap<&str, &TaskInstance> = instances.iter().map(|i| (i.instance_id.as_str(), i)).collect();
     // One worker per repository first: it runs (or reads) the baseline that sets the timeout.
@@ -208,8 +210,8 @@ pub fn command(
     runner: &RunnerSettings,
     out: &std::path::Path,
 ) -> Outcome {
-    let instances = crate::gather::read_instances(instances_path)?;
-    let (profiles, problems) = eval::find_profiles(profile_paths, out, instances_path);
+    let instances = crate::records::read_instances(instances_path)?;
+    let (profiles, problems) = crate::context::find_profiles(profile_paths, out, instances_path);
     for problem in &problems {
         eprintln!("  {problem}");
     }

@@ -93,6 +93,7 @@ fn patches_touching_the_same_lines_do_not_merge() {
         bugsmith::git::merge_patches(dir.path(), &[change("v1 = 1", "v1 = 0"), change("v18 = 18", "v18 = 0")]).unwrap();
     assert!(merged.contains("-v1 = 1\n+v1 = 0\n") && merged.contains("-v18 = 18\n+v18 = 0\n"), "{merged}");
     let clash = bugsmith::git::merge_patches(dir.path(), &[change("v5 = 5", "v5 = 0"), change("v5 = 5", "v5 = 9")])
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(clash.contains("patch 2 does not apply on top of the others"), "{clash}");
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 
 const CORE: [&str; 10] =
     ["ast", "patch", "recipe", "rng", "grading", "ids", "profile", "settings", "changes", "progress"];
-const ADAPTERS: [&str; 11] =
-    ["git", "source", "backend", "lm", "github", "console", "cli", "log", "interrupt", "script", "files"];
+const ADAPTERS: [&str; 13] =
+    ["git", "source", "backend", "lm", "github", "console", "cli", "log", "interrupt", "script", "files", "records", "context"];
 
 /// Top-level module → the top-level modules it names (`crate::x`, `use crate::{x, y}`).
 fn imports() -> BTreeMap<String, BTreeSet<String>> {

@@ -450,5 +450,22 @@ pub fn grade(baseline: &Baseline, run: &TestRun) -> Grade {
     grade
 }
 
+/// The file of a test id and the dotted name of its function (`A.test_x`), without
+/// parameters: pytest node ids (`t.py::A::test_x[p]`) and unittest's verbose names
+/// (`test_x (pkg.t.A.test_x)`, or `test_x (pkg.t.A)` before Python 3.11); `None` otherwise.
+pub fn test_location(id: &str) -> Option<(String, String)> {
+    if let Some((file, rest)) = id.split_once("::") {
+        let name = rest.split('[').next().unwrap_or(rest).replace("::", ".");
+        return Some((file.to_string(), name));
+    }
+    let (method, dotted) = id.strip_suffix(')')?.split_once(" (")?;
+    let dotted = dotted.strip_suffix(&format!(".{method}")).unwrap_or(dotted);
+    let (module, class) = dotted.rsplit_once('.')?;
+    if module.is_empty() || module == "__main__" {
+        return None;
+    }
+    Some((format!("{}.py", module.replace('.', "/")), format!("{class}.{method}")))
+}
+
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,24 @@ mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_strategies.rs"));
 }
 
+/// A script that is not there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotFound {
+    /// A `.rhai` path that names no file.
+    #[error("no such script file: {0}")]
+    File(String),
+    /// An id no layer has.
+    #[error("unknown {kind} strategy `{id}` (known: {})", known.join(", "))]
+    Id {
+        /// The kind looked in.
+        kind: String,
+        /// The id asked for.
+        id: String,
+        /// The ids there are.
+        known: Vec<String>,
+    },
+}
+
 /// Where scripts come from.
 pub struct Catalog {
     /// Folders overlaying the built-in scripts by id, lowest first.
@@ -47,7 +65,7 @@ impl Catalog {
     }
 
     /// Resolves an id among the procedural strategies, then the LM ones (or a `.rhai` path).
-    pub fn resolve_strategy(&self, spec: &str) -> Result<Origin, String> {
+    pub fn resolve_strategy(&self, spec: &str) -> Result<Origin, NotFound> {
         self.resolve("procedural", spec).or_else(|first| self.resolve("lm", spec).map_err(|_| first))
     }
 
@@ -74,17 +92,17 @@ impl Catalog {
     }
 
     /// Resolves an id (looked up among the kind's scripts) or a path to a `.rhai` file.
-    pub fn resolve(&self, kind: &str, spec: &str) -> Result<Origin, String> {
+    pub fn resolve(&self, kind: &str, spec: &str) -> Result<Origin, NotFound> {
         if spec.ends_with(".rhai") {
             let path = PathBuf::from(spec);
-            return if path.is_file() { Ok(Origin::File(path)) } else { Err(format!("no such script file: {spec}")) };
+            return if path.is_file() { Ok(Origin::File(path)) } else { Err(NotFound::File(spec.to_string())) };
         }
         let origins = self.origins(kind);
         let known: Vec<String> = origins.iter().map(origin_id).collect();
         origins
             .into_iter()
             .find(|o| origin_id(o) == spec)
-            .ok_or_else(|| format!("unknown {kind} strategy `{spec}` (known: {})", known.join(", ")))
+            .ok_or_else(|| NotFound::Id { kind: kind.to_string(), id: spec.to_string(), known })
     }
 
     /// Loads scripts; the ones that fail are returned as errors.
