@@ -212,7 +212,7 @@ pub fn swebench(
     let mut mirrors: BTreeMap<String, Mirror> = BTreeMap::new();
     let mut specs: BTreeMap<String, (String, &Profile)> = BTreeMap::new();
     for instance in instances {
-        let name = crate::eval::repo_name_of(instance).to_string();
+        let name = instance.repo_name().to_string();
         if !mirrors.contains_key(&name) {
             mirrors.insert(name.clone(), mirror_of(out, &name)?);
         }
@@ -320,7 +320,7 @@ pub fn swebench_images(
 ) -> Result<usize, Error> {
     let mut built = 0;
     for instance in instances {
-        let Some(profile) = profiles.get(crate::eval::repo_name_of(instance)) else {
+        let Some(profile) = profiles.get(instance.repo_name()) else {
             eprintln!("  {}: no profile, no image", instance.instance_id);
             continue;
         };
@@ -423,7 +423,7 @@ pub fn functions(instances: &[TaskInstance], out: &Path, output: &Path) -> Resul
     let mut mirrors: BTreeMap<String, Mirror> = BTreeMap::new();
     let mut lines = String::new();
     for instance in instances {
-        let name = crate::eval::repo_name_of(instance).to_string();
+        let name = instance.repo_name().to_string();
         if !mirrors.contains_key(&name) {
             mirrors.insert(name.clone(), mirror_of(out, &name)?);
         }

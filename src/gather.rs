@@ -242,7 +242,7 @@ pub fn gather(
         }
         let local_id = id.strip_prefix(&format!("{}.", profile.repo_name)).unwrap_or(&id);
         instances.push(TaskInstance {
-            strategy: crate::validate::strategy_of(local_id),
+            strategy: crate::ids::LocalId::parse(local_id).strategy().to_string(),
             lines_changed: size.lines_changed,
             hunks: size.hunks,
             functions_changed: size.functions_changed,

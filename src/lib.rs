@@ -36,7 +36,6 @@ pub mod records;
 pub mod rng;
 pub mod run;
 pub mod script;
-pub mod serve;
 pub mod setup;
 pub mod settings;
 pub mod source;

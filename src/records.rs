@@ -153,6 +153,13 @@ pub struct TaskInstance {
     pub num_f2p: usize,
 }
 
+impl TaskInstance {
+    /// The repository it belongs to: `repo`'s part after the `/`, as SWE-smith looks it up.
+    pub fn repo_name(&self) -> &str {
+        self.repo.rsplit_once('/').map_or(self.repo.as_str(), |(_, name)| name)
+    }
+}
+
 /// Writes the instance list as JSON and as JSON Lines (next to it), atomically.
 pub fn write_instances(json_path: &Path, instances: &[TaskInstance]) -> Result<(), RecordError> {
     let json = serde_json::to_string_pretty(instances).unwrap_or_default() + "\n";

@@ -1,14 +1,22 @@
 //! The layers, checked: the pure core (Python model, patches, grading, randomness, settings
 //! and plain data) imports nothing but the core; the adapters to external systems import no
-//! stage; and no two modules import each other, directly or through others.
+//! stage; no stage imports another (only the orchestrators call stages); and no two modules
+//! import each other, directly or through others.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 const CORE: [&str; 10] =
     ["ast", "patch", "recipe", "rng", "grading", "ids", "profile", "settings", "changes", "progress"];
-const ADAPTERS: [&str; 13] =
-    ["git", "source", "backend", "lm", "github", "console", "cli", "log", "interrupt", "script", "files", "records", "context"];
+/// The adapters to external systems, and what every stage shares on top of them: the files
+/// stages hand each other (`records`), running tests in a worker (`testrun`) and the command
+/// context (`context`).
+const ADAPTERS: [&str; 14] = [
+    "git", "source", "backend", "lm", "github", "console", "cli", "log", "interrupt", "script", "files", "records",
+    "context", "testrun",
+];
+/// The modules that run the stages: the command line's dispatch and `run`.
+const ORCHESTRATORS: [&str; 2] = ["commands", "run"];
 
 /// Top-level module → the top-level modules it names (`crate::x`, `use crate::{x, y}`).
 fn imports() -> BTreeMap<String, BTreeSet<String>> {
@@ -56,7 +64,7 @@ fn the_core_imports_only_the_core_and_adapters_import_no_stage() {
     }
     assert!(wrong.is_empty(), "imports up the layers: {wrong:?}");
     assert!(
-        graph["eval"].contains("validate") && graph["backend"].contains("profile"),
+        graph["eval"].contains("testrun") && graph["backend"].contains("profile"),
         "the scan sees imports: {graph:?}"
     );
 }
@@ -82,4 +90,19 @@ fn no_modules_import_each_other() {
         }
     }
     assert!(cycles.is_empty(), "cycles: {cycles:#?}");
+}
+
+#[test]
+fn no_stage_imports_another_stage() {
+    let graph = imports();
+    let is_stage = |m: &str| !CORE.contains(&m) && !ADAPTERS.contains(&m) && !ORCHESTRATORS.contains(&m);
+    let mut wrong = Vec::new();
+    for (module, uses) in &graph {
+        if !is_stage(module) {
+            continue;
+        }
+        wrong.extend(uses.iter().filter(|u| is_stage(u) && graph.contains_key(*u)).map(|u| format!("{module} -> {u}")));
+    }
+    assert!(wrong.is_empty(), "stages importing stages: {wrong:?}");
+    assert!(graph["run"].contains("validate") && is_stage("gather"), "the scan sees stages: {graph:?}");
 }

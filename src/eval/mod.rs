@@ -24,6 +24,8 @@ use crate::testrun;
 use crate::context::{Context, Error, Outcome, io};
 use crate::settings::RunnerSettings;
 
+pub mod serve;
+
 /// A model's patch for one instance, in SWE-bench's prediction format.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Prediction {
@@ -187,10 +189,6 @@ pub fn test_files(instance: &TaskInstance) -> Vec<String> {
     files.into_iter().collect()
 }
 
-/// The repository an instance belongs to: `repo`'s part after the `/`, as SWE-smith looks it up.
-pub fn repo_name_of(instance: &TaskInstance) -> &str {
-    instance.repo.rsplit_once('/').map_or(instance.repo.as_str(), |(_, name)| name)
-}
 
 /// What one evaluation produced besides its report.
 pub struct Evaluated {
@@ -577,7 +575,7 @@ pub fn command(ctx: &Context, request: &EvalRequest, runner: &RunnerSettings, ou
     for (name, repository) in &repositories {
         let work: Vec<(&TaskInstance, &Prediction)> = instances
             .iter()
-            .filter(|i| repo_name_of(i) == name)
+            .filter(|i| i.repo_name() == name)
             .filter_map(|i| by_id.get(i.instance_id.as_str()).map(|p| (i, *p)))
             .filter(|(_, p)| p.model_patch.as_deref().is_some_and(|t| !t.trim().is_empty()))
             .collect();
@@ -632,7 +630,7 @@ pub fn prepare_repositories(
     let mut profiles = profiles;
     let mut repositories = BTreeMap::new();
     let mut problems = Vec::new();
-    let names: BTreeSet<&str> = instances.iter().map(repo_name_of).collect();
+    let names: BTreeSet<&str> = instances.iter().map(TaskInstance::repo_name).collect();
     for name in names {
         let Some(profile) = profiles.remove(name) else {
             problems.push(format!(

@@ -158,7 +158,7 @@ fn answer<'a>(
     let Some(instance) = by_id.get(parsed.instance_id.as_str()) else {
         return error(404, format!("unknown instance {}", parsed.instance_id));
     };
-    let name = eval::repo_name_of(instance);
+    let name = instance.repo_name();
     let (Some(repository), Some(timeout)) = (repositories.get(name), timeouts.get(name)) else {
         return error(503, format!("{name}: no environment (no profile was found for it)"));
     };
