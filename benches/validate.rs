@@ -12,13 +12,13 @@ use bugsmith::backend::Backend;
 use bugsmith::backend::docker::DockerBackend;
 use bugsmith::backend::local::LocalBackend;
 use bugsmith::bug_gen::{self, Plan, Report};
-use bugsmith::progress::NoProgress;
 use bugsmith::profile::{LogParser, Profile};
+use bugsmith::progress::NoProgress;
 use bugsmith::script::Strategy;
 use bugsmith::script::catalog::Catalog;
+use bugsmith::script::data::Params;
 use bugsmith::source::{self, Checkout, SourceSpec};
 use bugsmith::validate::{self, CandidateFile, Settings};
-use bugsmith::script::data::Params;
 
 fn candidates(checkout: &Checkout, out: &std::path::Path) -> Vec<CandidateFile> {
     let catalog = Catalog::locate(Some(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies")), false);

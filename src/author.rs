@@ -6,12 +6,11 @@ use std::path::Path;
 use crate::context::{Error, Outcome};
 use crate::profile::Profile;
 use crate::recipe::Recipe;
+use crate::script::Strategy;
 use crate::script::catalog::Catalog;
 use crate::script::repo::CombineScript;
 use crate::script::template::IssueTemplate;
-use crate::script::Strategy;
 use crate::source::SourceSpec;
-
 
 /// `bugsmith strategies export DIR`: the built-in scripts, for editing.
 pub fn export_command(dir: &Path) -> Outcome {
@@ -19,10 +18,6 @@ pub fn export_command(dir: &Path) -> Outcome {
     println!("wrote {written} built-in files under {} ({kept} already there, left alone)", dir.display());
     Ok(crate::EXIT_OK)
 }
-
-
-
-
 
 /// `bugsmith strategies list`: the scripts of one kind, with where each comes from.
 pub fn list_command(catalog: &Catalog, kind: &str, json: bool) -> Outcome {
@@ -204,4 +199,3 @@ pub fn recipe_check_command(catalog: &Catalog, path: &Path) -> Outcome {
         Ok(crate::EXIT_FAILURE)
     }
 }
-

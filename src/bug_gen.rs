@@ -19,12 +19,12 @@ use crate::progress::{Problem, Progress};
 use crate::ast::{self, SourceFile};
 use crate::console;
 use crate::context::{Context, Error, Outcome as CommandOutcome, io};
-use crate::settings::{GenSettings, StrategyPlan};
 use crate::patch;
 use crate::rng::Rng;
-use crate::script::data::Params;
 use crate::script::catalog::{Catalog, origin_id};
+use crate::script::data::Params;
 use crate::script::{HookParams, Origin, Strategy};
+use crate::settings::{GenSettings, StrategyPlan};
 
 /// A strategy with the params and cap a run uses.
 pub struct Plan {
@@ -592,9 +592,8 @@ pub fn command(ctx: &Context, source: &str, settings: &GenSettings, out: &Path, 
     // Combine and mirror candidates are never this stage's to remove.
     let other_stages: Vec<String> =
         ["combine", "mirror"].iter().flat_map(|k| catalog.origins(k)).map(|o| origin_id(&o)).collect();
-    let earlier = earlier_candidates(&bug_gen, &candidates, |s| {
-        other_stages.iter().any(|o| o == s) || s.starts_with("pr_")
-    });
+    let earlier =
+        earlier_candidates(&bug_gen, &candidates, |s| other_stages.iter().any(|o| o == s) || s.starts_with("pr_"));
     if settings.clean {
         remove_candidates(&earlier).map_err(io(&bug_gen))?;
         report.removed_candidates = earlier.len();
@@ -640,7 +639,12 @@ fn plans(catalog: &Catalog, settings: &GenSettings, lm_concurrency: usize) -> Re
         };
         // LM strategies wait on the network: as many at once as the client allows.
         let threads = crate::script::catalog::is_lm(&strategy.origin).then_some(lm_concurrency);
-        plans.push(Plan { strategy: Arc::new(strategy), overrides: chosen.overrides, max_bugs: chosen.max_bugs, threads });
+        plans.push(Plan {
+            strategy: Arc::new(strategy),
+            overrides: chosen.overrides,
+            max_bugs: chosen.max_bugs,
+            threads,
+        });
     }
     if plans.is_empty() {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();

@@ -4,11 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::ids::{InstanceId, LocalId};
 use crate::context::{Error, Outcome};
+use crate::ids::{InstanceId, LocalId};
 pub use crate::records::CandidateMetadata;
-
-
 
 /// One candidate found on disk.
 #[derive(Clone, Debug, Serialize)]
@@ -98,7 +96,10 @@ pub fn find(out: &Path, spec: &str) -> Result<PathBuf, Error> {
         return Ok(path.to_path_buf());
     }
     list(out, &Filter::default()).into_iter().find(|c| c.instance_id == spec).map(|c| c.path).ok_or_else(|| {
-        Error::Usage(format!("no candidate `{spec}` under {} (a path or an instance id)", out.join("bug_gen").display()))
+        Error::Usage(format!(
+            "no candidate `{spec}` under {} (a path or an instance id)",
+            out.join("bug_gen").display()
+        ))
     })
 }
 

@@ -8,12 +8,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::context::{Context, Error, Outcome};
 use crate::files::write_atomic;
-use crate::records::read_instances;
 use crate::patch::hash8;
+use crate::records::read_instances;
 use crate::script::data::{CandidateData, Params};
 use crate::script::repo::CombineScript;
-use crate::context::{Context, Error, Outcome};
 use crate::settings::CombineSettings;
 
 /// What a combine run did.

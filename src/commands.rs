@@ -104,7 +104,15 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
         }
         Command::Serve(a) => {
             let runner = runner(a.backend, jobs, &a.sandbox);
-            crate::eval::serve::command(&ctx, &a.instances, &a.profiles, &a.bind, a.token_env.as_deref(), &runner, &a.out)
+            crate::eval::serve::command(
+                &ctx,
+                &a.instances,
+                &a.profiles,
+                &a.bind,
+                a.token_env.as_deref(),
+                &runner,
+                &a.out,
+            )
         }
         Command::Try(a) if a.instance.is_some() => {
             let request = crate::issue_gen::PreviewRequest {

@@ -10,12 +10,12 @@ use serde::Serialize;
 
 use crate::ast::{EntityKind, SourceFile};
 use crate::backend::docker::DockerBackend;
+use crate::context::{Context, Error, Outcome};
 use crate::files::write_atomic;
-use crate::records::TaskInstance;
 use crate::git::Mirror;
 use crate::patch;
 use crate::profile::{LogParser, Profile};
-use crate::context::{Context, Error, Outcome};
+use crate::records::TaskInstance;
 
 /// A Python string literal (JSON's escapes are valid Python).
 fn py(text: &str) -> String {
@@ -170,7 +170,8 @@ fn swebench_instance(
         .pass_to_pass
         .iter()
         .filter(|t| {
-            test_files.is_empty() || crate::grading::test_location(t).is_some_and(|(file, _)| test_files.contains(&file))
+            test_files.is_empty()
+                || crate::grading::test_location(t).is_some_and(|(file, _)| test_files.contains(&file))
         })
         .collect();
     let list = |items: &[&String]| serde_json::to_string(items).unwrap_or_default();

@@ -9,19 +9,18 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::ast::SourceFile;
-use crate::git::Mirror;
-use crate::grading::test_location;
-use crate::patch;
-use crate::profile::Profile;
-use crate::source::Checkout;
-use crate::records::Report;
 use crate::backend::docker::DockerBackend;
 use crate::backend::local::LocalBackend;
 use crate::console;
 use crate::context::{Context, Error, Outcome};
+use crate::git::Mirror;
+use crate::grading::test_location;
+use crate::patch;
+use crate::profile::Profile;
+use crate::records::Report;
 pub use crate::records::{TaskInstance, read_instances, write_instances};
 use crate::settings::GatherSettings;
-
+use crate::source::Checkout;
 
 /// The difficulty fields of an instance: its patch's size and the functions it changes.
 struct Difficulty {
@@ -105,7 +104,6 @@ pub fn rfc3339(seconds: u64) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }
-
 
 /// The base class names in a class signature (`class C(A, mod.B):` → `A`, `B`).
 fn base_names(signature: &str) -> Vec<String> {
@@ -264,7 +262,6 @@ pub fn gather(
     write_instances(&json_path, &instances)?;
     Ok(summary)
 }
-
 
 /// `bugsmith gather`: the valid reports of the profile's repository become instances and
 /// mirror branches.

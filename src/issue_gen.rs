@@ -10,15 +10,15 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::ast::SourceFile;
-use crate::files::write_atomic;
-use crate::progress::{Problem, Progress};
-use crate::records::{TaskInstance, read_instances, write_instances};
-use crate::grading;
-use crate::script::data::{InstanceData, Params};
-use crate::script::Origin;
-use crate::script::template::IssueTemplate;
 use crate::console;
 use crate::context::{Context, Error, Outcome};
+use crate::files::write_atomic;
+use crate::grading;
+use crate::progress::{Problem, Progress};
+use crate::records::{TaskInstance, read_instances, write_instances};
+use crate::script::Origin;
+use crate::script::data::{InstanceData, Params};
+use crate::script::template::IssueTemplate;
 use crate::settings::IssueSettings;
 
 /// What was stored for one instance.
@@ -186,8 +186,13 @@ pub fn preview(
         .find(|i| i.instance_id == instance_id)
         .ok_or_else(|| format!("no instance {instance_id} in {}", json_path.display()))?;
     let meta = metadata_index(&out.join("bug_gen").join(repo_name), repo_name);
-    let data =
-        instance_data(instance, repo_name, checkout, &out.join("run_validation").join(repo_name), meta.get(instance_id));
+    let data = instance_data(
+        instance,
+        repo_name,
+        checkout,
+        &out.join("run_validation").join(repo_name),
+        meta.get(instance_id),
+    );
     let rendered = template.render(&data, &Params::default(), seed).map_err(|e| e.to_string())?;
     let leaks = leaks(&rendered.text, &instance.patch, &instance.fail_to_pass);
     Ok((rendered.text, leaks))
@@ -354,7 +359,8 @@ pub fn try_command(ctx: &Context, args: &PreviewRequest) -> Outcome {
     let instance = args.instance.as_str();
     let catalog = &ctx.catalog;
     let explicit: Vec<PathBuf> = args.profile.iter().cloned().collect();
-    let (profiles, _) = crate::context::find_profiles(&explicit, &args.out, &args.out.join("task_insts").join("x.json"));
+    let (profiles, _) =
+        crate::context::find_profiles(&explicit, &args.out, &args.out.join("task_insts").join("x.json"));
     let profile = profiles
         .into_values()
         .filter(|p| crate::ids::InstanceId::parse(&p.repo_name, instance).is_some())
@@ -368,9 +374,8 @@ pub fn try_command(ctx: &Context, args: &PreviewRequest) -> Outcome {
     };
     let stamp = || path.as_deref().and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
     loop {
-        let rendered = IssueTemplate::load(catalog.engine(), origin.clone(), "")
-            .map_err(Error::from)
-            .and_then(|template| {
+        let rendered =
+            IssueTemplate::load(catalog.engine(), origin.clone(), "").map_err(Error::from).and_then(|template| {
                 preview(&profile.repo_name, &checkout.root, &args.out, &template, args.seed, instance)
                     .map_err(Error::from)
             });

@@ -7,13 +7,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::files::write_atomic;
-use crate::progress::{Problem, Progress};
 pub use crate::changes::{Change, is_mirrored_path};
-use crate::script::data::{ChangeData, FilePatch, Params};
-use crate::script::repo::MirrorScript;
 use crate::console;
 use crate::context::{Context, Error, Outcome};
+use crate::files::write_atomic;
+use crate::progress::{Problem, Progress};
+use crate::script::data::{ChangeData, FilePatch, Params};
+use crate::script::repo::MirrorScript;
 use crate::settings::MirrorSettings;
 
 /// What a mirror run did.

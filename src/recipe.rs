@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-
 /// A recipe file.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -404,7 +403,6 @@ pub fn key_line(text: &str, after: usize, key: &str) -> usize {
 pub fn base_of(path: &std::path::Path) -> PathBuf {
     path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf)
 }
-
 
 /// A recipe's source: local directories are relative to the recipe.
 pub fn source_in(base: &std::path::Path, source: &str) -> String {

@@ -180,10 +180,16 @@ pub fn read_instances(path: &Path) -> Result<Vec<TaskInstance>, RecordError> {
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
-            .map(|(i, l)| serde_json::from_str(l).map_err(|e| RecordError::Parse { location: format!("{}:{}", path.display(), i + 1), message: e.to_string() }))
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| RecordError::Parse {
+                    location: format!("{}:{}", path.display(), i + 1),
+                    message: e.to_string(),
+                })
+            })
             .collect()
     } else {
-        serde_json::from_str(&text).map_err(|e| RecordError::Parse { location: path.display().to_string(), message: e.to_string() })
+        serde_json::from_str(&text)
+            .map_err(|e| RecordError::Parse { location: path.display().to_string(), message: e.to_string() })
     }
 }
 

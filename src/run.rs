@@ -13,8 +13,6 @@ use crate::settings::{
     CombineSettings, GatherSettings, GenSettings, IssueSettings, MirrorSettings, RunFlags, ValidateSettings, defaults,
 };
 
-
-
 /// The recipe's profile (relative to the recipe), else `<out>/profiles/<name>.yaml`.
 fn profile_path(base: &Path, out: &Path, name: &str, recipe: &Recipe) -> PathBuf {
     recipe.profile.as_ref().map_or_else(|| out.join("profiles").join(format!("{name}.yaml")), |p| base.join(p))

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::recipe::LmConfig;
 use crate::profile::LimitSettings;
+pub use crate::recipe::LmConfig;
 use crate::recipe::Recipe;
 
 /// Every default, in one place.
@@ -132,7 +132,8 @@ pub fn containment(flags: &SandboxFlags, recipe: &Recipe) -> Containment {
 
 /// The backend: the flag, else the recipe's `backend:`, else local.
 pub fn backend(flag: Option<BackendKind>, recipe: &Recipe) -> BackendKind {
-    let from_recipe = recipe.backend.as_deref().map(|b| if b == "docker" { BackendKind::Docker } else { BackendKind::Local });
+    let from_recipe =
+        recipe.backend.as_deref().map(|b| if b == "docker" { BackendKind::Docker } else { BackendKind::Local });
     pick(flag, from_recipe, None, BackendKind::Local)
 }
 
@@ -492,7 +493,12 @@ impl RunFlags {
 
     /// The flags `validate` gets.
     pub fn validate_flags(&self) -> ValidateFlags {
-        ValidateFlags { backend: self.backend, jobs: self.jobs, sandbox: self.sandbox.clone(), ..ValidateFlags::default() }
+        ValidateFlags {
+            backend: self.backend,
+            jobs: self.jobs,
+            sandbox: self.sandbox.clone(),
+            ..ValidateFlags::default()
+        }
     }
 
     /// The flags `issue-gen` gets.
@@ -529,7 +535,8 @@ mod tests {
 
     #[test]
     fn gen_takes_the_seed_and_caps_from_flags_then_the_recipe() {
-        let r = recipe("seed: 7\nmax_bugs: 3\nstrategies:\n  - id: a\n    likelihood: 0.5\n    max_bugs: 9\n  - id: b\n");
+        let r =
+            recipe("seed: 7\nmax_bugs: 3\nstrategies:\n  - id: a\n    likelihood: 0.5\n    max_bugs: 9\n  - id: b\n");
         let from_recipe = GenSettings::resolve(&GenFlags::default(), &r);
         assert_eq!(from_recipe.seed, 7);
         let plans = from_recipe.strategies.unwrap();
@@ -567,8 +574,10 @@ mod tests {
         let r = recipe("seed: 7\nissues:\n  template: from_test\n");
         let resolved = IssueSettings::resolve(&IssueFlags::default(), &r);
         assert_eq!((resolved.template.as_str(), resolved.seed), ("from_test", 7));
-        let flagged =
-            IssueSettings::resolve(&IssueFlags { template: Some("lm".into()), seed: Some(1), ..IssueFlags::default() }, &r);
+        let flagged = IssueSettings::resolve(
+            &IssueFlags { template: Some("lm".into()), seed: Some(1), ..IssueFlags::default() },
+            &r,
+        );
         assert_eq!((flagged.template.as_str(), flagged.seed), ("lm", 1));
         let own_seed = recipe("seed: 7\nissues:\n  seed: 9\n");
         assert_eq!(IssueSettings::resolve(&IssueFlags::default(), &own_seed).seed, 9);
@@ -622,7 +631,8 @@ mod tests {
 
     #[test]
     fn run_passes_its_stage_flags_on() {
-        let flags = RunFlags { seed: Some(3), jobs: Some(1), backend: Some(BackendKind::Docker), ..RunFlags::default() };
+        let flags =
+            RunFlags { seed: Some(3), jobs: Some(1), backend: Some(BackendKind::Docker), ..RunFlags::default() };
         let r = recipe("seed: 9\nvalidate:\n  jobs: 4\n");
         assert_eq!(GenSettings::resolve(&flags.gen_flags(), &r).seed, 3);
         let validate = ValidateSettings::resolve(&flags.validate_flags(), &r);

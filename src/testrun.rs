@@ -179,12 +179,7 @@ struct StoredBaseline {
 }
 
 /// Runs (or reuses) the clean baseline; fails when it times out or no test passes.
-pub fn baseline(
-    worker: &mut dyn Worker,
-    profile: &Profile,
-    env_id: &str,
-    run_dir: &Path,
-) -> Result<Baseline, Error> {
+pub fn baseline(worker: &mut dyn Worker, profile: &Profile, env_id: &str, run_dir: &Path) -> Result<Baseline, Error> {
     let ref_dir = run_dir.join(format!("{}.ref", profile.repo_name));
     let key = hash8(&format!("baseline v2\n{env_id}\n{}\n{}", profile.test_setup(), profile.baseline_runs));
     let path = ref_dir.join("baseline.json");

@@ -10,18 +10,21 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::backend::Backend;
+use crate::console;
+use crate::context::{Context, Error, Outcome};
 use crate::files::write_atomic;
-use crate::progress::{Problem, Progress};
 use crate::grading::{self, Baseline, Grade};
 use crate::patch::hash8;
 use crate::profile::Profile;
-use crate::source::Checkout;
-use crate::console;
-use crate::context::{Context, Error, Outcome};
-use crate::settings::ValidateSettings;
-pub use crate::testrun::{RunResult, baseline, candidate_timeout, eval_script, missing_dependency, parse_runner_output, refused_symlink, run_once, runner_env};
-use crate::testrun::pop;
+use crate::progress::{Problem, Progress};
 pub use crate::records::{ErrorKind, OUTPUT_END, OUTPUT_START, Report, Verdict, with_markers, without_markers};
+use crate::settings::ValidateSettings;
+use crate::source::Checkout;
+use crate::testrun::pop;
+pub use crate::testrun::{
+    RunResult, baseline, candidate_timeout, eval_script, missing_dependency, parse_runner_output, refused_symlink,
+    run_once, runner_env,
+};
 
 /// A candidate patch on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,14 +62,6 @@ pub fn find_candidates(dir: &Path, repo_name: &str) -> Vec<CandidateFile> {
     found.dedup_by(|a, b| a.instance_id == b.instance_id);
     found
 }
-
-
-
-
-
-
-
-
 
 /// Settings of a validation run.
 pub struct Settings {
@@ -115,10 +110,6 @@ impl Summary {
         self.strategies.values().filter_map(|v| v.get(&verdict)).sum()
     }
 }
-
-
-
-
 
 fn report_for(
     candidate: &CandidateFile,
@@ -305,10 +296,6 @@ impl Report {
         self.verdict == Verdict::Error && matches!(self.error_kind, None | Some(ErrorKind::Infrastructure))
     }
 }
-
-
-
-
 
 /// Writes a candidate's folder: the patch, the test output, a short log, then the report last.
 fn write_candidate(

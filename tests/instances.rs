@@ -10,9 +10,9 @@ use std::process::Command;
 use std::sync::Arc;
 
 use bugsmith::script::Origin;
+use bugsmith::script::data::{InstanceData, Params};
 use bugsmith::script::template::IssueTemplate;
 use common::{bugsmith_in, gathered, git, json, manifest, shared_cache, stderr, stdout};
-use bugsmith::script::data::{InstanceData, Params};
 use serde_json::Value;
 
 #[test]

@@ -12,8 +12,20 @@ const CORE: [&str; 10] =
 /// stages hand each other (`records`), running tests in a worker (`testrun`) and the command
 /// context (`context`).
 const ADAPTERS: [&str; 14] = [
-    "git", "source", "backend", "lm", "github", "console", "cli", "log", "interrupt", "script", "files", "records",
-    "context", "testrun",
+    "git",
+    "source",
+    "backend",
+    "lm",
+    "github",
+    "console",
+    "cli",
+    "log",
+    "interrupt",
+    "script",
+    "files",
+    "records",
+    "context",
+    "testrun",
 ];
 /// The modules that run the stages: the command line's dispatch and `run`.
 const ORCHESTRATORS: [&str; 2] = ["commands", "run"];

@@ -78,8 +78,10 @@ fn every_function_scripts_can_call_is_documented_and_every_documented_one_exists
                 if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
                     continue;
                 }
-                let name: String =
-                    span[at + variable.len() + 1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                let name: String = span[at + variable.len() + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
                 // A node's children are read by field name (`node.body`): only the others are members.
                 if !name.is_empty() && owner != "Node" && !exists(owner, &name) {
                     phantom.push(format!("{variable}.{name}"));

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use bugsmith::ast::SourceFile;
 use bugsmith::patch::Edit;
 use bugsmith::rng::Rng;
-use bugsmith::script::{Origin, Strategy, engine};
 use bugsmith::script::data::Params;
+use bugsmith::script::{Origin, Strategy, engine};
 
 const SOURCE: &str = "def f(a, b):\n    x = a + b\n    if x > 1:\n        return x - 1\n    return x\n";
 

@@ -8,8 +8,8 @@ use bugsmith::ast::SourceFile;
 use bugsmith::bug_gen::{Outcome, Plan, mutate_entity};
 use bugsmith::patch::line_bounds;
 use bugsmith::script::catalog::{Catalog, origin_id};
-use bugsmith::script::{Origin, Strategy};
 use bugsmith::script::data::Params;
+use bugsmith::script::{Origin, Strategy};
 
 fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -13,16 +13,16 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Worker};
+use crate::context::{Context, Error, Outcome, io};
 use crate::files::write_atomic;
-use crate::progress::{Problem, Progress};
-use crate::records::TaskInstance;
 use crate::grading::{TestRun, TestStatus};
 use crate::patch::hash8;
 use crate::profile::Profile;
+use crate::progress::{Problem, Progress};
+use crate::records::TaskInstance;
+use crate::settings::RunnerSettings;
 use crate::source::Checkout;
 use crate::testrun;
-use crate::context::{Context, Error, Outcome, io};
-use crate::settings::RunnerSettings;
 
 pub mod serve;
 
@@ -188,7 +188,6 @@ pub fn test_files(instance: &TaskInstance) -> Vec<String> {
         .collect();
     files.into_iter().collect()
 }
-
 
 /// What one evaluation produced besides its report.
 pub struct Evaluated {
@@ -397,7 +396,6 @@ pub fn read_report(dir: &Path, instance_id: &str) -> Option<InstanceReport> {
     serde_json::from_str::<BTreeMap<String, InstanceReport>>(&text).ok()?.remove(instance_id)
 }
 
-
 /// One unit of work: an instance, its prediction, where its report goes.
 struct Job<'a> {
     instance: &'a TaskInstance,
@@ -467,7 +465,8 @@ pub fn evaluate_repository(
                     }
                     if let Err(e) = write_instance(&job.dir, &job.instance.instance_id, profile, job.prediction, &done)
                     {
-                        progress.problem(&Problem { location: job.instance.instance_id.clone(), message: e.to_string() });
+                        progress
+                            .problem(&Problem { location: job.instance.instance_id.clone(), message: e.to_string() });
                     }
                     if let Ok(mut r) = results.lock() {
                         r.insert(job.instance.instance_id.clone(), done.report);

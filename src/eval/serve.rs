@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::backend::{Backend, Worker};
+use crate::context::{Context, Error, Outcome};
 use crate::eval::{self, Prediction, Repository};
 use crate::records::TaskInstance;
-use crate::context::{Context, Error, Outcome};
 use crate::settings::RunnerSettings;
 
 /// Settings of the service.

@@ -99,10 +99,11 @@ impl Catalog {
         }
         let origins = self.origins(kind);
         let known: Vec<String> = origins.iter().map(origin_id).collect();
-        origins
-            .into_iter()
-            .find(|o| origin_id(o) == spec)
-            .ok_or_else(|| NotFound::Id { kind: kind.to_string(), id: spec.to_string(), known })
+        origins.into_iter().find(|o| origin_id(o) == spec).ok_or_else(|| NotFound::Id {
+            kind: kind.to_string(),
+            id: spec.to_string(),
+            known,
+        })
     }
 
     /// Loads scripts; the ones that fail are returned as errors.

@@ -624,13 +624,9 @@ fn compile(engine: &Engine, kind: Kind, origin: &Origin) -> Result<Compiled, Scr
     let run = engine.run_ast_with_scope(&mut scope, &ast);
     end_limits();
     run.map_err(|e| ScriptError::from_eval(&name, &e, &text, ""))?;
-    let constants: Map =
-        scope.iter_raw().map(|(k, _, v)| (k.into(), v.clone())).collect();
-    let meta = if kind.is_strategy() {
-        read_meta(&constants, &error)?
-    } else {
-        Meta { max_attempts: 1, ..Meta::default() }
-    };
+    let constants: Map = scope.iter_raw().map(|(k, _, v)| (k.into(), v.clone())).collect();
+    let meta =
+        if kind.is_strategy() { read_meta(&constants, &error)? } else { Meta { max_attempts: 1, ..Meta::default() } };
     Ok(Compiled {
         meta: Meta { has_applies_to: has_fn("applies_to", 2), ..meta },
         ast,
@@ -659,9 +655,8 @@ fn read_meta(constants: &Map, error: &dyn Fn(String) -> ScriptError) -> Result<M
     for c in &conditions {
         condition_bits |= tag_bit(c).ok_or_else(|| error(format!("CONDITIONS: unknown tag `{c}`")))?;
     }
-    let number = |key: &str| {
-        constants.get(key).and_then(|v| v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64)))
-    };
+    let number =
+        |key: &str| constants.get(key).and_then(|v| v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64)));
     let int = |key: &str| constants.get(key).and_then(|v| v.as_int().ok());
     let likelihood = number("LIKELIHOOD").unwrap_or(0.2);
     if !(0.0..=1.0).contains(&likelihood) {

@@ -75,8 +75,7 @@ impl CombineScript {
     ) -> Result<Vec<Combo>, ScriptError> {
         let compiled = self.current();
         let rng = super::rng_for(&[&seed.to_string(), &self.id]);
-        let args =
-            (data::to_script(&candidates), self.hook_params(&compiled, params), rng, ScriptRepo { root });
+        let args = (data::to_script(&candidates), self.hook_params(&compiled, params), rng, ScriptRepo { root });
         let value = self.call(&compiled, args)?;
         data::from_script(&value, "an array of #{patch, parts, folder}").map_err(|e| self.returned(e))
     }
