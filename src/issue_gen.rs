@@ -373,12 +373,20 @@ pub fn try_command(ctx: &Context, args: &PreviewRequest) -> Outcome {
         Origin::Builtin(..) => None,
     };
     let stamp = || path.as_deref().and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    // Loaded once and refreshed (hot reload) on each change; a first version that does not
+    // load is retried while watching.
+    let mut template: Option<IssueTemplate> = None;
     loop {
-        let rendered =
-            IssueTemplate::load(catalog.engine(), origin.clone(), "").map_err(Error::from).and_then(|template| {
-                preview(&profile.repo_name, &checkout.root, &args.out, &template, args.seed, instance)
-                    .map_err(Error::from)
-            });
+        let loaded = match &template {
+            Some(t) => t.refresh().map_or(Ok(()), |e| Err(Error::from(e))),
+            None => IssueTemplate::load(catalog.engine(), origin.clone(), "")
+                .map(|t| template = Some(t))
+                .map_err(Error::from),
+        };
+        let rendered = loaded.and_then(|()| {
+            let template = template.as_ref().ok_or("no template")?;
+            preview(&profile.repo_name, &checkout.root, &args.out, template, args.seed, instance)
+        });
         match rendered {
             Ok((text, leaks)) => {
                 println!("{text}");

@@ -88,7 +88,7 @@ fn the_builtin_combine_scripts_match_their_snapshots() {
         assert!(!combos.is_empty(), "{id} made no combo");
         for combo in &combos {
             assert_eq!(combo.parts.len(), 2, "{id}: {combo:?}");
-            let again = bugsmith::git::merge_patches(dir.path(), &[combo.patch.clone()]).unwrap();
+            let again = bugsmith::git::merge_patches(dir.path(), std::slice::from_ref(&combo.patch)).unwrap();
             assert_eq!(again, combo.patch, "{id}: a merged patch applies to the clean commit as it is");
         }
         let again = script.run(&candidates(), &params, 24, dir.path().to_path_buf()).unwrap();
