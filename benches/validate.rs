@@ -80,7 +80,13 @@ fn measure(
     );
 
     let jobs = std::thread::available_parallelism().map_or(2, usize::from);
-    let settings = Settings { jobs, timeout: None, recycle_after: 200, run_dir: out.join(backend.name()) };
+    let settings = Settings {
+        jobs,
+        timeout: None,
+        recycle_after: 200,
+        run_dir: out.join(backend.name()),
+        choice: bugsmith::validate::TestChoice { select: bugsmith::settings::Selector::All, ..Default::default() },
+    };
     let summary = validate::validate(backend, profile, checkout, &env, found, &settings, &NoProgress).unwrap();
     println!(
         "{}: {} candidates, {} valid, {:.1} s with {jobs} workers (baseline included): {:.0} validated candidates/min",

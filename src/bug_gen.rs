@@ -120,6 +120,9 @@ pub struct Report {
     /// Earlier candidates `--clean` removed.
     #[serde(skip_serializing_if = "is_zero")]
     pub removed_candidates: usize,
+    /// Entities left out because no test executes them (`--covered-only`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped_entities: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -339,10 +342,25 @@ pub fn generate(
     progress: &dyn Progress,
     report: &mut Report,
 ) -> Vec<Candidate> {
+    generate_for(files, plans, seed, progress, report, &|_, _| true)
+}
+
+/// [`generate`] over the entities `keep` accepts (file, entity index); the others are counted
+/// in `report.skipped_entities`.
+pub fn generate_for(
+    files: &[SourceFile],
+    plans: &[Plan],
+    seed: u64,
+    progress: &dyn Progress,
+    report: &mut Report,
+    keep: &(dyn Fn(&SourceFile, usize) -> bool + Sync),
+) -> Vec<Candidate> {
     let mut all = Vec::new();
     let mut seen = HashSet::new();
-    let entities: Vec<(usize, usize)> =
+    let every: Vec<(usize, usize)> =
         files.iter().enumerate().flat_map(|(f, file)| (0..file.entities().len()).map(move |e| (f, e))).collect();
+    let entities: Vec<(usize, usize)> = every.iter().copied().filter(|&(f, e)| keep(&files[f], e)).collect();
+    report.skipped_entities = every.len() - entities.len();
     report.entities = entities.len();
     for plan in plans {
         let stats = report.strategies.entry(plan.strategy.id.clone()).or_default();
@@ -520,6 +538,9 @@ pub fn print_gen_summary(report: &Report) {
         report.skipped_files.len(),
         report.entities
     );
+    if report.skipped_entities > 0 {
+        println!("skipped     {} entities no test executes (--covered-only)", report.skipped_entities);
+    }
     println!();
     println!(
         "{:<30} {:>8} {:>6} {:>10} {:>9} {:>10} {:>10} {:>6}",
@@ -586,7 +607,16 @@ pub fn command(ctx: &Context, source: &str, settings: &GenSettings, out: &Path, 
         script_errors: load_problems,
         ..Report::default()
     };
-    let candidates = generate(&files, &plans, settings.seed, &bar, &mut report);
+    let candidates = if settings.covered_only {
+        let coverage = covered_only_filter(out, &checkout.repo_name)?;
+        let keep = |file: &SourceFile, e: usize| {
+            let entity = &file.entities()[e];
+            coverage.covers_lines(file.path(), entity.line_start as u32, entity.line_end as u32)
+        };
+        generate_for(&files, &plans, settings.seed, &bar, &mut report, &keep)
+    } else {
+        generate(&files, &plans, settings.seed, &bar, &mut report)
+    };
     bar.finish();
     write_candidates(&bug_gen, &candidates).map_err(io(&bug_gen))?;
     // Combine and mirror candidates are never this stage's to remove.
@@ -651,6 +681,18 @@ fn plans(catalog: &Catalog, settings: &GenSettings, lm_concurrency: usize) -> Re
         return Err(Error::Usage(format!("no strategy could be loaded:\n  {}", list.join("\n  "))));
     }
     Ok((plans, problems))
+}
+
+/// The baseline's per-test coverage under `out`, for `--covered-only`.
+fn covered_only_filter(out: &Path, repo_name: &str) -> Result<crate::coverage::TestCoverage, Error> {
+    let path = out.join("run_validation").join(repo_name).join(format!("{repo_name}.ref")).join("coverage.json");
+    let json = std::fs::read_to_string(&path).map_err(|_| {
+        Error::Usage(format!(
+            "--covered-only needs the baseline's per-test coverage ({}): run `bugsmith validate` on the profile first, or `bugsmith run` with `covered_only: true`",
+            path.display()
+        ))
+    })?;
+    crate::coverage::TestCoverage::parse(&json).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
 }
 
 /// `--file` globs as one matcher (`None`: every file).

@@ -463,6 +463,15 @@ pub enum EnvAction {
     },
 }
 
+/// Which tests a candidate runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SelectArg {
+    /// The tests that execute the changed code.
+    Covering,
+    /// The whole suite.
+    All,
+}
+
 /// Where tests run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum BackendKind {
@@ -491,6 +500,20 @@ pub struct ValidateArgs {
     /// Replace a worker after this many candidates.
     #[arg(long, value_name = "N")]
     pub recycle_after: Option<usize>,
+    /// Tests each candidate runs: those that execute its changes (from the baseline's per-test
+    /// coverage; pytest only) or all [default: covering, all without coverage].
+    #[arg(long, value_enum)]
+    pub select: Option<SelectArg>,
+    /// With `--select covering`: take P2P from a second, full-suite run of each candidate that
+    /// breaks a test (default: the baseline's passing tests less F2P and flaky ones).
+    #[arg(long)]
+    pub exact: bool,
+    /// Percent of candidates also run through the full suite to check the selection [default: 5].
+    #[arg(long, value_name = "P")]
+    pub verify: Option<f64>,
+    /// Seed of the verify sample [default: 24].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -520,6 +543,10 @@ pub struct GenArgs {
     /// Remove the repository's procedural candidates of earlier runs (not combined or mirrored ones).
     #[arg(long)]
     pub clean: bool,
+    /// Skip entities no test executes (from the baseline's per-test coverage under --out; run
+    /// `validate` once first).
+    #[arg(long)]
+    pub covered_only: bool,
     /// Output directory.
     #[arg(long, default_value = crate::settings::defaults::OUT, value_name = "DIR")]
     pub out: PathBuf,

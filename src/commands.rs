@@ -6,14 +6,14 @@ use std::path::Path;
 
 use crate::cli::{
     Args, BackendKind as CliBackend, CandidatesAction, ChangeSource, Command, DockerAction, EnvAction, ExportAction,
-    LmArgs, ProfileAction, RecipeAction, SandboxArgs, StrategiesAction,
+    LmArgs, ProfileAction, RecipeAction, SandboxArgs, SelectArg, StrategiesAction,
 };
 use crate::context::{Context, Error, Outcome};
 use crate::profile::LimitSettings;
 use crate::script::catalog::Catalog;
 use crate::settings::{
     BackendKind, CombineFlags, CombineSettings, GatherSettings, GenFlags, GenSettings, IssueFlags, IssueSettings,
-    LmFlags, MirrorFlags, MirrorSettings, RunFlags, RunnerFlags, RunnerSettings, SandboxFlags, ValidateFlags,
+    LmFlags, MirrorFlags, MirrorSettings, RunFlags, RunnerFlags, RunnerSettings, SandboxFlags, Selector, ValidateFlags,
     ValidateSettings,
 };
 
@@ -35,6 +35,7 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
                 max_bugs: a.max_bugs,
                 files: a.files,
                 clean: a.clean,
+                covered_only: a.covered_only,
                 lm: lm_flags(&a.lm),
             };
             crate::bug_gen::command(&ctx, &a.source, &GenSettings::resolve(&flags, &recipe), &a.out, a.json)
@@ -47,6 +48,13 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
                 recycle_after: a.recycle_after,
                 candidates: a.candidates,
                 sandbox: sandbox_flags(&a.sandbox),
+                select: a.select.map(|s| match s {
+                    SelectArg::Covering => Selector::Covering,
+                    SelectArg::All => Selector::All,
+                }),
+                exact: a.exact,
+                verify: a.verify,
+                seed: a.seed,
             };
             let settings = ValidateSettings::resolve(&flags, &crate::recipe::Recipe::default());
             crate::validate::command(&ctx, &a.profile, &settings, &a.out, a.json)

@@ -15,6 +15,7 @@ pub mod combine;
 mod commands;
 pub mod console;
 pub mod context;
+pub mod coverage;
 pub mod eval;
 pub mod export;
 pub mod files;

@@ -225,6 +225,10 @@ pub struct ProfileError {
     pub message: String,
 }
 
+/// bugsmith's pytest plugin (test selection and per-test coverage), installed into every
+/// environment as `bugsmith_pytest`.
+pub const PYTEST_PLUGIN: &str = include_str!("pytest_plugin.py");
+
 /// The organisation instances and images are named under when a profile names none.
 pub const DEFAULT_ORG: &str = "bugsmith";
 
@@ -293,7 +297,10 @@ impl Profile {
 
     /// Hash of everything that shapes the environment: rebuild when it changes.
     pub fn env_hash(&self) -> String {
-        let key = serde_json::json!([self.commit, self.python_version, self.install, self.base_image, self.env]);
+        // bugsmith's own tooling (coverage.py and its pytest plugin) is part of every environment.
+        let tooling = sha256_hex8(PYTEST_PLUGIN);
+        let key =
+            serde_json::json!([self.commit, self.python_version, self.install, self.base_image, self.env, tooling]);
         sha256_hex8(&key.to_string())
     }
 

@@ -19,6 +19,9 @@ pub struct Recipe {
     /// Default cap on candidates per strategy.
     #[serde(default)]
     pub max_bugs: Option<usize>,
+    /// Only entities some test executes (needs the baseline's coverage under `out`).
+    #[serde(default)]
+    pub covered_only: Option<bool>,
     /// Strategies to run, in order; all procedural ones when empty.
     #[serde(default)]
     pub strategies: Vec<StrategyEntry>,
@@ -112,6 +115,26 @@ pub struct ValidateSection {
     /// Replace a worker after this many candidates.
     #[serde(default)]
     pub recycle_after: Option<usize>,
+    /// Which tests a candidate runs: `covering` (those that execute its changes) or `all`.
+    #[serde(default)]
+    pub select: Option<Selector>,
+    /// P2P from a full-suite second run instead of the baseline.
+    #[serde(default)]
+    pub exact: Option<bool>,
+    /// Percent of candidates also run through the full suite to check the selection.
+    #[serde(default)]
+    pub verify: Option<f64>,
+}
+
+/// How validation chooses the tests a candidate runs.
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Selector {
+    /// The tests that execute the changed code (per-test coverage of the baseline).
+    #[default]
+    Covering,
+    /// The whole suite.
+    All,
 }
 
 /// `gather:` of a recipe.

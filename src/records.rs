@@ -106,8 +106,39 @@ pub struct Report {
     /// Processes the candidate left running (killed after it).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub leaked_processes: usize,
+    /// How the tests it ran were chosen (absent in reports from before selection existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionUsed>,
+    /// Tests run for it (0 when decided without a run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests_run: Option<usize>,
+    /// Where its P2P came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p2p_from: Option<P2pFrom>,
     /// Environment, patch and test command: a report with the same key is not redone.
     pub key: String,
+}
+
+/// How a candidate's tests were chosen.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectionUsed {
+    /// The tests that execute its changes (per-test coverage).
+    Covering,
+    /// No test executes its changes: decided without a run.
+    Uncovered,
+    /// The whole suite.
+    All,
+}
+
+/// Where a report's P2P came from.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum P2pFrom {
+    /// A full-suite run with the patch.
+    Run,
+    /// The baseline's passing tests, less F2P and flaky ones (sound when coverage is complete).
+    Baseline,
 }
 
 /// A SWE-bench task instance.

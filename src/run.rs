@@ -109,7 +109,12 @@ pub fn command(ctx: &Context, path: &Path, flags: &RunFlags) -> Outcome {
         tracing::info!(target: crate::log::RECORD, "stage {stage} of {}", path.display());
         let code = match *stage {
             "env" => crate::setup::env_build_command(ctx, &profile, validate.backend, &out)?,
-            "gen" => crate::bug_gen::command(ctx, &profile.display().to_string(), &generate, &out, false)?,
+            "gen" => {
+                if generate.covered_only {
+                    crate::validate::prepare_coverage(ctx, &profile, &validate, &out)?;
+                }
+                crate::bug_gen::command(ctx, &profile.display().to_string(), &generate, &out, false)?
+            }
             "validate" => crate::validate::command(ctx, &profile, &validate, &out, false)?,
             "mirror" => crate::mirror::command(ctx, &profile, &mirror, &out, false)?,
             "combine" => {

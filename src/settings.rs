@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::profile::LimitSettings;
 pub use crate::recipe::LmConfig;
+pub use crate::recipe::Selector;
 use crate::recipe::Recipe;
 
 /// Every default, in one place.
@@ -37,6 +38,8 @@ pub mod defaults {
     pub const RUN_ID: &str = "eval";
     /// Address `serve` listens on.
     pub const BIND: &str = "127.0.0.1:8765";
+    /// Percent of candidates whose test selection is checked against the full suite.
+    pub const VERIFY_PERCENT: f64 = 5.0;
     /// Workers when neither `-j` nor the recipe says: one per core.
     pub fn jobs() -> usize {
         std::thread::available_parallelism().map_or(2, usize::from)
@@ -150,6 +153,8 @@ pub struct GenFlags {
     pub files: Vec<String>,
     /// `--clean`.
     pub clean: bool,
+    /// `--covered-only`.
+    pub covered_only: bool,
     /// `--lm-*`.
     pub lm: LmFlags,
 }
@@ -178,6 +183,8 @@ pub struct GenSettings {
     pub files: Vec<String>,
     /// Remove earlier procedural candidates first.
     pub clean: bool,
+    /// Only entities some test executes.
+    pub covered_only: bool,
     /// The model LM strategies call.
     pub lm: LmConfig,
 }
@@ -227,6 +234,7 @@ impl GenSettings {
             max_bugs,
             files: flags.files.clone(),
             clean: flags.clean,
+            covered_only: flags.covered_only || recipe.covered_only == Some(true),
             lm: lm_config(recipe, &flags.lm),
         }
     }
@@ -247,6 +255,14 @@ pub struct ValidateFlags {
     pub candidates: Option<PathBuf>,
     /// Containment flags.
     pub sandbox: SandboxFlags,
+    /// `--select`.
+    pub select: Option<Selector>,
+    /// `--exact`.
+    pub exact: bool,
+    /// `--verify P`.
+    pub verify: Option<f64>,
+    /// `--seed` (which candidates the verify sample takes).
+    pub seed: Option<u64>,
 }
 
 /// What `validate` runs with.
@@ -264,6 +280,14 @@ pub struct ValidateSettings {
     pub candidates: Option<PathBuf>,
     /// Sandbox and limits.
     pub containment: Containment,
+    /// Which tests a candidate runs (`covering` falls back to `all` without coverage).
+    pub select: Selector,
+    /// P2P from a full second run.
+    pub exact: bool,
+    /// Percent of candidates checked against the full suite (0–100).
+    pub verify: f64,
+    /// Seed of the verify sample.
+    pub seed: u64,
 }
 
 impl ValidateSettings {
@@ -277,6 +301,10 @@ impl ValidateSettings {
                 .max(1),
             candidates: flags.candidates.clone(),
             containment: containment(&flags.sandbox, recipe),
+            select: pick(flags.select, recipe.validate.select, None, Selector::Covering),
+            exact: flags.exact || recipe.validate.exact == Some(true),
+            verify: pick(flags.verify, recipe.validate.verify, None, defaults::VERIFY_PERCENT).clamp(0.0, 100.0),
+            seed: pick(flags.seed, recipe.seed, None, defaults::SEED),
         }
     }
 }
@@ -567,6 +595,18 @@ mod tests {
         let nothing = ValidateSettings::resolve(&ValidateFlags::default(), &Recipe::default());
         assert_eq!((nothing.recycle_after, nothing.backend), (defaults::RECYCLE_AFTER, BackendKind::Local));
         assert!(nothing.containment.sandbox);
+    }
+
+    #[test]
+    fn test_selection_comes_from_the_flags_then_the_recipes_validate_section() {
+        let r = recipe("seed: 3\nvalidate:\n  select: all\n  verify: 20\n  exact: true\n");
+        let from_recipe = ValidateSettings::resolve(&ValidateFlags::default(), &r);
+        assert_eq!((from_recipe.select, from_recipe.verify, from_recipe.exact, from_recipe.seed), (Selector::All, 20.0, true, 3));
+        let flags = ValidateFlags { select: Some(Selector::Covering), verify: Some(150.0), ..ValidateFlags::default() };
+        let flagged = ValidateSettings::resolve(&flags, &r);
+        assert_eq!((flagged.select, flagged.verify), (Selector::Covering, 100.0));
+        let nothing = ValidateSettings::resolve(&ValidateFlags::default(), &Recipe::default());
+        assert_eq!((nothing.select, nothing.verify, nothing.exact), (Selector::Covering, defaults::VERIFY_PERCENT, false));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Worker;
+use crate::coverage::TestCoverage;
 use crate::context::Error;
 use crate::files::write_atomic;
 use crate::grading::{self, Baseline, TestRun};
@@ -52,6 +53,17 @@ pub struct RunResult {
     pub output: String,
     /// The JUnit XML, when there was one.
     pub junit: Option<String>,
+    /// Per-test coverage (the plugin's JSON), when it was asked for and recorded.
+    pub coverage: Option<String>,
+}
+
+/// What a run asks of bugsmith's pytest plugin (pytest profiles only).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunOptions {
+    /// Run only these tests (pytest node ids).
+    pub select: Option<Vec<String>>,
+    /// Record which lines each test executes.
+    pub coverage: bool,
 }
 
 /// The variables the runner needs for one run in `worker` (see `backend/runner.sh`).
@@ -70,8 +82,36 @@ pub fn runner_env(worker: &dyn Worker, profile: &Profile, timeout: Duration) -> 
 
 /// Runs the tests once in a worker, with `patch` applied first (empty: the clean code).
 pub fn run_once(worker: &mut dyn Worker, profile: &Profile, patch: &str, timeout: Duration) -> RunResult {
-    let env = runner_env(worker, profile, timeout);
-    let output = match worker.run_candidate(&[("patch.diff", patch)], env, timeout + Duration::from_secs(60)) {
+    run_with(worker, profile, patch, timeout, &RunOptions::default())
+}
+
+/// [`run_once`] with some tests only, or with per-test coverage.
+pub fn run_with(
+    worker: &mut dyn Worker,
+    profile: &Profile,
+    patch: &str,
+    timeout: Duration,
+    options: &RunOptions,
+) -> RunResult {
+    let mut env = runner_env(worker, profile, timeout);
+    let selected = options.select.as_ref().map(|ids| ids.join("\n") + "\n").unwrap_or_default();
+    let mut files = vec![("patch.diff", patch)];
+    if options.select.is_some() || options.coverage {
+        let scratch = worker.scratch();
+        for (key, value) in &mut env {
+            if key == "PYTEST_ADDOPTS" {
+                value.push_str(" -p bugsmith_pytest");
+            }
+        }
+        if options.select.is_some() {
+            files.push(("select.txt", selected.as_str()));
+            env.push(("BUGSMITH_SELECT".into(), format!("{scratch}/select.txt")));
+        }
+        if options.coverage {
+            env.push(("BUGSMITH_COVERAGE".into(), format!("{scratch}/coverage.json")));
+        }
+    }
+    let output = match worker.run_candidate(&files, env, timeout + Duration::from_secs(60)) {
         Ok(output) => output,
         Err(e) => return RunResult { broken: Some(e.to_string()), ..RunResult::default() },
     };
@@ -109,6 +149,11 @@ pub fn parse_runner_output(text: &str, parser: LogParser) -> RunResult {
             result.seconds = millis.trim().parse::<f64>().unwrap_or(0.0) / 1000.0;
         } else if let Some(data) = marker.strip_prefix("junit ") {
             junit = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok();
+        } else if let Some(data) = marker.strip_prefix("coverage ") {
+            result.coverage = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .ok()
+                .map(|json| String::from_utf8_lossy(&json).into_owned());
         } else if let Some(reason) = marker.strip_prefix("broken ") {
             result.broken.get_or_insert_with(|| reason.to_string());
         } else if marker == "oom" {
@@ -240,6 +285,62 @@ pub fn baseline(worker: &mut dyn Worker, profile: &Profile, env_id: &str, run_di
     let json = serde_json::to_string_pretty(&stored).map_err(|e| e.to_string())?;
     write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(baseline)
+}
+
+/// The timeout of a run of some tests only: the baseline's time outside tests (start-up,
+/// collection) plus those tests' durations, in [`candidate_timeout`]'s formula and floor.
+pub fn selected_timeout(timeout: Option<u64>, profile: &Profile, baseline: &Baseline, ids: &[&str]) -> u64 {
+    let all: f64 = baseline.test_seconds.values().sum();
+    let outside_tests = (baseline.seconds - all).max(0.0);
+    let selected: f64 = ids.iter().filter_map(|id| baseline.test_seconds.get(*id)).sum();
+    timeout.or(profile.timeout).unwrap_or_else(|| (5.0 * (outside_tests + selected)).ceil().max(20.0) as u64)
+}
+
+/// Why a repository has no per-test coverage (its candidates then run whole suites).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no per-test coverage: {0}")]
+pub struct NoCoverage(pub String);
+
+/// The per-test coverage of the clean code: one more baseline run, under bugsmith's pytest
+/// plugin, stored as `<repo_name>.ref/coverage.json` with the baseline's key and reused.
+pub fn baseline_coverage(
+    worker: &mut dyn Worker,
+    profile: &Profile,
+    env_id: &str,
+    run_dir: &Path,
+) -> Result<TestCoverage, NoCoverage> {
+    if profile.log_parser != LogParser::Pytest {
+        return Err(NoCoverage("the tests do not run under pytest (only pytest runs can be selected)".into()));
+    }
+    let ref_dir = run_dir.join(format!("{}.ref", profile.repo_name));
+    let key = hash8(&format!("coverage v1\n{env_id}\n{}", profile.test_setup()));
+    let path = ref_dir.join("coverage.json");
+    let key_path = ref_dir.join("coverage.key");
+    if std::fs::read_to_string(&key_path).is_ok_and(|k| k.trim() == key)
+        && let Ok(coverage) = std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|json| {
+            TestCoverage::parse(&json).map_err(|e| e.to_string())
+        })
+    {
+        return Ok(coverage);
+    }
+    // Tracing slows tests down: the suite gets more time than its own timeout.
+    let timeout = Duration::from_secs(profile.timeout_ref.saturating_mul(4));
+    let options = RunOptions { select: None, coverage: true };
+    let result = run_with(worker, profile, "", timeout, &options);
+    if result.timed_out {
+        return Err(NoCoverage(format!("the suite under coverage took longer than {} s", timeout.as_secs())));
+    }
+    if let Some(why) = result.broken {
+        return Err(NoCoverage(format!("the coverage run failed: {why}")));
+    }
+    let json = result.coverage.ok_or_else(|| {
+        NoCoverage(format!("the plugin recorded nothing (is coverage.py installed?): {}", crate::backend::tail(&result.output, 3)))
+    })?;
+    let coverage = TestCoverage::parse(&json).map_err(|e| NoCoverage(e.to_string()))?;
+    std::fs::create_dir_all(&ref_dir).map_err(|e| NoCoverage(format!("{}: {e}", ref_dir.display())))?;
+    write_atomic(&path, json.as_bytes()).map_err(|e| NoCoverage(format!("{}: {e}", path.display())))?;
+    write_atomic(&key_path, key.as_bytes()).map_err(|e| NoCoverage(format!("{}: {e}", key_path.display())))?;
+    Ok(coverage)
 }
 
 /// A module or pytest plugin the output says is missing: (what, the package to install).

@@ -7,20 +7,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Worker};
+use crate::coverage::TestCoverage;
 use crate::console;
 use crate::context::{Context, Error, Outcome};
 use crate::files::write_atomic;
-use crate::grading::{self, Baseline, Grade};
+use crate::grading::{self, Baseline, Grade, TestRun};
 use crate::patch::hash8;
 use crate::profile::Profile;
 use crate::progress::{Problem, Progress};
-pub use crate::records::{ErrorKind, OUTPUT_END, OUTPUT_START, Report, Verdict, with_markers, without_markers};
-use crate::settings::ValidateSettings;
+pub use crate::records::{
+    ErrorKind, OUTPUT_END, OUTPUT_START, P2pFrom, Report, SelectionUsed, Verdict, with_markers, without_markers,
+};
+use crate::settings::{Selector, ValidateSettings};
 use crate::source::Checkout;
-use crate::testrun::pop;
+use crate::testrun::{RunOptions, baseline_coverage, pop, run_with, selected_timeout};
 pub use crate::testrun::{
     RunResult, baseline, candidate_timeout, eval_script, missing_dependency, parse_runner_output, refused_symlink,
     run_once, runner_env,
@@ -73,6 +76,27 @@ pub struct Settings {
     pub recycle_after: usize,
     /// The `run_validation/<repo_name>` folder.
     pub run_dir: PathBuf,
+    /// Which tests each candidate runs.
+    pub choice: TestChoice,
+}
+
+/// How candidates' tests are chosen: see `ValidateSettings`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestChoice {
+    /// `covering` or `all`.
+    pub select: Selector,
+    /// P2P from a full second run.
+    pub exact: bool,
+    /// Percent of candidates checked against the full suite.
+    pub verify: f64,
+    /// Seed of the verify sample.
+    pub seed: u64,
+}
+
+impl Default for TestChoice {
+    fn default() -> TestChoice {
+        TestChoice { select: Selector::Covering, exact: false, verify: crate::settings::defaults::VERIFY_PERCENT, seed: crate::settings::defaults::SEED }
+    }
 }
 
 /// Counts per strategy.
@@ -102,6 +126,18 @@ pub struct Summary {
     pub seconds: f64,
     /// Candidates validated per minute (run now).
     pub per_minute: f64,
+    /// How candidates' tests were chosen, counted (`covering`, `uncovered`, `all`).
+    pub selection: BTreeMap<SelectionUsed, usize>,
+    /// Tests run over all candidates (their sum).
+    pub tests_run: usize,
+    /// Per-test coverage: what it covers, or why there is none.
+    pub coverage: String,
+    /// Candidates also run through the full suite to check the selection.
+    pub verified: usize,
+    /// Where the check disagreed.
+    pub disagreements: Vec<String>,
+    /// Why the rest of the run used whole suites, when the check failed.
+    pub fallback: Option<String>,
 }
 
 impl Summary {
@@ -155,17 +191,88 @@ fn report_for(
         error: error.or_else(|| result.apply_failed.then(|| crate::backend::tail(&result.output, 3))),
         error_kind,
         leaked_processes: result.leaked,
+        selection: None,
+        tests_run: None,
+        p2p_from: None,
         key,
     }
 }
 
 /// The key of a candidate's report.
-fn report_key(env_id: &str, patch: &str, profile: &Profile, timeout: u64, baseline: &Baseline) -> String {
+fn report_key(env_id: &str, patch: &str, profile: &Profile, mode: &str, baseline: &Baseline) -> String {
     let baseline = serde_json::to_string(&baseline.tests).unwrap_or_default();
-    hash8(&format!("{env_id}\n{}\n{timeout}\n{}\n{patch}", profile.test_setup(), hash8(&baseline)))
+    hash8(&format!("{env_id}\n{}\n{mode}\n{}\n{patch}", profile.test_setup(), hash8(&baseline)))
 }
 
-/// Validates candidates with `settings.jobs` workers; already finished ones are skipped.
+/// How one candidate's tests are chosen before it runs.
+#[derive(Clone, Debug, PartialEq)]
+enum Plan {
+    /// No test executes its changes.
+    Uncovered,
+    /// These tests do (indices into the coverage's tests).
+    Covering(Vec<usize>),
+    /// The whole suite.
+    All,
+}
+
+/// One candidate to validate.
+struct Job {
+    candidate: CandidateFile,
+    patch: String,
+    key: String,
+    plan: Plan,
+    /// Also run through the full suite, to check the selection.
+    verify: bool,
+}
+
+/// `<repo_name>.ref/coverage_check.json`: the verify sample's comparisons, and the fallback to
+/// whole suites once one disagreed on F2P (kept on resume while the coverage is the same).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct CoverageCheck {
+    /// Key of the coverage it checked.
+    key: String,
+    /// One entry per verified candidate.
+    checked: Vec<CheckedCandidate>,
+    /// Set when a disagreement switched the repository to whole suites.
+    fallback: Option<String>,
+}
+
+/// The verify run of one candidate against its selected run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CheckedCandidate {
+    instance_id: String,
+    agree: bool,
+    selected: Verdict,
+    full: Verdict,
+    /// F2P only the full suite found (tests the selection missed).
+    missed_f2p: Vec<String>,
+    /// F2P only the selection found.
+    extra_f2p: Vec<String>,
+    /// Tests whose P2P membership differs.
+    p2p_differences: usize,
+}
+
+/// What every worker shares during a run.
+struct Shared<'a> {
+    backend: &'a dyn Backend,
+    profile: &'a Profile,
+    checkout: &'a Checkout,
+    baseline: &'a Baseline,
+    coverage: Option<&'a TestCoverage>,
+    settings: &'a Settings,
+    timeout: u64,
+    progress: &'a dyn Progress,
+    tally: Mutex<Summary>,
+    check: Mutex<CoverageCheck>,
+    /// Set once the check disagreed: the rest runs whole suites.
+    fallback: std::sync::atomic::AtomicBool,
+    failure: Mutex<Option<String>>,
+}
+
+/// Validates candidates with `settings.jobs` workers; already finished ones are skipped. With
+/// per-test coverage, each candidate runs only the tests that execute its changes (none: it is
+/// decided without a run), a verify sample also runs the full suite first, and a disagreement
+/// on F2P switches the rest of the run to whole suites.
 #[allow(clippy::too_many_arguments)]
 pub fn validate(
     backend: &dyn Backend,
@@ -180,6 +287,25 @@ pub fn validate(
     let mut first = backend.start_worker(profile, checkout, 0).map_err(|e| e.to_string())?;
     let baseline = baseline(first.as_mut(), profile, env_id, &settings.run_dir)?;
     let timeout = candidate_timeout(settings.timeout, profile, &baseline);
+    let ref_dir = settings.run_dir.join(format!("{}.ref", profile.repo_name));
+    let check_path = ref_dir.join("coverage_check.json");
+    let (coverage, coverage_note) = match settings.choice.select {
+        Selector::All => (None, "not used (--select all)".to_string()),
+        Selector::Covering => match baseline_coverage(first.as_mut(), profile, env_id, &settings.run_dir) {
+            Ok(coverage) => {
+                let note = format!("{} tests recorded", coverage.tests.len());
+                (Some(coverage), note)
+            }
+            Err(why) => (None, format!("{why}; whole suites run")),
+        },
+    };
+    let coverage_key = std::fs::read_to_string(ref_dir.join("coverage.key")).unwrap_or_default();
+    let mut check: CoverageCheck = std::fs::read_to_string(&check_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|c: &CoverageCheck| c.key == coverage_key)
+        .unwrap_or_else(|| CoverageCheck { key: coverage_key.clone(), ..CoverageCheck::default() });
+    let coverage = coverage.filter(|_| check.fallback.is_none());
     let mut summary = Summary {
         repo_name: profile.repo_name.clone(),
         backend: backend.name().to_string(),
@@ -188,14 +314,28 @@ pub fn validate(
         baseline_passing: baseline.passing(),
         baseline_flaky: baseline.flaky.len(),
         timeout,
+        coverage: coverage_note,
+        fallback: check.fallback.clone(),
         ..Summary::default()
     };
     // Finished candidates (same key) are counted and skipped.
-    let mut queue = VecDeque::new();
+    let source = |path: &str| std::fs::read_to_string(checkout.root.join(path)).ok();
+    let mut jobs = Vec::new();
     for candidate in candidates {
         let patch =
             std::fs::read_to_string(&candidate.path).map_err(|e| format!("{}: {e}", candidate.path.display()))?;
-        let key = report_key(env_id, &patch, profile, timeout, &baseline);
+        let plan = match &coverage {
+            None => Plan::All,
+            Some(coverage) => match coverage.select(&patch, source) {
+                crate::coverage::Selection::Uncovered => Plan::Uncovered,
+                crate::coverage::Selection::Tests(tests) => Plan::Covering(tests.into_iter().collect()),
+                crate::coverage::Selection::All(why) => {
+                    tracing::debug!(instance = %candidate.instance_id, "whole suite: {why}");
+                    Plan::All
+                }
+            },
+        };
+        let key = report_key(env_id, &patch, profile, &mode_of(&plan, settings, timeout), &baseline);
         let report_path = settings.run_dir.join(&candidate.instance_id).join("report.json");
         let done = std::fs::read_to_string(&report_path).ok().and_then(|t| serde_json::from_str::<Report>(&t).ok());
         match done {
@@ -207,31 +347,107 @@ pub fn validate(
                     .or_default()
                     .entry(report.verdict)
                     .or_default() += 1;
+                if let Some(selection) = report.selection {
+                    *summary.selection.entry(selection).or_default() += 1;
+                }
                 summary.skipped_done += 1;
             }
-            _ => queue.push_back((candidate.clone(), patch, key)),
+            _ => jobs.push(Job { candidate: candidate.clone(), patch, key, plan, verify: false }),
         }
     }
-    progress.phase("validating", queue.len() as u64);
-    let queue = Mutex::new(queue);
-    let tally = Mutex::new(summary);
-    let jobs = settings.jobs.max(1);
-    let failure: Mutex<Option<String>> = Mutex::new(None);
+    // The verify sample (chosen with the seed, at least one) runs first, so a disagreement
+    // is known before the rest relies on the selection.
+    if coverage.is_some() && settings.choice.verify > 0.0 && !jobs.is_empty() {
+        let wanted = ((jobs.len() as f64 * settings.choice.verify / 100.0).ceil() as usize).clamp(1, jobs.len());
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&i| hash8(&format!("{}\n{}", settings.choice.seed, jobs[i].candidate.instance_id)));
+        for &i in order.iter().take(wanted) {
+            jobs[i].verify = true;
+        }
+    }
+    let (verify_jobs, rest): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.verify);
+    progress.phase("validating", (verify_jobs.len() + rest.len()) as u64);
+    let shared = Shared {
+        backend,
+        profile,
+        checkout,
+        baseline: &baseline,
+        coverage: coverage.as_ref(),
+        settings,
+        timeout,
+        progress,
+        tally: Mutex::new(summary),
+        check: Mutex::new(std::mem::take(&mut check)),
+        fallback: std::sync::atomic::AtomicBool::new(false),
+        failure: Mutex::new(None),
+    };
+    let mut first = Some(first);
+    for pass in [verify_jobs, rest] {
+        run_pass(&shared, pass, &mut first);
+        let check = shared.check.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if !check.checked.is_empty() || check.fallback.is_some() {
+            let json = serde_json::to_string_pretty(&check).unwrap_or_default();
+            let _ = std::fs::create_dir_all(&ref_dir);
+            write_atomic(&check_path, json.as_bytes()).map_err(crate::context::io(&check_path))?;
+        }
+    }
+    if let Some(e) = shared.failure.into_inner().unwrap_or(None) {
+        return Err(Error::Run(format!("cannot start a worker: {e}")));
+    }
+    let check = shared.check.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut summary = shared.tally.into_inner().map_err(|_| "lock".to_string())?;
+    summary.verified = check.checked.len();
+    summary.disagreements = check
+        .checked
+        .iter()
+        .filter(|c| !c.agree)
+        .map(|c| {
+            format!(
+                "{}: {:?} with the selection, {:?} with the full suite (F2P missed {:?}, extra {:?}, {} P2P differ)",
+                c.instance_id, c.selected, c.full, c.missed_f2p, c.extra_f2p, c.p2p_differences
+            )
+        })
+        .collect();
+    summary.fallback = check.fallback;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.per_minute = summary.ran as f64 * 60.0 / summary.seconds.max(1e-9);
+    Ok(summary)
+}
+
+/// What a report key records of how the tests are chosen.
+fn mode_of(plan: &Plan, settings: &Settings, timeout: u64) -> String {
+    match plan {
+        Plan::All => format!("all {timeout}"),
+        Plan::Uncovered | Plan::Covering(_) => {
+            format!("covering exact={} {:?}", settings.choice.exact, settings.timeout)
+        }
+    }
+}
+
+/// Runs one pass of jobs on `settings.jobs` workers (the first reuses `first`).
+fn run_pass<'a>(shared: &Shared<'a>, jobs: Vec<Job>, first: &mut Option<Box<dyn Worker + 'a>>) {
+    let queue = Mutex::new(VecDeque::from(jobs));
+    let kept: Mutex<Option<Box<dyn Worker + 'a>>> = Mutex::new(None);
     std::thread::scope(|scope| {
-        let mut first = Some(first);
-        for index in 0..jobs {
-            let worker = first.take();
-            let (queue, tally, failure, baseline) = (&queue, &tally, &failure, &baseline);
+        for index in 0..shared.settings.jobs.max(1) {
+            let worker = if index == 0 { first.take() } else { None };
+            let (queue, kept) = (&queue, &kept);
             scope.spawn(move || {
                 let mut worker = worker;
                 let mut used = 0;
-                while let Some((candidate, patch, key)) = pop(queue) {
-                    if worker.is_none() || used >= settings.recycle_after {
+                while let Some(job) = pop(queue) {
+                    let fallback = shared.fallback.load(std::sync::atomic::Ordering::SeqCst);
+                    let plan = if fallback { Plan::All } else { job.plan.clone() };
+                    if plan == Plan::Uncovered && !job.verify {
+                        finish(shared, &job, &decided_without_run(shared, &job), &RunResult::default());
+                        continue;
+                    }
+                    if worker.is_none() || used >= shared.settings.recycle_after {
                         drop(worker.take()); // the old one goes before a new one starts
-                        match backend.start_worker(profile, checkout, index) {
+                        match shared.backend.start_worker(shared.profile, shared.checkout, index) {
                             Ok(w) => worker = Some(w),
                             Err(e) => {
-                                *failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                *shared.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                                     Some(e.to_string());
                                 break;
                             }
@@ -239,54 +455,192 @@ pub fn validate(
                         used = 0;
                     }
                     let Some(active) = worker.as_mut() else { break };
-                    let result = match refused_symlink(&patch) {
-                        Some(why) => RunResult { apply_failed: true, output: why, ..RunResult::default() },
-                        None => run_once(active.as_mut(), profile, &patch, Duration::from_secs(timeout)),
-                    };
+                    let (report, result, replace) = validate_one(shared, active.as_mut(), &job, &plan);
                     used += 1;
-                    if result.broken.is_some() || result.timed_out || result.leaked > 0 {
+                    if replace {
                         worker = None; // a fresh worker for the next candidate
                     }
-                    let report = report_for(&candidate, baseline, &result, timeout, backend.name(), key);
-                    tracing::debug!(
-                        instance = %candidate.instance_id,
-                        verdict = ?report.verdict,
-                        f2p = report.grade.fail_to_pass.len(),
-                        seconds = result.seconds,
-                        "validated"
-                    );
-                    if let Some(why) = &result.broken {
-                        tracing::info!(instance = %candidate.instance_id, "worker replaced: {why}");
-                    } else if result.leaked > 0 {
-                        tracing::info!(instance = %candidate.instance_id, "worker replaced: {} leaked processes", result.leaked);
-                    }
-                    if let Err(e) =
-                        write_candidate(&profile.test_cmd, &settings.run_dir, &candidate, &patch, &result, &report)
-                    {
-                        progress.problem(&Problem { location: candidate.instance_id.clone(), message: e.to_string() });
-                    }
-                    if let Ok(mut t) = tally.lock() {
-                        *t.strategies
-                            .entry(candidate.strategy.clone())
-                            .or_default()
-                            .entry(report.verdict)
-                            .or_default() += 1;
-                        t.ran += 1;
-                        let valid = t.total(Verdict::Valid);
-                        progress.note(&format!("{valid} valid of {} done", t.ran + t.skipped_done));
-                    }
-                    progress.advance(1);
+                    finish(shared, &job, &report, &result);
+                }
+                if index == 0
+                    && let Some(worker) = worker
+                {
+                    *kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(worker);
                 }
             });
         }
     });
-    if let Some(e) = failure.into_inner().unwrap_or(None) {
-        return Err(Error::Run(format!("cannot start a worker: {e}")));
+    *first = kept.into_inner().unwrap_or(None);
+}
+
+/// The report of a candidate no test executes.
+fn decided_without_run(shared: &Shared<'_>, job: &Job) -> Report {
+    let result = RunResult { applied: true, finished: true, exit_code_agrees: true, ..RunResult::default() };
+    let mut report = report_for(&job.candidate, shared.baseline, &result, 0, shared.backend.name(), job.key.clone());
+    report.verdict = Verdict::NoTestBroken;
+    report.grade = Grade::default();
+    report.exit_code = None;
+    report.selection = Some(SelectionUsed::Uncovered);
+    report.tests_run = Some(0);
+    report
+}
+
+/// Runs one candidate as its plan says (and the full suite too for a verify job); returns
+/// the report, the run whose output is kept, and whether the worker must be replaced.
+fn validate_one(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job, plan: &Plan) -> (Report, RunResult, bool) {
+    let (profile, baseline, name) = (shared.profile, shared.baseline, shared.backend.name());
+    let full_timeout = Duration::from_secs(shared.timeout);
+    let run_full = |worker: &mut dyn Worker| match refused_symlink(&job.patch) {
+        Some(why) => RunResult { apply_failed: true, output: why, ..RunResult::default() },
+        None => run_once(worker, profile, &job.patch, full_timeout),
+    };
+    let needs_new_worker = |r: &RunResult| r.broken.is_some() || r.timed_out || r.leaked > 0;
+    let full_report = |result: &RunResult| {
+        let mut report = report_for(&job.candidate, baseline, result, shared.timeout, name, job.key.clone());
+        report.selection = Some(SelectionUsed::All);
+        report.tests_run = Some(result.tests.tests.len());
+        report.p2p_from = Some(P2pFrom::Run);
+        report
+    };
+    let (mut report, mut kept, mut replace) = match (plan, shared.coverage) {
+        (Plan::Covering(tests), Some(coverage)) if refused_symlink(&job.patch).is_none() => {
+            let node_ids: Vec<String> = tests.iter().map(|&i| coverage.tests[i].clone()).collect();
+            let ids: Vec<&str> = tests.iter().map(|&i| coverage.ids[i].as_str()).collect();
+            let timeout = selected_timeout(shared.settings.timeout, profile, baseline, &ids);
+            let options = RunOptions { select: Some(node_ids), coverage: false };
+            let result = run_with(worker, profile, &job.patch, Duration::from_secs(timeout), &options);
+            let ran_any = ids.iter().any(|id| result.tests.tests.contains_key(*id)) || !result.tests.collection_errors.is_empty();
+            if !ran_any && result.applied && result.broken.is_none() && !result.timed_out {
+                // The selection reached none of its tests (ids that do not match): the whole suite.
+                tracing::info!(instance = %job.candidate.instance_id, "selected tests did not run; whole suite");
+                let replace = needs_new_worker(&result);
+                let full = run_full(worker);
+                (full_report(&full), full.clone(), replace || needs_new_worker(&full))
+            } else {
+                let merged = RunResult { tests: merged_run(baseline, &result.tests, &ids), ..result.clone() };
+                let mut report = report_for(&job.candidate, baseline, &merged, timeout, name, job.key.clone());
+                report.selection = Some(SelectionUsed::Covering);
+                report.tests_run = Some(result.tests.tests.len());
+                report.p2p_from = Some(P2pFrom::Baseline);
+                let replace = needs_new_worker(&result);
+                if shared.settings.choice.exact && !report.grade.fail_to_pass.is_empty() && !replace {
+                    // P2P from a full second run.
+                    let full = run_full(worker);
+                    let mut exact = full_report(&full);
+                    exact.selection = Some(SelectionUsed::Covering);
+                    exact.tests_run = Some(result.tests.tests.len() + full.tests.tests.len());
+                    (exact, full.clone(), needs_new_worker(&full))
+                } else {
+                    (report, merged, replace)
+                }
+            }
+        }
+        (Plan::Uncovered, _) => (decided_without_run(shared, job), RunResult::default(), false),
+        _ => {
+            let full = run_full(worker);
+            (full_report(&full), full.clone(), needs_new_worker(&full))
+        }
+    };
+    if job.verify && report.selection == Some(SelectionUsed::All) {
+        // Its run was the full suite: nothing to compare, and it counts as checked.
+        let mut check = shared.check.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        check.checked.push(CheckedCandidate {
+            instance_id: job.candidate.instance_id.clone(),
+            agree: true,
+            selected: report.verdict,
+            full: report.verdict,
+            missed_f2p: Vec::new(),
+            extra_f2p: Vec::new(),
+            p2p_differences: 0,
+        });
+    } else if job.verify && !replace {
+        let full = run_full(worker);
+        replace = needs_new_worker(&full);
+        let truth = full_report(&full);
+        let missed: Vec<String> =
+            truth.grade.fail_to_pass.iter().filter(|t| !report.grade.fail_to_pass.contains(t)).cloned().collect();
+        let extra: Vec<String> =
+            report.grade.fail_to_pass.iter().filter(|t| !truth.grade.fail_to_pass.contains(t)).cloned().collect();
+        let p2p_differences = truth
+            .grade
+            .pass_to_pass
+            .iter()
+            .filter(|t| !report.grade.pass_to_pass.contains(t))
+            .chain(report.grade.pass_to_pass.iter().filter(|t| !truth.grade.pass_to_pass.contains(t)))
+            .count();
+        let agree = missed.is_empty() && extra.is_empty() && truth.verdict == report.verdict;
+        let mut check = shared.check.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !missed.is_empty() || !extra.is_empty() {
+            let test = missed.first().or(extra.first()).cloned().unwrap_or_default();
+            let message = format!(
+                "{}: the full suite disagrees with the selection on {test}: whole suites for the rest of the run",
+                job.candidate.instance_id
+            );
+            crate::console::warn(&message);
+            check.fallback.get_or_insert(message);
+            shared.fallback.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        check.checked.push(CheckedCandidate {
+            instance_id: job.candidate.instance_id.clone(),
+            agree,
+            selected: report.verdict,
+            full: truth.verdict,
+            missed_f2p: missed,
+            extra_f2p: extra,
+            p2p_differences,
+        });
+        if !agree {
+            // The full suite is the truth for this candidate.
+            report = Report { key: job.key.clone(), ..truth };
+            kept = full;
+        }
     }
-    let mut summary = tally.into_inner().map_err(|_| "lock".to_string())?;
-    summary.seconds = started.elapsed().as_secs_f64();
-    summary.per_minute = summary.ran as f64 * 60.0 / summary.seconds.max(1e-9);
-    Ok(summary)
+    (report, kept, replace)
+}
+
+/// The results of a selected run with every test it did not select as in the baseline (a
+/// selected test that did not run stays absent, as in a full run).
+fn merged_run(baseline: &Baseline, selected: &TestRun, ids: &[&str]) -> TestRun {
+    let chosen: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    let mut merged = selected.clone();
+    for (id, status) in &baseline.tests {
+        if !chosen.contains(id.as_str()) && !merged.tests.contains_key(id) {
+            merged.tests.insert(id.clone(), *status);
+        }
+    }
+    merged
+}
+
+/// Records a finished candidate: its files, its counts, its progress.
+fn finish(shared: &Shared<'_>, job: &Job, report: &Report, result: &RunResult) {
+    tracing::debug!(
+        instance = %job.candidate.instance_id,
+        verdict = ?report.verdict,
+        selection = ?report.selection,
+        f2p = report.grade.fail_to_pass.len(),
+        seconds = result.seconds,
+        "validated"
+    );
+    if let Some(why) = &result.broken {
+        tracing::info!(instance = %job.candidate.instance_id, "worker replaced: {why}");
+    } else if result.leaked > 0 {
+        tracing::info!(instance = %job.candidate.instance_id, "worker replaced: {} leaked processes", result.leaked);
+    }
+    let settings = shared.settings;
+    if let Err(e) = write_candidate(&shared.profile.test_cmd, &settings.run_dir, &job.candidate, &job.patch, result, report) {
+        shared.progress.problem(&Problem { location: job.candidate.instance_id.clone(), message: e.to_string() });
+    }
+    if let Ok(mut t) = shared.tally.lock() {
+        *t.strategies.entry(job.candidate.strategy.clone()).or_default().entry(report.verdict).or_default() += 1;
+        if let Some(selection) = report.selection {
+            *t.selection.entry(selection).or_default() += 1;
+        }
+        t.tests_run += report.tests_run.unwrap_or(0);
+        t.ran += 1;
+        let valid = t.total(Verdict::Valid);
+        shared.progress.note(&format!("{valid} valid of {} done", t.ran + t.skipped_done));
+    }
+    shared.progress.advance(1);
 }
 
 impl Report {
@@ -333,6 +687,14 @@ fn write_candidate(
     Ok(write("report.json", json.as_bytes())?)
 }
 
+fn selection_name(selection: SelectionUsed) -> &'static str {
+    match selection {
+        SelectionUsed::Covering => "covering",
+        SelectionUsed::Uncovered => "uncovered (no run)",
+        SelectionUsed::All => "whole suite",
+    }
+}
+
 /// The one-screen summary of a `validate` run.
 pub fn print_validate_summary(summary: &Summary) {
     use crate::validate::Verdict;
@@ -341,6 +703,24 @@ pub fn print_validate_summary(summary: &Summary) {
         "baseline    {} tests, {} passing, {} flaky (left out); candidate timeout {} s",
         summary.baseline_tests, summary.baseline_passing, summary.baseline_flaky, summary.timeout
     );
+    println!("coverage    {}", summary.coverage);
+    if !summary.selection.is_empty() {
+        let counts: Vec<String> = summary.selection.iter().map(|(s, n)| format!("{n} {}", selection_name(*s))).collect();
+        println!("selection   {}; {} tests run in all", counts.join(", "), summary.tests_run);
+    }
+    if summary.verified > 0 {
+        println!(
+            "verified    {} candidates against the full suite: {} disagree",
+            summary.verified,
+            summary.disagreements.len()
+        );
+        for line in &summary.disagreements {
+            println!("  {line}");
+        }
+    }
+    if let Some(why) = &summary.fallback {
+        println!("fallback    {why}");
+    }
     println!();
     let verdicts = [
         (Verdict::Valid, "valid"),
@@ -375,6 +755,21 @@ pub fn print_validate_summary(summary: &Summary) {
     );
 }
 
+/// The baseline and its per-test coverage, before any candidate exists (`run` with
+/// `covered_only`, ahead of `gen`).
+pub fn prepare_coverage(ctx: &Context, profile_path: &Path, settings: &ValidateSettings, out: &Path) -> Result<(), Error> {
+    let profile = ctx.profile(profile_path)?;
+    let checkout = ctx.checkout(&profile)?;
+    let backend = ctx.backend(settings.backend, settings.containment.clone())?;
+    let log_dir = out.join("build_images").join("env").join(&profile.repo_name);
+    let env = backend.build_env(&profile, &checkout, &log_dir)?;
+    let run_dir = out.join("run_validation").join(&profile.repo_name);
+    let mut worker = backend.start_worker(&profile, &checkout, 0)?;
+    baseline(worker.as_mut(), &profile, &env, &run_dir)?;
+    baseline_coverage(worker.as_mut(), &profile, &env, &run_dir).map_err(|e| Error::Usage(format!("covered_only: {e}")))?;
+    Ok(())
+}
+
 /// `bugsmith validate`: every candidate of the profile's repository, against the clean
 /// baseline, into `<out>/run_validation/<repo_name>/`.
 pub fn command(ctx: &Context, profile_path: &Path, settings: &ValidateSettings, out: &Path, json: bool) -> Outcome {
@@ -398,6 +793,12 @@ pub fn command(ctx: &Context, profile_path: &Path, settings: &ValidateSettings, 
         timeout: settings.timeout,
         recycle_after: settings.recycle_after,
         run_dir: out.join("run_validation").join(&profile.repo_name),
+        choice: TestChoice {
+            select: settings.select,
+            exact: settings.exact,
+            verify: settings.verify,
+            seed: settings.seed,
+        },
     };
     let bar = console::Bar::new(json);
     console::status(json, "running the clean baseline …");

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-const CORE: [&str; 10] =
-    ["ast", "patch", "recipe", "rng", "grading", "ids", "profile", "settings", "changes", "progress"];
+const CORE: [&str; 11] =
+    ["ast", "patch", "recipe", "rng", "grading", "ids", "profile", "settings", "changes", "progress", "coverage"];
 /// The adapters to external systems, and what every stage shares on top of them: the files
 /// stages hand each other (`records`), running tests in a worker (`testrun`) and the command
 /// context (`context`).

@@ -598,6 +598,7 @@ impl DockerBackend {
             format!("python3 -m venv {VENV}"),
         ];
         steps.extend(profile.install.iter().cloned());
+        steps.push(super::tooling_step());
         steps.push(FREEZE_INSTALLED_STATE.to_string());
         steps.push(format!("mkdir -p {SCRATCH} && chown -R {TEST_USER}: {WORKDIR} /home/{TEST_USER}"));
         let mut env: Vec<(String, String)> = vec![

@@ -310,6 +310,7 @@ impl Backend for LocalBackend {
         let venv = dir.join("venv");
         let mut steps = vec![format!("{python} -m venv {}", venv.display())];
         steps.extend(profile.install.iter().cloned());
+        steps.push(super::tooling_step());
         steps.push(FREEZE_INSTALLED_STATE.to_string());
         let mut env = venv_env(&venv);
         env.extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));

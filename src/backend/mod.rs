@@ -27,6 +27,20 @@ pub type Result<T> = std::result::Result<T, BackendError>;
 
 pub use crate::settings::Containment;
 
+/// The environment-build step that installs bugsmith's own tooling after the profile's
+/// install: coverage.py (unless the repository's install brought one, whose version then
+/// stays) and the pytest plugin `bugsmith_pytest`. A failed coverage install is reported in
+/// the build log and leaves validation to run whole suites.
+pub fn tooling_step() -> String {
+    use base64::Engine as _;
+    let plugin = base64::engine::general_purpose::STANDARD.encode(crate::profile::PYTEST_PLUGIN);
+    format!(
+        "python -c 'import coverage' 2>/dev/null || python -m pip install -q 'coverage>=5' || echo 'bugsmith: coverage.py not installed: whole suites will run'; \
+         site=$(python -c 'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])') && echo {plugin} | base64 -d > \"$site/bugsmith_pytest.py\""
+    )
+}
+
+
 /// A command to run in a worker.
 #[derive(Clone, Debug)]
 pub struct Exec {

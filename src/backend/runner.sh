@@ -1,6 +1,8 @@
 # bugsmith runner: validates one candidate in a warm worker (bash).
 # In:  WORKDIR, SCRATCH (holds patch.diff, may be empty), TEST_CMD, TEST_TIMEOUT,
-#      PYTEST_ADDOPTS (pytest only: where the JUnit XML goes).
+#      PYTEST_ADDOPTS (pytest only: where the JUnit XML goes; `-p bugsmith_pytest` with
+#      BUGSMITH_SELECT=SCRATCH/select.txt to run some tests, BUGSMITH_COVERAGE=SCRATCH/coverage.json
+#      to record per-test coverage, returned as a marker).
 #      Containment (set by the backend): CANDIDATE_ROOT (emptied before and after each
 #      candidate; HOME and TMPDIR of the tests live in it), WIPE_SHM=1 (empty /dev/shm too),
 #      SWEEP=1 (the runner is in a pid namespace of its own: afterwards every process but pid 1,
@@ -14,7 +16,7 @@ cd "$WORKDIR" || { echo ">>>>> bugsmith broken no work tree"; exit 0; }
 # The commit every candidate starts from, recorded before the first test ever runs here.
 [ -s "$SCRATCH/base" ] || git rev-parse HEAD > "$SCRATCH/base"
 base=$(cat "$SCRATCH/base")
-rm -rf "$SCRATCH/junit.xml" "$SCRATCH/out.txt" "$SCRATCH/apply.txt" "$SCRATCH/tests"
+rm -rf "$SCRATCH/junit.xml" "$SCRATCH/coverage.json" "$SCRATCH/out.txt" "$SCRATCH/apply.txt" "$SCRATCH/tests"
 candidate_root=${CANDIDATE_ROOT:-$SCRATCH/candidate}
 
 # Empties the places tests may write besides the work tree, so nothing carries over.
@@ -106,6 +108,10 @@ if [ "${EVAL:-}" = 1 ]; then
 fi
 rm -f "$SCRATCH/prediction.diff"
 if [ "$run_tests" = 1 ]; then
+  # Per-test coverage is bugsmith's: the repository's pytest-cov (if any) stands aside.
+  if [ -n "${BUGSMITH_COVERAGE:-}" ] && python -c 'import pytest_cov' 2>/dev/null; then
+    export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} --no-cov"
+  fi
   start=${EPOCHREALTIME//[!0-9]/}
   oom_before=$(oom_kills)
   # Its own session, so whatever the tests leave running can be killed afterwards.
@@ -127,6 +133,9 @@ if [ "$run_tests" = 1 ]; then
   if [ -f "$SCRATCH/junit.xml" ]; then
     echo ">>>>> bugsmith junit $(head -c 20000000 "$SCRATCH/junit.xml" | base64 -w0)"
   fi
+  if [ -f "$SCRATCH/coverage.json" ]; then
+    echo ">>>>> bugsmith coverage $(base64 -w0 < "$SCRATCH/coverage.json")"
+  fi
 fi
 if [ "${SWEEP:-}" = 1 ]; then
   if sweep; then
@@ -145,7 +154,7 @@ fi
 for entry in "$SCRATCH"/* "$SCRATCH"/.[!.]*; do
   [ -e "$entry" ] || continue
   case "${entry##*/}" in
-    base | patch.diff | prediction.diff | apply.txt | junit.xml | out.txt | tests | candidate) ;;
+    base | patch.diff | prediction.diff | select.txt | apply.txt | junit.xml | coverage.json | out.txt | tests | candidate) ;;
     *) echo ">>>>> bugsmith broken a file was written outside the work tree: $entry" ;;
   esac
 done

@@ -177,7 +177,8 @@ fn module_to_path(module: &str, file: Option<&str>) -> String {
 }
 
 /// The pytest node id of a JUnit test case.
-fn node_id(classname: &str, name: &str, file: Option<&str>) -> String {
+/// The test id of a JUnit `testcase` (a pytest node id when the file is known).
+pub fn node_id(classname: &str, name: &str, file: Option<&str>) -> String {
     let Some(file) = file else {
         // xunit2 without `file`: the best guess is a module path for all but the last part.
         return match classname.rsplit_once('.') {

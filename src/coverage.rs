@@ -1,0 +1,333 @@
+//! Per-test coverage of a repository's clean code, recorded with the baseline by bugsmith's
+//! pytest plugin (`src/pytest_plugin.py`), and what it says about a candidate: which tests
+//! execute the statements its patch changes. Pure: text in, values out.
+//!
+//! A changed line maps to its innermost enclosing statement through the AST; the statement's
+//! header (or, for a simple statement, every line of it) and the changed line itself are looked
+//! up. Code outside any function body (module level, class bodies, decorators, default
+//! arguments), and function code that also ran outside a test (at import or collection), runs
+//! for every test: such a change selects `all`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use crate::ast::{NodeId, SourceFile};
+
+/// Statement kinds, as `ast` names them.
+const STATEMENTS: [&str; 24] = [
+    "FunctionDef",
+    "ClassDef",
+    "Return",
+    "Delete",
+    "TypeAlias",
+    "Assign",
+    "AugAssign",
+    "AnnAssign",
+    "For",
+    "While",
+    "If",
+    "With",
+    "Match",
+    "Raise",
+    "Try",
+    "Assert",
+    "Import",
+    "ImportFrom",
+    "Global",
+    "Nonlocal",
+    "Expr",
+    "Pass",
+    "Break",
+    "Continue",
+];
+
+/// The file the plugin writes.
+#[derive(Debug, Deserialize)]
+struct Recorded {
+    /// Dynamic contexts: `""` (outside tests), test node ids, `fixture:<baseid>::<name>`.
+    contexts: Vec<String>,
+    /// Fixture context → node ids of the tests that use the fixture.
+    #[serde(default)]
+    fixtures: BTreeMap<String, Vec<String>>,
+    /// Node id → the (classname, name, file) of its JUnit `testcase`.
+    #[serde(default)]
+    names: BTreeMap<String, (String, String, Option<String>)>,
+    /// File → line → indices into `contexts`.
+    files: BTreeMap<String, BTreeMap<String, Vec<usize>>>,
+}
+
+/// Who executed one line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct LineUse {
+    /// Indices into [`TestCoverage::tests`].
+    tests: BTreeSet<usize>,
+    /// It also ran outside any test (import, collection).
+    outside_tests: bool,
+}
+
+/// Which lines each test executed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestCoverage {
+    /// Node ids of the tests (sorted).
+    pub tests: Vec<String>,
+    /// The id each has in the graded results (from its JUnit names; the node id otherwise).
+    pub ids: Vec<String>,
+    lines: BTreeMap<String, BTreeMap<u32, LineUse>>,
+}
+
+/// The coverage file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("per-test coverage: {0}")]
+pub struct CoverageError(String);
+
+/// What a candidate needs to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// No test executes what it changes: decided without a run.
+    Uncovered,
+    /// These tests (indices into [`TestCoverage::tests`]) execute it.
+    Tests(BTreeSet<usize>),
+    /// Every test may: why.
+    All(String),
+}
+
+impl TestCoverage {
+    /// Reads the plugin's JSON.
+    pub fn parse(json: &str) -> Result<TestCoverage, CoverageError> {
+        let recorded: Recorded = serde_json::from_str(json).map_err(|e| CoverageError(e.to_string()))?;
+        let mut tests: BTreeSet<String> = recorded
+            .contexts
+            .iter()
+            .filter(|c| !c.is_empty() && !c.starts_with("fixture:"))
+            .cloned()
+            .collect();
+        tests.extend(recorded.fixtures.values().flatten().cloned());
+        let tests: Vec<String> = tests.into_iter().collect();
+        let ids = tests
+            .iter()
+            .map(|t| {
+                recorded.names.get(t).map_or_else(
+                    || t.clone(),
+                    |(classname, name, file)| crate::grading::node_id(classname, name, file.as_deref()),
+                )
+            })
+            .collect();
+        let index: BTreeMap<&str, usize> = tests.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+        // Each context as the tests it stands for (`None`: outside tests).
+        let users: Vec<Option<Vec<usize>>> = recorded
+            .contexts
+            .iter()
+            .map(|c| {
+                if c.is_empty() {
+                    None
+                } else if let Some(users) = recorded.fixtures.get(c) {
+                    Some(users.iter().filter_map(|u| index.get(u.as_str()).copied()).collect())
+                } else if c.starts_with("fixture:") {
+                    // A fixture no selected test uses (set up for a deselected one): no test.
+                    Some(Vec::new())
+                } else {
+                    Some(index.get(c.as_str()).copied().into_iter().collect())
+                }
+            })
+            .collect();
+        let mut lines: BTreeMap<String, BTreeMap<u32, LineUse>> = BTreeMap::new();
+        for (file, by_line) in recorded.files {
+            let file_lines = lines.entry(file).or_default();
+            for (line, contexts) in by_line {
+                let Ok(line) = line.parse::<u32>() else { continue };
+                let entry = file_lines.entry(line).or_default();
+                for context in contexts {
+                    match users.get(context) {
+                        Some(Some(tests)) => entry.tests.extend(tests.iter().copied()),
+                        Some(None) => entry.outside_tests = true,
+                        None => {}
+                    }
+                }
+            }
+        }
+        Ok(TestCoverage { tests, ids, lines })
+    }
+
+    /// Whether any test executed any line of `file`.
+    pub fn covers_file(&self, file: &str) -> bool {
+        self.lines.get(file).is_some_and(|l| l.values().any(|u| !u.tests.is_empty() || u.outside_tests))
+    }
+
+    /// Whether some test executed a line in `from..=to` of `file` (imports do not count).
+    pub fn covers_lines(&self, file: &str, from: u32, to: u32) -> bool {
+        self.lines.get(file).is_some_and(|l| l.range(from..=to).any(|(_, u)| !u.tests.is_empty()))
+    }
+
+    /// The tests a patch needs. `source` gives a file's clean text (for the statement map).
+    pub fn select(&self, patch: &str, source: impl Fn(&str) -> Option<String>) -> Selection {
+        if patch.contains("--- /dev/null") || patch.contains("+++ /dev/null") {
+            return Selection::All("the patch adds or deletes a file".into());
+        }
+        let mut tests = BTreeSet::new();
+        for change in crate::patch::changes_of(patch) {
+            if !change.path.ends_with(".py") {
+                return Selection::All(format!("{} is not Python source", change.path));
+            }
+            let Some(text) = source(&change.path) else {
+                return Selection::All(format!("{} cannot be read", change.path));
+            };
+            let Ok(file) = SourceFile::parse(&change.path, text) else {
+                return Selection::All(format!("{} does not parse", change.path));
+            };
+            let Some(covered) = self.lines.get(&change.path) else { continue };
+            for &line in &change.old_lines {
+                let Some(statement) = innermost_statement(&file, line) else { continue };
+                if !in_function_body(&file, statement) {
+                    return Selection::All(format!("{}:{line} runs at import (outside any function)", change.path));
+                }
+                for probe in probe_lines(&file, statement, line as u32) {
+                    if let Some(used) = covered.get(&probe) {
+                        if used.outside_tests {
+                            return Selection::All(format!("{}:{probe} also runs outside tests", change.path));
+                        }
+                        tests.extend(used.tests.iter().copied());
+                    }
+                }
+            }
+        }
+        if tests.is_empty() { Selection::Uncovered } else { Selection::Tests(tests) }
+    }
+}
+
+/// The smallest statement whose lines hold `line`.
+fn innermost_statement(file: &SourceFile, line: usize) -> Option<NodeId> {
+    let tree = file.tree();
+    let lines = file.lines();
+    tree.subtree(0)
+        .filter(|&id| STATEMENTS.contains(&tree.node(id).kind))
+        .filter(|&id| {
+            let node = tree.node(id);
+            lines.line(node.start) <= line && line <= lines.line(node.end.saturating_sub(1).max(node.start))
+        })
+        .min_by_key(|&id| tree.node(id).end - tree.node(id).start)
+}
+
+/// Whether the statement sits in the body of some function (it runs when that function does).
+fn in_function_body(file: &SourceFile, statement: NodeId) -> bool {
+    let tree = file.tree();
+    let mut child = statement;
+    while let Some(parent) = tree.node(child).parent {
+        if tree.node(parent).kind == "FunctionDef" {
+            // The body, not the decorators, defaults or annotations (those run at definition).
+            return tree.node(child).role == "body" || in_function_body(file, parent);
+        }
+        child = parent;
+    }
+    false
+}
+
+/// The lines coverage may list for a change at `line` in `statement`: the changed line, and
+/// the statement's own lines up to its first nested statement (its header; all of it for a
+/// simple statement).
+fn probe_lines(file: &SourceFile, statement: NodeId, line: u32) -> Vec<u32> {
+    let tree = file.tree();
+    let lines = file.lines();
+    let node = tree.node(statement);
+    let first = lines.line(node.start) as u32;
+    let nested = tree
+        .subtree(statement)
+        .skip(1)
+        .filter(|&id| STATEMENTS.contains(&tree.node(id).kind))
+        .map(|id| lines.line(tree.node(id).start) as u32)
+        .min();
+    let last = nested.map_or(lines.line(node.end.saturating_sub(1).max(node.start)) as u32, |n| n.saturating_sub(1).max(first));
+    let mut probes: Vec<u32> = (first..=last).collect();
+    probes.push(line);
+    probes.sort_unstable();
+    probes.dedup();
+    probes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCE: &str = "import os\n\n\ndef area(w, h):\n    if w < 0:\n        raise ValueError(\n            'negative')\n    else:\n        pass\n    return w * h\n\n\ndef unused():\n    return 1\n\n\nLIMIT = area(2, 3)\n\n\nclass Box:\n    size = 3\n\n    def volume(self, d=2):\n        return self.size * d\n";
+
+    fn coverage() -> TestCoverage {
+        // Lines as coverage.py lists them: `area` run by test 1 and at import (line 17 calls
+        // it), `volume` only by test 2 through a fixture.
+        TestCoverage::parse(
+            r#"{"version": 1,
+                "contexts": ["", "t.py::test_area", "fixture:t.py::box", "t.py::test_other"],
+                "fixtures": {"fixture:t.py::box": ["t.py::test_volume"]},
+                "files": {"m.py": {"1": [0], "4": [0], "5": [1], "6": [1], "10": [0, 1], "13": [0],
+                                   "17": [0], "20": [0], "21": [0], "23": [0], "24": [2]}}}"#,
+        )
+        .unwrap()
+    }
+
+    fn patch(from: &str, to: &str) -> String {
+        crate::patch::render_diff("m.py", SOURCE, &SOURCE.replacen(from, to, 1)).unwrap()
+    }
+
+    fn select(from: &str, to: &str) -> Selection {
+        coverage().select(&patch(from, to), |p| (p == "m.py").then(|| SOURCE.to_string()))
+    }
+
+    fn names(selection: &Selection) -> Vec<String> {
+        let cov = coverage();
+        match selection {
+            Selection::Tests(t) => t.iter().map(|&i| cov.tests[i].clone()).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_change_in_a_body_selects_the_tests_that_ran_it() {
+        assert_eq!(names(&select("if w < 0", "if w <= 0")), ["t.py::test_area"]);
+        // A continuation line maps to its statement's first line.
+        assert_eq!(names(&select("'negative'", "'neg'")), ["t.py::test_area"]);
+    }
+
+    #[test]
+    fn an_else_line_is_looked_up_through_its_if() {
+        assert_eq!(names(&select("    else:\n", "    elif w > 9:\n")), ["t.py::test_area"]);
+        // Its body never ran: changing it breaks nothing.
+        assert_eq!(select("        pass\n", "        return 0\n"), Selection::Uncovered);
+    }
+
+    #[test]
+    fn code_a_fixture_ran_selects_every_test_using_the_fixture() {
+        assert_eq!(names(&select("self.size * d", "self.size + d")), ["t.py::test_volume"]);
+    }
+
+    #[test]
+    fn code_no_test_ran_is_uncovered() {
+        assert_eq!(select("return 1", "return 2"), Selection::Uncovered);
+    }
+
+    #[test]
+    fn module_level_code_class_bodies_and_defaults_select_all() {
+        for (from, to) in [("LIMIT = area(2, 3)", "LIMIT = area(3, 3)"), ("size = 3", "size = 4"), ("d=2", "d=3")] {
+            assert!(matches!(select(from, to), Selection::All(_)), "{from}");
+        }
+    }
+
+    #[test]
+    fn function_code_that_also_ran_at_import_selects_all() {
+        let selection = select("return w * h", "return w + h");
+        assert!(matches!(&selection, Selection::All(why) if why.contains("outside tests")), "{selection:?}");
+    }
+
+    #[test]
+    fn lines_count_as_covered_when_a_test_ran_them_not_an_import() {
+        let cov = coverage();
+        assert!(cov.covers_lines("m.py", 4, 10), "area's body ran in test_area");
+        assert!(!cov.covers_lines("m.py", 13, 14), "unused ran only its def, at import");
+        assert!(cov.covers_lines("m.py", 23, 24), "volume ran through a fixture");
+        assert!(!cov.covers_lines("other.py", 1, 99));
+    }
+
+    #[test]
+    fn a_patch_adding_a_file_selects_all() {
+        let added = "diff --git a/n.py b/n.py\nnew file mode 100644\n--- /dev/null\n+++ b/n.py\n@@ -0,0 +1 @@\n+x = 1\n";
+        assert!(matches!(coverage().select(added, |_| None), Selection::All(_)));
+    }
+}

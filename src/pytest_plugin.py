@@ -1,0 +1,119 @@
+"""bugsmith's pytest plugin, installed into every environment bugsmith builds and loaded with
+``-p bugsmith_pytest`` through ``PYTEST_ADDOPTS`` (the test command stays as written).
+
+* ``BUGSMITH_SELECT=<file>``: run only the tests whose node ids the file lists (one per line);
+  the others are deselected.
+* ``BUGSMITH_COVERAGE=<file>``: record which lines each test executes (coverage.py, one dynamic
+  context per test; fixtures are recorded on their own and attributed to every test that uses
+  them, whatever their scope) and write them to the file as JSON. What runs outside any test
+  (imports, collection, module and class bodies) is recorded under the context ``""``.
+"""
+
+import json
+import os
+import sys
+
+_coverage = None
+_stack = []
+
+if os.environ.get("BUGSMITH_COVERAGE"):
+    try:
+        import coverage
+
+        # As early as a plugin can: before conftest files and test modules are imported.
+        _coverage = coverage.Coverage(data_file=None, config_file=False, source=[os.getcwd()])
+        _coverage.start()
+    except Exception as error:  # coverage missing or broken: the run goes on, without it
+        sys.stderr.write(f"bugsmith: no per-test coverage ({error})\n")
+        _coverage = None
+
+_users = {}
+_names = {}
+
+
+def _junit_names(item):
+    """The (classname, name, file) pytest's JUnit XML (xunit1) writes for an item."""
+    path, bracket, params = item.nodeid.partition("[")
+    names = path.split("::")
+    names[0] = names[0].replace("/", ".")
+    if names[0].endswith(".py"):
+        names[0] = names[0][:-3]
+    names[-1] += bracket + params
+    return [".".join(names[:-1]), names[-1], item.location[0]]
+
+
+def _switch(context):
+    if _coverage is not None:
+        _coverage.switch_context(context)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    selected_file = os.environ.get("BUGSMITH_SELECT")
+    if selected_file:
+        with open(selected_file, encoding="utf-8") as handle:
+            wanted = {line.rstrip("\n") for line in handle if line.strip()}
+        keep = [item for item in items if item.nodeid in wanted]
+        dropped = [item for item in items if item.nodeid not in wanted]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    if _coverage is not None:
+        for item in items:
+            _names[item.nodeid] = _junit_names(item)
+            info = getattr(item, "_fixtureinfo", None)
+            for defs in getattr(info, "name2fixturedefs", {}).values():
+                for fixturedef in defs:
+                    _users.setdefault(_fixture_key(fixturedef), []).append(item.nodeid)
+
+
+def _fixture_key(fixturedef):
+    return f"fixture:{fixturedef.baseid}::{fixturedef.argname}"
+
+
+try:
+    import pytest
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        _stack.append(item.nodeid)
+        _switch(item.nodeid)
+        yield
+        _stack.pop()
+        _switch(_stack[-1] if _stack else "")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(fixturedef, request):
+        key = _fixture_key(fixturedef)
+        _stack.append(key)
+        _switch(key)
+        yield
+        _stack.pop()
+        _switch(_stack[-1] if _stack else "")
+
+except ImportError:  # imported outside pytest
+    pass
+
+
+def pytest_sessionfinish(session, exitstatus):
+    target = os.environ.get("BUGSMITH_COVERAGE")
+    if _coverage is None or not target:
+        return
+    _coverage.stop()
+    data = _coverage.get_data()
+    root = os.getcwd()
+    contexts = sorted(data.measured_contexts())
+    index = {context: i for i, context in enumerate(contexts)}
+    files = {}
+    for path in data.measured_files():
+        relative = os.path.relpath(path, root)
+        if relative.startswith(".."):
+            continue
+        lines = {}
+        for line, covering in (data.contexts_by_lineno(path) or {}).items():
+            lines[str(line)] = sorted(index[c] for c in covering if c in index)
+        files[relative.replace(os.sep, "/")] = lines
+    fixtures = {key: sorted(set(users)) for key, users in _users.items()}
+    with open(target, "w", encoding="utf-8") as handle:
+        json.dump(
+            {"version": 1, "contexts": contexts, "fixtures": fixtures, "names": _names, "files": files}, handle
+        )

@@ -1,0 +1,200 @@
+//! Validation at the cost of the covering tests (local backend): per-test coverage from the
+//! baseline, candidates that run only the tests executing their changes (or none), module-level
+//! changes that run every test, the verify sample catching what coverage cannot see (code run
+//! in a subprocess, a test reading source text) and falling back to whole suites, unittest
+//! falling back, resume, and agreement with whole-suite runs on a real sdist.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{bugsmith, bugsmith_in, json, manifest, patch_of, shared_cache, stderr};
+use serde_json::Value;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    profile: PathBuf,
+    repo_name: String,
+    candidates: PathBuf,
+}
+
+impl Fixture {
+    fn new(source: &Path) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("profile.yaml");
+        let init = bugsmith(&["profile", "init", source.to_str().unwrap(), "-o", profile.to_str().unwrap()], &shared_cache());
+        assert!(init.status.success(), "{}", stderr(&init));
+        let text = std::fs::read_to_string(&profile).unwrap();
+        let repo_name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("repo_name: "))
+            .map(|n| n.trim().trim_matches('\'').to_string())
+            .unwrap();
+        let candidates = dir.path().join("candidates");
+        std::fs::create_dir_all(&candidates).unwrap();
+        Fixture { dir, profile, repo_name, candidates }
+    }
+
+    fn checkout(&self) -> PathBuf {
+        shared_cache().join("checkouts").join(&self.repo_name)
+    }
+
+    /// A candidate replacing `from` with `to` in `file`.
+    fn candidate(&self, name: &str, file: &str, from: &str, to: &str) {
+        let patch = patch_of(&self.checkout(), file, |t| {
+            assert!(t.contains(from), "{from}");
+            t.replacen(from, to, 1)
+        });
+        std::fs::write(self.candidates.join(format!("bug__func_pm_{name}__aaaaaaaa.diff")), patch).unwrap();
+    }
+
+    fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn validate(&self, out: &str, extra: &[&str]) -> Value {
+        let out = self.out(out);
+        let mut args = vec![
+            "validate",
+            self.profile.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--candidates",
+            self.candidates.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json(&bugsmith_in(&args, &shared_cache(), Some(self.dir.path())))
+    }
+
+    /// Reports by candidate name (`total`, …).
+    fn reports(&self, out: &str) -> BTreeMap<String, Value> {
+        let dir = self.out(out).join("run_validation").join(&self.repo_name);
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("report.json").exists())
+            .map(|p| {
+                let report: Value =
+                    serde_json::from_str(&std::fs::read_to_string(p.join("report.json")).unwrap()).unwrap();
+                let id = report["instance_id"].as_str().unwrap();
+                let name = id.split(".func_pm_").nth(1).unwrap().split("__").next().unwrap().to_string();
+                (name, report)
+            })
+            .collect()
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+}
+
+fn selection_fixture() -> Fixture {
+    let fixture = Fixture::new(&manifest().join("tests/fixtures/repos/selection"));
+    fixture.candidate("total", "shop/prices.py", "* quantity", "+ quantity");
+    fixture.candidate("raise", "shop/prices.py", "\"negative quantity\"", "\"negative\"");
+    fixture.candidate("unused", "shop/prices.py", "value + 1", "value + 2");
+    fixture.candidate("module", "shop/prices.py", "RATE = 2", "RATE = 3");
+    fixture
+}
+
+#[test]
+fn candidates_run_only_the_tests_that_execute_their_changes() {
+    let fixture = selection_fixture();
+    let summary = fixture.validate("out", &["--verify", "0"]);
+    assert!(summary["coverage"].as_str().unwrap().contains("tests recorded"), "{summary:#}");
+    let reports = fixture.reports("out");
+
+    // Executed by one test only (the change is on a continuation line, which coverage does not
+    // list: it is looked up through its statement): only that test runs, and it is the F2P.
+    let total = &reports["total"];
+    assert_eq!(total["selection"], "covering", "{total:#}");
+    assert_eq!(total["tests_run"], 1);
+    assert_eq!(total["verdict"], "valid");
+    assert_eq!(strings(&total["FAIL_TO_PASS"]), ["tests/test_prices.py::test_total"]);
+    assert_eq!(total["p2p_from"], "baseline");
+    assert!(strings(&total["PASS_TO_PASS"]).contains(&"tests/test_prices.py::test_rated[2]".to_string()));
+
+    // No test raises: the raise statement never ran.
+    assert_eq!((&reports["raise"]["selection"], &reports["raise"]["verdict"]), (&"uncovered".into(), &"no_test_broken".into()));
+
+    // No test executes it: decided without a run.
+    let unused = &reports["unused"];
+    assert_eq!((&unused["selection"], &unused["tests_run"], &unused["verdict"]), (&"uncovered".into(), &0.into(), &"no_test_broken".into()));
+
+    // Module level: every test runs; the parametrized ones break.
+    let module = &reports["module"];
+    assert_eq!(module["selection"], "all");
+    assert!(module["tests_run"].as_u64().unwrap() >= 6, "{module:#}");
+    assert_eq!(strings(&module["FAIL_TO_PASS"]), ["tests/test_prices.py::test_rated[1]", "tests/test_prices.py::test_rated[2]"]);
+
+    // The same candidates on whole suites: the same verdicts and F2P (and, here, P2P).
+    let all = fixture.validate("out-all", &["--select", "all"]);
+    assert_eq!(all["selection"]["all"], 4, "{all:#}");
+    for (name, report) in fixture.reports("out-all") {
+        let covering = &reports[&name];
+        assert_eq!(report["verdict"], covering["verdict"], "{name}");
+        assert_eq!(report["FAIL_TO_PASS"], covering["FAIL_TO_PASS"], "{name}");
+        assert_eq!(report["PASS_TO_PASS"], covering["PASS_TO_PASS"], "{name}");
+    }
+
+    // --exact: P2P from a second, full run.
+    let exact = fixture.validate("out-exact", &["--exact", "--verify", "0"]);
+    assert_eq!(exact["verified"], 0);
+    let total = &fixture.reports("out-exact")["total"];
+    assert_eq!((&total["p2p_from"], &total["selection"]), (&"run".into(), &"covering".into()));
+
+    // Resume: nothing runs again.
+    let again = fixture.validate("out", &["--verify", "0"]);
+    assert_eq!((again["ran"].as_u64(), again["skipped_done"].as_u64()), (Some(0), Some(4)), "{again:#}");
+}
+
+#[test]
+fn the_verify_sample_catches_what_coverage_cannot_see_and_falls_back_to_whole_suites() {
+    let fixture = selection_fixture();
+    // Reached only through a subprocess: coverage sees no test execute it.
+    fixture.candidate("shout", "shop/prices.py", "text.upper()", "text.lower()");
+    let summary = fixture.validate("out", &["--verify", "100"]);
+    assert_eq!(summary["verified"], 5, "{summary:#}");
+    let fallback = summary["fallback"].as_str().unwrap();
+    assert!(fallback.contains("func_pm_shout") && fallback.contains("test_shout_in_a_subprocess"), "{fallback}");
+    let reports = fixture.reports("out");
+    assert_eq!(reports["shout"]["verdict"], "valid", "the full suite's verdict is kept");
+    assert_eq!(strings(&reports["shout"]["FAIL_TO_PASS"]), ["tests/test_outside.py::test_shout_in_a_subprocess"]);
+    let check_path = fixture
+        .out("out")
+        .join("run_validation")
+        .join(&fixture.repo_name)
+        .join(format!("{}.ref/coverage_check.json", fixture.repo_name));
+    let check: Value = serde_json::from_str(&std::fs::read_to_string(&check_path).unwrap()).unwrap();
+    assert_eq!(check["fallback"].as_str(), Some(fallback));
+
+    // Kept on resume: a new candidate (a test reads this function's source) runs the whole suite.
+    fixture.candidate("greeting", "shop/prices.py", "\"hello \" + name", "\"hi \" + name");
+    let again = fixture.validate("out", &["--verify", "0"]);
+    assert_eq!(again["fallback"].as_str(), Some(fallback));
+    let greeting = &fixture.reports("out")["greeting"];
+    assert_eq!(greeting["selection"], "all");
+    assert_eq!(strings(&greeting["FAIL_TO_PASS"]), ["tests/test_outside.py::test_greeting_source_is_documented"]);
+}
+
+#[test]
+fn a_test_reading_source_text_is_caught_by_the_verify_sample_too() {
+    let fixture = Fixture::new(&manifest().join("tests/fixtures/repos/selection"));
+    fixture.candidate("greeting", "shop/prices.py", "\"hello \" + name", "\"hi \" + name");
+    let summary = fixture.validate("out", &["--verify", "100"]);
+    assert!(summary["fallback"].as_str().unwrap().contains("test_greeting_source_is_documented"), "{summary:#}");
+}
+
+#[test]
+fn unittest_suites_fall_back_to_whole_suites_and_say_so() {
+    let fixture = Fixture::new(&manifest().join("tests/fixtures/repos/selection_unittest"));
+    let profile = std::fs::read_to_string(&fixture.profile).unwrap();
+    assert!(profile.contains("log_parser: unittest"), "{profile}");
+    fixture.candidate("add", "calc/ops.py", "a + b", "a - b");
+    let summary = fixture.validate("out", &[]);
+    assert!(summary["coverage"].as_str().unwrap().contains("pytest"), "{summary:#}");
+    let report = &fixture.reports("out")["add"];
+    assert_eq!((&report["selection"], &report["verdict"]), (&"all".into(), &"valid".into()));
+}
