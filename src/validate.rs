@@ -473,15 +473,17 @@ fn run_pass<'a>(shared: &Shared<'a>, jobs: Vec<Job>, first: &mut Option<Box<dyn 
     *first = kept.into_inner().unwrap_or(None);
 }
 
-/// The report of a candidate no test executes.
+/// The report of a candidate no test executes: every test as in the baseline, so no F2P and
+/// the baseline's passing tests as P2P.
 fn decided_without_run(shared: &Shared<'_>, job: &Job) -> Report {
-    let result = RunResult { applied: true, finished: true, exit_code_agrees: true, ..RunResult::default() };
+    let tests = merged_run(shared.baseline, &TestRun::default(), &[]);
+    let result = RunResult { applied: true, finished: true, exit_code_agrees: true, tests, ..RunResult::default() };
     let mut report = report_for(&job.candidate, shared.baseline, &result, 0, shared.backend.name(), job.key.clone());
-    report.verdict = Verdict::NoTestBroken;
-    report.grade = Grade::default();
     report.exit_code = None;
+    report.results_from = "coverage".into();
     report.selection = Some(SelectionUsed::Uncovered);
     report.tests_run = Some(0);
+    report.p2p_from = Some(P2pFrom::Baseline);
     report
 }
 
