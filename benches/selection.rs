@@ -41,10 +41,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let source = args.first().cloned().unwrap_or_else(|| "pypi:attrs==23.2.0".into());
     let max_bugs = args.get(1).cloned().unwrap_or_else(|| "2".into());
-    let cache = std::env::var_os("BUGSMITH_CACHE").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-cache"),
-        std::path::PathBuf::from,
-    );
+    let cache = std::env::var_os("BUGSMITH_CACHE")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-cache"), std::path::PathBuf::from);
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("profile.yaml");
     let p = profile.to_str().unwrap();
@@ -61,7 +59,17 @@ fn main() {
     for (mode, out) in [("all", &all_out), ("covering", &covering_out)] {
         let started = Instant::now();
         let summary = bugsmith(
-            &["validate", p, "--select", mode, "--out", out.to_str().unwrap(), "--candidates", candidates.to_str().unwrap(), "--json"],
+            &[
+                "validate",
+                p,
+                "--select",
+                mode,
+                "--out",
+                out.to_str().unwrap(),
+                "--candidates",
+                candidates.to_str().unwrap(),
+                "--json",
+            ],
             &cache,
         );
         let seconds = started.elapsed().as_secs_f64();
@@ -75,7 +83,10 @@ fn main() {
             summary["coverage"].as_str().unwrap_or("")
         );
         if mode == "covering" {
-            println!("          selection {}, verified {}, fallback {}", summary["selection"], summary["verified"], summary["fallback"]);
+            println!(
+                "          selection {}, verified {}, fallback {}",
+                summary["selection"], summary["verified"], summary["fallback"]
+            );
         }
         figures.push(ran as f64 * 60.0 / seconds);
     }
@@ -95,7 +106,10 @@ fn main() {
         if let Some(c) = covering.get(id)
             && (c["verdict"] != r["verdict"] || c["FAIL_TO_PASS"] != r["FAIL_TO_PASS"])
         {
-            println!("  differs: {id}: all {} {}, covering {} {} ({})", r["verdict"], r["FAIL_TO_PASS"], c["verdict"], c["FAIL_TO_PASS"], c["selection"]);
+            println!(
+                "  differs: {id}: all {} {}, covering {} {} ({})",
+                r["verdict"], r["FAIL_TO_PASS"], c["verdict"], c["FAIL_TO_PASS"], c["selection"]
+            );
         }
     }
 }

@@ -96,12 +96,8 @@ impl TestCoverage {
     /// Reads the plugin's JSON.
     pub fn parse(json: &str) -> Result<TestCoverage, CoverageError> {
         let recorded: Recorded = serde_json::from_str(json).map_err(|e| CoverageError(e.to_string()))?;
-        let mut tests: BTreeSet<String> = recorded
-            .contexts
-            .iter()
-            .filter(|c| !c.is_empty() && !c.starts_with("fixture:"))
-            .cloned()
-            .collect();
+        let mut tests: BTreeSet<String> =
+            recorded.contexts.iter().filter(|c| !c.is_empty() && !c.starts_with("fixture:")).cloned().collect();
         tests.extend(recorded.fixtures.values().flatten().cloned());
         let tests: Vec<String> = tests.into_iter().collect();
         let ids = tests
@@ -236,7 +232,8 @@ fn probe_lines(file: &SourceFile, statement: NodeId, line: u32) -> Vec<u32> {
         .filter(|&id| STATEMENTS.contains(&tree.node(id).kind))
         .map(|id| lines.line(tree.node(id).start) as u32)
         .min();
-    let last = nested.map_or(lines.line(node.end.saturating_sub(1).max(node.start)) as u32, |n| n.saturating_sub(1).max(first));
+    let last = nested
+        .map_or(lines.line(node.end.saturating_sub(1).max(node.start)) as u32, |n| n.saturating_sub(1).max(first));
     let mut probes: Vec<u32> = (first..=last).collect();
     probes.push(line);
     probes.sort_unstable();
@@ -327,7 +324,8 @@ mod tests {
 
     #[test]
     fn a_patch_adding_a_file_selects_all() {
-        let added = "diff --git a/n.py b/n.py\nnew file mode 100644\n--- /dev/null\n+++ b/n.py\n@@ -0,0 +1 @@\n+x = 1\n";
+        let added =
+            "diff --git a/n.py b/n.py\nnew file mode 100644\n--- /dev/null\n+++ b/n.py\n@@ -0,0 +1 @@\n+x = 1\n";
         assert!(matches!(coverage().select(added, |_| None), Selection::All(_)));
     }
 }

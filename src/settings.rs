@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::profile::LimitSettings;
 pub use crate::recipe::LmConfig;
-pub use crate::recipe::Selector;
 use crate::recipe::Recipe;
+pub use crate::recipe::Selector;
 
 /// Every default, in one place.
 pub mod defaults {
@@ -601,12 +601,18 @@ mod tests {
     fn test_selection_comes_from_the_flags_then_the_recipes_validate_section() {
         let r = recipe("seed: 3\nvalidate:\n  select: all\n  verify: 20\n  exact: true\n");
         let from_recipe = ValidateSettings::resolve(&ValidateFlags::default(), &r);
-        assert_eq!((from_recipe.select, from_recipe.verify, from_recipe.exact, from_recipe.seed), (Selector::All, 20.0, true, 3));
+        assert_eq!(
+            (from_recipe.select, from_recipe.verify, from_recipe.exact, from_recipe.seed),
+            (Selector::All, 20.0, true, 3)
+        );
         let flags = ValidateFlags { select: Some(Selector::Covering), verify: Some(150.0), ..ValidateFlags::default() };
         let flagged = ValidateSettings::resolve(&flags, &r);
         assert_eq!((flagged.select, flagged.verify), (Selector::Covering, 100.0));
         let nothing = ValidateSettings::resolve(&ValidateFlags::default(), &Recipe::default());
-        assert_eq!((nothing.select, nothing.verify, nothing.exact), (Selector::Covering, defaults::VERIFY_PERCENT, false));
+        assert_eq!(
+            (nothing.select, nothing.verify, nothing.exact),
+            (Selector::Covering, defaults::VERIFY_PERCENT, false)
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Worker;
-use crate::coverage::TestCoverage;
 use crate::context::Error;
+use crate::coverage::TestCoverage;
 use crate::files::write_atomic;
 use crate::grading::{self, Baseline, TestRun};
 use crate::patch::hash8;
@@ -317,9 +317,9 @@ pub fn baseline_coverage(
     let path = ref_dir.join("coverage.json");
     let key_path = ref_dir.join("coverage.key");
     if std::fs::read_to_string(&key_path).is_ok_and(|k| k.trim() == key)
-        && let Ok(coverage) = std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|json| {
-            TestCoverage::parse(&json).map_err(|e| e.to_string())
-        })
+        && let Ok(coverage) = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|json| TestCoverage::parse(&json).map_err(|e| e.to_string()))
     {
         return Ok(coverage);
     }
@@ -334,7 +334,10 @@ pub fn baseline_coverage(
         return Err(NoCoverage(format!("the coverage run failed: {why}")));
     }
     let json = result.coverage.ok_or_else(|| {
-        NoCoverage(format!("the plugin recorded nothing (is coverage.py installed?): {}", crate::backend::tail(&result.output, 3)))
+        NoCoverage(format!(
+            "the plugin recorded nothing (is coverage.py installed?): {}",
+            crate::backend::tail(&result.output, 3)
+        ))
     })?;
     let coverage = TestCoverage::parse(&json).map_err(|e| NoCoverage(e.to_string()))?;
     std::fs::create_dir_all(&ref_dir).map_err(|e| NoCoverage(format!("{}: {e}", ref_dir.display())))?;

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Worker};
-use crate::coverage::TestCoverage;
 use crate::console;
 use crate::context::{Context, Error, Outcome};
+use crate::coverage::TestCoverage;
 use crate::files::write_atomic;
 use crate::grading::{self, Baseline, Grade, TestRun};
 use crate::patch::hash8;
@@ -95,7 +95,12 @@ pub struct TestChoice {
 
 impl Default for TestChoice {
     fn default() -> TestChoice {
-        TestChoice { select: Selector::Covering, exact: false, verify: crate::settings::defaults::VERIFY_PERCENT, seed: crate::settings::defaults::SEED }
+        TestChoice {
+            select: Selector::Covering,
+            exact: false,
+            verify: crate::settings::defaults::VERIFY_PERCENT,
+            seed: crate::settings::defaults::SEED,
+        }
     }
 }
 
@@ -511,7 +516,8 @@ fn validate_one(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job, plan: &
             let timeout = selected_timeout(shared.settings.timeout, profile, baseline, &ids);
             let options = RunOptions { select: Some(node_ids), coverage: false };
             let result = run_with(worker, profile, &job.patch, Duration::from_secs(timeout), &options);
-            let ran_any = ids.iter().any(|id| result.tests.tests.contains_key(*id)) || !result.tests.collection_errors.is_empty();
+            let ran_any =
+                ids.iter().any(|id| result.tests.tests.contains_key(*id)) || !result.tests.collection_errors.is_empty();
             if !ran_any && result.applied && result.broken.is_none() && !result.timed_out {
                 // The selection reached none of its tests (ids that do not match): the whole suite.
                 tracing::info!(instance = %job.candidate.instance_id, "selected tests did not run; whole suite");
@@ -629,7 +635,9 @@ fn finish(shared: &Shared<'_>, job: &Job, report: &Report, result: &RunResult) {
         tracing::info!(instance = %job.candidate.instance_id, "worker replaced: {} leaked processes", result.leaked);
     }
     let settings = shared.settings;
-    if let Err(e) = write_candidate(&shared.profile.test_cmd, &settings.run_dir, &job.candidate, &job.patch, result, report) {
+    if let Err(e) =
+        write_candidate(&shared.profile.test_cmd, &settings.run_dir, &job.candidate, &job.patch, result, report)
+    {
         shared.progress.problem(&Problem { location: job.candidate.instance_id.clone(), message: e.to_string() });
     }
     if let Ok(mut t) = shared.tally.lock() {
@@ -707,7 +715,8 @@ pub fn print_validate_summary(summary: &Summary) {
     );
     println!("coverage    {}", summary.coverage);
     if !summary.selection.is_empty() {
-        let counts: Vec<String> = summary.selection.iter().map(|(s, n)| format!("{n} {}", selection_name(*s))).collect();
+        let counts: Vec<String> =
+            summary.selection.iter().map(|(s, n)| format!("{n} {}", selection_name(*s))).collect();
         println!("selection   {}; {} tests run in all", counts.join(", "), summary.tests_run);
     }
     if summary.verified > 0 {
@@ -759,7 +768,12 @@ pub fn print_validate_summary(summary: &Summary) {
 
 /// The baseline and its per-test coverage, before any candidate exists (`run` with
 /// `covered_only`, ahead of `gen`).
-pub fn prepare_coverage(ctx: &Context, profile_path: &Path, settings: &ValidateSettings, out: &Path) -> Result<(), Error> {
+pub fn prepare_coverage(
+    ctx: &Context,
+    profile_path: &Path,
+    settings: &ValidateSettings,
+    out: &Path,
+) -> Result<(), Error> {
     let profile = ctx.profile(profile_path)?;
     let checkout = ctx.checkout(&profile)?;
     let backend = ctx.backend(settings.backend, settings.containment.clone())?;
@@ -768,7 +782,8 @@ pub fn prepare_coverage(ctx: &Context, profile_path: &Path, settings: &ValidateS
     let run_dir = out.join("run_validation").join(&profile.repo_name);
     let mut worker = backend.start_worker(&profile, &checkout, 0)?;
     baseline(worker.as_mut(), &profile, &env, &run_dir)?;
-    baseline_coverage(worker.as_mut(), &profile, &env, &run_dir).map_err(|e| Error::Usage(format!("covered_only: {e}")))?;
+    baseline_coverage(worker.as_mut(), &profile, &env, &run_dir)
+        .map_err(|e| Error::Usage(format!("covered_only: {e}")))?;
     Ok(())
 }
 

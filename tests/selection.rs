@@ -23,7 +23,8 @@ impl Fixture {
     fn new(source: &Path) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let profile = dir.path().join("profile.yaml");
-        let init = bugsmith(&["profile", "init", source.to_str().unwrap(), "-o", profile.to_str().unwrap()], &shared_cache());
+        let init =
+            bugsmith(&["profile", "init", source.to_str().unwrap(), "-o", profile.to_str().unwrap()], &shared_cache());
         assert!(init.status.success(), "{}", stderr(&init));
         let text = std::fs::read_to_string(&profile).unwrap();
         let repo_name = text
@@ -117,17 +118,26 @@ fn candidates_run_only_the_tests_that_execute_their_changes() {
     assert!(strings(&total["PASS_TO_PASS"]).contains(&"tests/test_prices.py::test_rated[2]".to_string()));
 
     // No test raises: the raise statement never ran.
-    assert_eq!((&reports["raise"]["selection"], &reports["raise"]["verdict"]), (&"uncovered".into(), &"no_test_broken".into()));
+    assert_eq!(
+        (&reports["raise"]["selection"], &reports["raise"]["verdict"]),
+        (&"uncovered".into(), &"no_test_broken".into())
+    );
 
     // No test executes it: decided without a run.
     let unused = &reports["unused"];
-    assert_eq!((&unused["selection"], &unused["tests_run"], &unused["verdict"]), (&"uncovered".into(), &0.into(), &"no_test_broken".into()));
+    assert_eq!(
+        (&unused["selection"], &unused["tests_run"], &unused["verdict"]),
+        (&"uncovered".into(), &0.into(), &"no_test_broken".into())
+    );
 
     // Module level: every test runs; the parametrized ones break.
     let module = &reports["module"];
     assert_eq!(module["selection"], "all");
     assert!(module["tests_run"].as_u64().unwrap() >= 6, "{module:#}");
-    assert_eq!(strings(&module["FAIL_TO_PASS"]), ["tests/test_prices.py::test_rated[1]", "tests/test_prices.py::test_rated[2]"]);
+    assert_eq!(
+        strings(&module["FAIL_TO_PASS"]),
+        ["tests/test_prices.py::test_rated[1]", "tests/test_prices.py::test_rated[2]"]
+    );
 
     // The same candidates on whole suites: the same verdicts and F2P (and, here, P2P).
     let all = fixture.validate("out-all", &["--select", "all"]);
@@ -197,4 +207,122 @@ fn unittest_suites_fall_back_to_whole_suites_and_say_so() {
     assert!(summary["coverage"].as_str().unwrap().contains("pytest"), "{summary:#}");
     let report = &fixture.reports("out")["add"];
     assert_eq!((&report["selection"], &report["verdict"]), (&"all".into(), &"valid".into()));
+}
+
+#[test]
+fn a_killed_covering_run_resumes_without_running_finished_candidates_again() {
+    let fixture = selection_fixture();
+    for i in 0..12 {
+        fixture.candidate(&format!("variant{i}"), "shop/prices.py", "* quantity", &format!("* quantity + {i}"));
+    }
+    let out = fixture.out("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+        .args(["validate", fixture.profile.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(["--candidates", fixture.candidates.to_str().unwrap(), "-j", "1", "--verify", "0"])
+        .env("BUGSMITH_CACHE", shared_cache())
+        .current_dir(fixture.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let reports_dir = out.join("run_validation").join(&fixture.repo_name);
+    let finished = || {
+        std::fs::read_dir(&reports_dir)
+            .map(|d| d.flatten().filter(|e| e.path().join("report.json").is_file()).count())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while finished() < 3 && std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_before = finished();
+    assert!(done_before >= 3, "reports before the kill: {done_before}");
+    let resumed = fixture.validate("out", &["--verify", "0"]);
+    assert_eq!(resumed["skipped_done"].as_u64().unwrap() as usize, done_before, "{resumed:#}");
+    assert_eq!(resumed["ran"].as_u64().unwrap() as usize + done_before, 16, "{resumed:#}");
+}
+
+#[test]
+fn gen_covered_only_skips_entities_no_test_executes() {
+    let fixture = Fixture::new(&manifest().join("tests/fixtures/repos/selection"));
+    let out = fixture.out("out");
+    let generate = |extra: &[&str]| {
+        let mut args = vec!["gen", fixture.profile.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        bugsmith_in(&args, &shared_cache(), Some(fixture.dir.path()))
+    };
+    let refused = generate(&["--covered-only"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("run `bugsmith validate`"), "{}", stderr(&refused));
+    // One validation records the coverage (its candidates do not matter here).
+    fixture.candidate("total", "shop/prices.py", "* quantity", "+ quantity");
+    fixture.validate("out", &["--verify", "0"]);
+    let all = json(&generate(&["--clean"]));
+    let covered = json(&generate(&["--covered-only", "--clean"]));
+    assert_eq!(all["skipped_entities"], Value::Null);
+    // `unused`, `shout` and `greeting` no test executes.
+    assert_eq!(covered["skipped_entities"], 3, "{covered:#}");
+    assert!(covered["entities"].as_u64() < all["entities"].as_u64());
+}
+
+/// The same candidates of a real sdist, covering against whole suites: the same verdicts and
+/// F2P on every one (with Docker too, when a daemon runs).
+#[test]
+fn on_a_real_sdist_covering_and_all_agree_on_every_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = shared_cache();
+    let profile = dir.path().join("profile.yaml");
+    let p = profile.to_str().unwrap();
+    assert!(bugsmith(&["profile", "init", "pypi:tinydb==4.8.2", "-o", p], &cache).status.success());
+    let gen_out = dir.path().join("gen");
+    let summary = json(&bugsmith(&["gen", p, "--out", gen_out.to_str().unwrap(), "--max-bugs", "2", "--json"], &cache));
+    let repo_name = summary["repo_name"].as_str().unwrap().to_string();
+    let candidates = gen_out.join("bug_gen").join(&repo_name);
+    let run = |backend: &str, mode: &str| {
+        let out = dir.path().join(format!("{backend}-{mode}"));
+        let args = [
+            "validate",
+            p,
+            "--backend",
+            backend,
+            "--select",
+            mode,
+            "--verify",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+            "--candidates",
+            candidates.to_str().unwrap(),
+            "--json",
+        ];
+        let summary = json(&bugsmith_in(&args, &cache, Some(dir.path())));
+        let dir = out.join("run_validation").join(&repo_name);
+        let reports: BTreeMap<String, Value> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("report.json").is_file())
+            .map(|p| {
+                let r: Value = serde_json::from_str(&std::fs::read_to_string(p.join("report.json")).unwrap()).unwrap();
+                (r["instance_id"].as_str().unwrap().to_string(), r)
+            })
+            .collect();
+        (summary, reports)
+    };
+    let mut backends = vec!["local"];
+    if common::docker_ready() {
+        backends.push("docker");
+    }
+    for backend in backends {
+        let (all_summary, all) = run(backend, "all");
+        let (summary, covering) = run(backend, "covering");
+        assert!(summary["coverage"].as_str().unwrap().contains("tests recorded"), "{backend}: {summary:#}");
+        assert!(summary["tests_run"].as_u64() < all_summary["tests_run"].as_u64(), "{backend}: fewer tests run");
+        assert!(all.len() > 10, "{}", all.len());
+        for (id, report) in &all {
+            let c = &covering[id];
+            assert_eq!(c["verdict"], report["verdict"], "{backend} {id}: {c:#}");
+            assert_eq!(c["FAIL_TO_PASS"], report["FAIL_TO_PASS"], "{backend} {id}");
+        }
+    }
 }

@@ -40,7 +40,6 @@ pub fn tooling_step() -> String {
     )
 }
 
-
 /// A command to run in a worker.
 #[derive(Clone, Debug)]
 pub struct Exec {
