@@ -609,9 +609,11 @@ pub fn command(ctx: &Context, source: &str, settings: &GenSettings, out: &Path, 
     };
     let candidates = if settings.covered_only {
         let coverage = covered_only_filter(out, &checkout.repo_name)?;
+        // A function counts by its body: its `def` line runs at import.
         let keep = |file: &SourceFile, e: usize| {
             let entity = &file.entities()[e];
-            coverage.covers_lines(file.path(), entity.line_start as u32, entity.line_end as u32)
+            let first = entity.line_start as u32 + u32::from(entity.kind == ast::EntityKind::Function);
+            coverage.covers_lines(file.path(), first, (entity.line_end as u32).max(first))
         };
         generate_for(&files, &plans, settings.seed, &bar, &mut report, &keep)
     } else {

@@ -4,9 +4,10 @@
 //!
 //! A changed line maps to its innermost enclosing statement through the AST; the statement's
 //! header (or, for a simple statement, every line of it) and the changed line itself are looked
-//! up. Code outside any function body (module level, class bodies, decorators, default
-//! arguments), and function code that also ran outside a test (at import or collection), runs
-//! for every test: such a change selects `all`.
+//! up. Code that ran while a test module was collected counts for every test of that module.
+//! Code outside any function body (module level, class bodies, decorators, default arguments),
+//! and code that also ran outside tests and their modules' collection (plugins, conftest files),
+//! runs for every test: such a change selects `all`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,7 +46,8 @@ const STATEMENTS: [&str; 24] = [
 /// The file the plugin writes.
 #[derive(Debug, Deserialize)]
 struct Recorded {
-    /// Dynamic contexts: `""` (outside tests), test node ids, `fixture:<baseid>::<name>`.
+    /// Dynamic contexts: `""` (outside tests), test node ids, `fixture:<baseid>::<name>`,
+    /// `collect:<module node id>` (while that module was collected).
     contexts: Vec<String>,
     /// Fixture context → node ids of the tests that use the fixture.
     #[serde(default)]
@@ -96,9 +98,14 @@ impl TestCoverage {
     /// Reads the plugin's JSON.
     pub fn parse(json: &str) -> Result<TestCoverage, CoverageError> {
         let recorded: Recorded = serde_json::from_str(json).map_err(|e| CoverageError(e.to_string()))?;
-        let mut tests: BTreeSet<String> =
-            recorded.contexts.iter().filter(|c| !c.is_empty() && !c.starts_with("fixture:")).cloned().collect();
+        let mut tests: BTreeSet<String> = recorded
+            .contexts
+            .iter()
+            .filter(|c| !c.is_empty() && !c.starts_with("fixture:") && !c.starts_with("collect:"))
+            .cloned()
+            .collect();
         tests.extend(recorded.fixtures.values().flatten().cloned());
+        tests.extend(recorded.names.keys().cloned());
         let tests: Vec<String> = tests.into_iter().collect();
         let ids = tests
             .iter()
@@ -119,6 +126,10 @@ impl TestCoverage {
                     None
                 } else if let Some(users) = recorded.fixtures.get(c) {
                     Some(users.iter().filter_map(|u| index.get(u.as_str()).copied()).collect())
+                } else if let Some(module) = c.strip_prefix("collect:") {
+                    // Collecting a module runs for every test in it.
+                    let prefix = format!("{module}::");
+                    Some(tests.iter().enumerate().filter(|(_, t)| t.starts_with(&prefix)).map(|(i, _)| i).collect())
                 } else if c.starts_with("fixture:") {
                     // A fixture no selected test uses (set up for a deselected one): no test.
                     Some(Vec::new())
@@ -311,6 +322,21 @@ mod tests {
     fn function_code_that_also_ran_at_import_selects_all() {
         let selection = select("return w * h", "return w + h");
         assert!(matches!(&selection, Selection::All(why) if why.contains("outside tests")), "{selection:?}");
+    }
+
+    #[test]
+    fn code_a_test_modules_collection_ran_selects_that_modules_tests() {
+        let cov = TestCoverage::parse(
+            r#"{"version": 1, "contexts": ["collect:t.py", "u.py::test_b"], "fixtures": {},
+                "names": {"t.py::test_a": ["t", "test_a", "t.py"], "t.py::C::test_c": ["t.C", "test_c", "t.py"],
+                          "u.py::test_b": ["u", "test_b", "u.py"]},
+                "files": {"m.py": {"5": [0], "6": [1]}}}"#,
+        )
+        .unwrap();
+        let selection = cov.select(&patch("if w < 0", "if w <= 0"), |_| Some(SOURCE.to_string()));
+        let Selection::Tests(tests) = selection else { panic!("{selection:?}") };
+        let names: Vec<&str> = tests.iter().map(|&i| cov.tests[i].as_str()).collect();
+        assert_eq!(names, ["t.py::C::test_c", "t.py::test_a"]);
     }
 
     #[test]

@@ -5,8 +5,10 @@
   the others are deselected.
 * ``BUGSMITH_COVERAGE=<file>``: record which lines each test executes (coverage.py, one dynamic
   context per test; fixtures are recorded on their own and attributed to every test that uses
-  them, whatever their scope) and write them to the file as JSON. What runs outside any test
-  (imports, collection, module and class bodies) is recorded under the context ``""``.
+  them, whatever their scope) and write them to the file as JSON. What runs while a test module
+  is collected (its imports, module and class bodies) is recorded as ``collect:<module>`` and
+  counts for every test of that module; what runs outside both (plugins, conftest files) under
+  the context ``""``.
 """
 
 import json
@@ -77,6 +79,18 @@ try:
     def pytest_runtest_protocol(item, nextitem):
         _stack.append(item.nodeid)
         _switch(item.nodeid)
+        yield
+        _stack.pop()
+        _switch(_stack[-1] if _stack else "")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_make_collect_report(collector):
+        if not isinstance(collector, pytest.Module):
+            yield
+            return
+        key = f"collect:{collector.nodeid}"
+        _stack.append(key)
+        _switch(key)
         yield
         _stack.pop()
         _switch(_stack[-1] if _stack else "")

@@ -225,6 +225,8 @@ struct Job {
     candidate: CandidateFile,
     patch: String,
     key: String,
+    /// Its key when it runs the whole suite (after a fallback).
+    key_all: String,
     plan: Plan,
     /// Also run through the full suite, to check the selection.
     verify: bool,
@@ -341,6 +343,7 @@ pub fn validate(
             },
         };
         let key = report_key(env_id, &patch, profile, &mode_of(&plan, settings, timeout), &baseline);
+        let key_all = report_key(env_id, &patch, profile, &mode_of(&Plan::All, settings, timeout), &baseline);
         let report_path = settings.run_dir.join(&candidate.instance_id).join("report.json");
         let done = std::fs::read_to_string(&report_path).ok().and_then(|t| serde_json::from_str::<Report>(&t).ok());
         match done {
@@ -357,7 +360,7 @@ pub fn validate(
                 }
                 summary.skipped_done += 1;
             }
-            _ => jobs.push(Job { candidate: candidate.clone(), patch, key, plan, verify: false }),
+            _ => jobs.push(Job { candidate: candidate.clone(), patch, key, key_all, plan, verify: false }),
         }
     }
     // The verify sample (chosen with the seed, at least one) runs first, so a disagreement
@@ -440,9 +443,12 @@ fn run_pass<'a>(shared: &Shared<'a>, jobs: Vec<Job>, first: &mut Option<Box<dyn 
             scope.spawn(move || {
                 let mut worker = worker;
                 let mut used = 0;
-                while let Some(job) = pop(queue) {
-                    let fallback = shared.fallback.load(std::sync::atomic::Ordering::SeqCst);
-                    let plan = if fallback { Plan::All } else { job.plan.clone() };
+                while let Some(mut job) = pop(queue) {
+                    if shared.fallback.load(std::sync::atomic::Ordering::SeqCst) && job.plan != Plan::All {
+                        job.plan = Plan::All;
+                        job.key.clone_from(&job.key_all);
+                    }
+                    let plan = job.plan.clone();
                     if plan == Plan::Uncovered && !job.verify {
                         finish(shared, &job, &decided_without_run(shared, &job), &RunResult::default());
                         continue;
