@@ -2,6 +2,9 @@
 //! pytest plugin (`src/pytest_plugin.py`), and what it says about a candidate: which tests
 //! execute the statements its patch changes. Pure: text in, values out.
 //!
+//! Selection is by test file: every test of a file where some test executes the change (tests
+//! of one file share what the first of them set up: caches, module-scoped state).
+//!
 //! A changed line maps to its innermost enclosing statement through the AST; the statement's
 //! header (or, for a simple statement, every line of it) and the changed line itself are looked
 //! up. Code that ran while a test module was collected counts for every test of that module.
@@ -198,8 +201,19 @@ impl TestCoverage {
                 }
             }
         }
-        if tests.is_empty() { Selection::Uncovered } else { Selection::Tests(tests) }
+        if tests.is_empty() {
+            return Selection::Uncovered;
+        }
+        // Tests of one file share what the first of them set up (caches, module-scoped state):
+        // every test of a file where some test executes the change runs.
+        let files: BTreeSet<&str> = tests.iter().map(|&i| test_file(&self.tests[i])).collect();
+        Selection::Tests((0..self.tests.len()).filter(|&i| files.contains(test_file(&self.tests[i]))).collect())
     }
+}
+
+/// The file part of a node id.
+fn test_file(node_id: &str) -> &str {
+    node_id.split("::").next().unwrap_or(node_id)
 }
 
 /// The smallest statement whose lines hold `line`.
@@ -263,8 +277,8 @@ mod tests {
         // it), `volume` only by test 2 through a fixture.
         TestCoverage::parse(
             r#"{"version": 1,
-                "contexts": ["", "t.py::test_area", "fixture:t.py::box", "t.py::test_other"],
-                "fixtures": {"fixture:t.py::box": ["t.py::test_volume"]},
+                "contexts": ["", "a.py::test_area", "fixture:b.py::box", "c.py::test_other"],
+                "fixtures": {"fixture:b.py::box": ["b.py::test_volume"]},
                 "files": {"m.py": {"1": [0], "4": [0], "5": [1], "6": [1], "10": [0, 1], "13": [0],
                                    "17": [0], "20": [0], "21": [0], "23": [0], "24": [2]}}}"#,
         )
@@ -289,21 +303,37 @@ mod tests {
 
     #[test]
     fn a_change_in_a_body_selects_the_tests_that_ran_it() {
-        assert_eq!(names(&select("if w < 0", "if w <= 0")), ["t.py::test_area"]);
+        assert_eq!(names(&select("if w < 0", "if w <= 0")), ["a.py::test_area"]);
         // A continuation line maps to its statement's first line.
-        assert_eq!(names(&select("'negative'", "'neg'")), ["t.py::test_area"]);
+        assert_eq!(names(&select("'negative'", "'neg'")), ["a.py::test_area"]);
     }
 
     #[test]
     fn an_else_line_is_looked_up_through_its_if() {
-        assert_eq!(names(&select("    else:\n", "    elif w > 9:\n")), ["t.py::test_area"]);
+        assert_eq!(names(&select("    else:\n", "    elif w > 9:\n")), ["a.py::test_area"]);
         // Its body never ran: changing it breaks nothing.
         assert_eq!(select("        pass\n", "        return 0\n"), Selection::Uncovered);
     }
 
     #[test]
+    fn every_test_of_a_file_where_one_ran_the_change_runs() {
+        let cov = TestCoverage::parse(
+            r#"{"version": 1, "contexts": ["a.py::test_area"], "fixtures": {},
+                "names": {"a.py::test_area": ["a", "test_area", "a.py"], "a.py::test_cached": ["a", "test_cached", "a.py"],
+                          "b.py::test_b": ["b", "test_b", "b.py"]},
+                "files": {"m.py": {"5": [0]}}}"#,
+        )
+        .unwrap();
+        let Selection::Tests(tests) = cov.select(&patch("if w < 0", "if w <= 0"), |_| Some(SOURCE.to_string())) else {
+            panic!()
+        };
+        let names: Vec<&str> = tests.iter().map(|&i| cov.tests[i].as_str()).collect();
+        assert_eq!(names, ["a.py::test_area", "a.py::test_cached"]);
+    }
+
+    #[test]
     fn code_a_fixture_ran_selects_every_test_using_the_fixture() {
-        assert_eq!(names(&select("self.size * d", "self.size + d")), ["t.py::test_volume"]);
+        assert_eq!(names(&select("self.size * d", "self.size + d")), ["b.py::test_volume"]);
     }
 
     #[test]

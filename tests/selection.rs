@@ -113,7 +113,7 @@ fn candidates_run_only_the_tests_that_execute_their_changes() {
     assert_eq!(total["selection"], "covering", "{total:#}");
     assert_eq!(total["tests_run"], 1);
     assert_eq!(total["verdict"], "valid");
-    assert_eq!(strings(&total["FAIL_TO_PASS"]), ["tests/test_prices.py::test_total"]);
+    assert_eq!(strings(&total["FAIL_TO_PASS"]), ["tests/test_total.py::test_total"]);
     assert_eq!(total["p2p_from"], "baseline");
     assert!(strings(&total["PASS_TO_PASS"]).contains(&"tests/test_prices.py::test_rated[2]".to_string()));
 
