@@ -49,6 +49,64 @@ def _switch(context):
         _coverage.switch_context(context)
 
 
+def _selected_files():
+    selected_file = os.environ.get("BUGSMITH_SELECT")
+    if not selected_file:
+        return None
+    with open(selected_file, encoding="utf-8") as handle:
+        return {line.split("::")[0].strip() for line in handle if line.strip()}
+
+
+_files = _selected_files()
+
+
+def _ignored(path, config):
+    """With a selection, test files none of whose tests are selected are not even imported."""
+    path = str(path)
+    if _files is None or not path.endswith(".py") or os.path.basename(path) in ("__init__.py", "conftest.py"):
+        return None
+    root = str(getattr(config, "rootpath", None) or config.rootdir)
+    return True if os.path.relpath(path, root).replace(os.sep, "/") not in _files else None
+
+
+try:
+    import pytest as _pytest
+
+    if int(_pytest.__version__.split(".")[0]) >= 7:
+
+        def pytest_ignore_collect(collection_path, config):
+            return _ignored(collection_path, config)
+
+    else:
+
+        def pytest_ignore_collect(path, config):
+            return _ignored(path, config)
+
+except ImportError:
+    pass
+
+
+def pytest_sessionstart(session):
+    """Before any test module is collected, import the work tree's own packages, so what runs at
+    their import is recorded outside tests (it runs for every test), not under the first test
+    module that happens to import them."""
+    if _coverage is None:
+        return
+    import importlib
+
+    root = str(getattr(session.config, "rootpath", None) or session.config.rootdir)
+    for base in (root, os.path.join(root, "src")):
+        if not os.path.isdir(base):
+            continue
+        for name in sorted(os.listdir(base)):
+            if name.startswith(("test", ".")) or not os.path.isfile(os.path.join(base, name, "__init__.py")):
+                continue
+            try:
+                importlib.import_module(name)
+            except BaseException:  # an import that fails here fails in the tests too
+                pass
+
+
 def pytest_collection_modifyitems(session, config, items):
     selected_file = os.environ.get("BUGSMITH_SELECT")
     if selected_file:
