@@ -72,7 +72,17 @@ fn main() {
         let validate = |from: &Path| {
             let started = Instant::now();
             let summary = bugsmith(
-                &["validate", p, "--select", mode, "--out", out.to_str().unwrap(), "--candidates", from.to_str().unwrap(), "--json"],
+                &[
+                    "validate",
+                    p,
+                    "--select",
+                    mode,
+                    "--out",
+                    out.to_str().unwrap(),
+                    "--candidates",
+                    from.to_str().unwrap(),
+                    "--json",
+                ],
                 &cache,
             );
             (summary, started.elapsed().as_secs_f64())
@@ -91,7 +101,10 @@ fn main() {
             summary["coverage"].as_str().unwrap_or("")
         );
         if mode == "covering" {
-            println!("          selection {}, verified {}, fallback {}", summary["selection"], summary["verified"], summary["fallback"]);
+            println!(
+                "          selection {}, verified {}, fallback {}",
+                summary["selection"], summary["verified"], summary["fallback"]
+            );
         }
         figures.push(ran as f64 * 60.0 / seconds);
     }
