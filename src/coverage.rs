@@ -175,7 +175,7 @@ impl TestCoverage {
             return Selection::All("the patch adds or deletes a file".into());
         }
         let mut tests = BTreeSet::new();
-        for change in crate::patch::changes_of(patch) {
+        for change in touched_lines(patch) {
             if !change.path.ends_with(".py") {
                 return Selection::All(format!("{} is not Python source", change.path));
             }
@@ -186,7 +186,7 @@ impl TestCoverage {
                 return Selection::All(format!("{} does not parse", change.path));
             };
             let Some(covered) = self.lines.get(&change.path) else { continue };
-            for &line in &change.old_lines {
+            for &line in &change.lines {
                 let Some(statement) = innermost_statement(&file, line) else { continue };
                 if !in_function_body(&file, statement) {
                     return Selection::All(format!("{}:{line} runs at import (outside any function)", change.path));
@@ -209,6 +209,49 @@ impl TestCoverage {
         let files: BTreeSet<&str> = tests.iter().map(|&i| test_file(&self.tests[i])).collect();
         Selection::Tests((0..self.tests.len()).filter(|&i| files.contains(test_file(&self.tests[i]))).collect())
     }
+}
+
+/// The pre-image lines a patch touches, per file: removed lines, and on both sides of an
+/// insertion (the line before may be one coverage never lists, such as a docstring).
+struct Touched {
+    path: String,
+    lines: BTreeSet<usize>,
+}
+
+fn touched_lines(patch: &str) -> Vec<Touched> {
+    let mut files: Vec<Touched> = Vec::new();
+    let mut old_line = 0;
+    let mut old_path: Option<String> = None;
+    // Whether the current run of changed lines removed something (a replacement, not an insertion).
+    let mut removed = false;
+    for line in patch.lines() {
+        if let Some(path) = line.strip_prefix("--- ") {
+            old_path = path.strip_prefix("a/").map(str::to_string);
+        } else if let Some(path) = line.strip_prefix("+++ ") {
+            let path = old_path.take().or_else(|| path.strip_prefix("b/").map(str::to_string)).unwrap_or_default();
+            files.push(Touched { path, lines: BTreeSet::new() });
+        } else if let Some(rest) = line.strip_prefix("@@ -") {
+            old_line = rest.split([',', ' ']).next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(1);
+            removed = false;
+        } else if let Some(file) = files.last_mut() {
+            match line.as_bytes().first() {
+                Some(b'-') => {
+                    file.lines.insert(old_line);
+                    old_line += 1;
+                    removed = true;
+                }
+                Some(b'+') if !removed => {
+                    file.lines.extend([old_line.saturating_sub(1).max(1), old_line]);
+                }
+                Some(b' ') => {
+                    old_line += 1;
+                    removed = false;
+                }
+                _ => {}
+            }
+        }
+    }
+    files
 }
 
 /// The file part of a node id.
@@ -376,6 +419,20 @@ mod tests {
         assert!(!cov.covers_lines("m.py", 13, 14), "unused ran only its def, at import");
         assert!(cov.covers_lines("m.py", 23, 24), "volume ran through a fixture");
         assert!(!cov.covers_lines("other.py", 1, 99));
+    }
+
+    #[test]
+    fn an_insertion_is_looked_up_by_the_lines_on_both_sides_of_it() {
+        // Inside the `if` body, between lines 5 and 6; the line before an insertion may be one
+        // coverage never lists (a docstring), so the line after counts too.
+        let inserted = SOURCE.replacen("        raise ValueError(", "        print(w)\n        raise ValueError(", 1);
+        let patch = crate::patch::render_diff("m.py", SOURCE, &inserted).unwrap();
+        assert_eq!(names(&coverage().select(&patch, |_| Some(SOURCE.to_string()))), ["a.py::test_area"]);
+        // Right after a `def` line: the first lines of a body run when the function does, but
+        // what the insertion touches is the definition: every test runs.
+        let first = SOURCE.replacen("    if w < 0:", "    print(w)\n    if w < 0:", 1);
+        let patch = crate::patch::render_diff("m.py", SOURCE, &first).unwrap();
+        assert!(matches!(coverage().select(&patch, |_| Some(SOURCE.to_string())), Selection::All(_)));
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub enum GitError {
     #[error("git: {0}")]
     Git(#[from] git2::Error),
     /// A patch could not be read or applied.
-    #[error("patch {index}: {message}")]
+    #[error("patch {index} {message}")]
     Patch {
         /// 1-based position among the patches given.
         index: usize,
@@ -423,7 +423,8 @@ pub fn merge_patches(dir: &Path, patches: &[String]) -> Result<String, GitError>
     let mut tree = base.clone();
     for (i, patch) in patches.iter().enumerate() {
         let bad = |message: String| GitError::Patch { index: i + 1, message };
-        let diff = git2::Diff::from_buffer(patch.as_bytes()).map_err(|e| bad(e.message().to_string()))?;
+        let diff =
+            git2::Diff::from_buffer(patch.as_bytes()).map_err(|e| bad(format!("cannot be read: {}", e.message())))?;
         let mut index = repo
             .apply_to_tree(&tree, &diff, None)
             .map_err(|e| bad(format!("does not apply on top of the others: {}", e.message())))?;
@@ -431,7 +432,7 @@ pub fn merge_patches(dir: &Path, patches: &[String]) -> Result<String, GitError>
     }
     let diff = repo.diff_tree_to_tree(Some(&base), Some(&tree), None)?;
     String::from_utf8(patch_bytes(&diff)?)
-        .map_err(|_| GitError::Patch { index: patches.len(), message: "the merged patch is not UTF-8".into() })
+        .map_err(|_| GitError::Patch { index: patches.len(), message: "makes a merged patch that is not UTF-8".into() })
 }
 
 /// The text of a file at `HEAD` of the repository at `dir` (None when absent or not UTF-8).

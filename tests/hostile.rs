@@ -378,7 +378,8 @@ fn ctrl_c_says_what_it_stopped_and_leaves_no_container_worker_clone_or_runner() 
                 &format!("import subprocess\nsubprocess.run(['sh', '-c', 'sleep 30 # {marker}'])\nreturn a - b"),
             );
         }
-        let child = hostile.spawn_validate(backend, &["-j", "2", "--timeout", "60"]);
+        // Whole suites: both workers start at once (a covering run checks its verify sample first).
+        let child = hostile.spawn_validate(backend, &["-j", "2", "--timeout", "60", "--select", "all"]);
         let pid = child.id();
         wait_for("the baseline", || hostile.baseline_done(backend));
         wait_for("the sleeping tests", || !processes_with(&marker).is_empty() || backend == "docker");
