@@ -159,11 +159,6 @@ impl TestCoverage {
         Ok(TestCoverage { tests, ids, lines })
     }
 
-    /// Whether any test executed any line of `file`.
-    pub fn covers_file(&self, file: &str) -> bool {
-        self.lines.get(file).is_some_and(|l| l.values().any(|u| !u.tests.is_empty() || u.outside_tests))
-    }
-
     /// Whether some test executed a line in `from..=to` of `file` (imports do not count).
     pub fn covers_lines(&self, file: &str, from: u32, to: u32) -> bool {
         self.lines.get(file).is_some_and(|l| l.range(from..=to).any(|(_, u)| !u.tests.is_empty()))

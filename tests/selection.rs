@@ -71,15 +71,9 @@ impl Fixture {
 
     /// Reports by candidate name (`total`, …).
     fn reports(&self, out: &str) -> BTreeMap<String, Value> {
-        let dir = self.out(out).join("run_validation").join(&self.repo_name);
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.join("report.json").exists())
-            .map(|p| {
-                let report: Value =
-                    serde_json::from_str(&std::fs::read_to_string(p.join("report.json")).unwrap()).unwrap();
-                let id = report["instance_id"].as_str().unwrap();
+        common::reports_in(&self.out(out).join("run_validation").join(&self.repo_name))
+            .into_iter()
+            .map(|(id, report)| {
                 let name = id.split(".func_pm_").nth(1).unwrap().split("__").next().unwrap().to_string();
                 (name, report)
             })
@@ -297,16 +291,7 @@ fn on_a_real_sdist_covering_and_all_agree_on_every_candidate() {
             "--json",
         ];
         let summary = json(&bugsmith_in(&args, &cache, Some(dir.path())));
-        let dir = out.join("run_validation").join(&repo_name);
-        let reports: BTreeMap<String, Value> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.join("report.json").is_file())
-            .map(|p| {
-                let r: Value = serde_json::from_str(&std::fs::read_to_string(p.join("report.json")).unwrap()).unwrap();
-                (r["instance_id"].as_str().unwrap().to_string(), r)
-            })
-            .collect();
+        let reports = common::reports_in(&out.join("run_validation").join(&repo_name));
         (summary, reports)
     };
     let mut backends = vec!["local"];

@@ -237,3 +237,17 @@ pub fn patch_of(checkout: &Path, file: &str, edit: impl FnOnce(&str) -> String) 
     let diff = Command::new("git").arg("-C").arg(&clone).args(["diff"]).output().unwrap();
     String::from_utf8(diff.stdout).unwrap()
 }
+
+/// The validation reports under `dir` (a `run_validation/<repo_name>` folder), by instance id.
+pub fn reports_in(dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("report.json").is_file())
+        .map(|p| {
+            let report: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(p.join("report.json")).unwrap()).unwrap();
+            (report["instance_id"].as_str().unwrap().to_string(), report)
+        })
+        .collect()
+}
