@@ -86,6 +86,7 @@ fn measure(
         recycle_after: 200,
         run_dir: out.join(backend.name()),
         choice: bugsmith::validate::TestChoice { select: bugsmith::settings::Selector::All, ..Default::default() },
+        deadline: None,
     };
     let summary = validate::validate(backend, profile, checkout, &env, found, &settings, &NoProgress).unwrap();
     println!(

@@ -10,7 +10,10 @@
 //! up. Code that ran while a test module was collected counts for every test of that module.
 //! Code outside any function body (module level, class bodies, decorators, default arguments),
 //! and code that also ran outside tests and their modules' collection (plugins, conftest files),
-//! runs for every test: such a change selects `all`.
+//! runs for every test: such a change selects `all` — except a function removed whole (its
+//! `def` ran at import, but only the tests that ran its body can notice it gone) and lines an
+//! insertion only moves (reordered methods). Blank lines and comments between statements are
+//! not looked up.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -181,8 +184,29 @@ impl TestCoverage {
                 return Selection::All(format!("{} does not parse", change.path));
             };
             let Some(covered) = self.lines.get(&change.path) else { continue };
-            for &line in &change.lines {
+            let removed_functions = wholly_removed_functions(&file, &change.removed);
+            for line in change.lines() {
                 let Some(statement) = innermost_statement(&file, line) else { continue };
+                // Blank lines and comments between statements run nothing.
+                let text = line_text(&file, line).trim();
+                if (text.is_empty() || text.starts_with('#'))
+                    && !probe_lines(&file, statement, 0).contains(&(line as u32))
+                {
+                    continue;
+                }
+                // A function removed whole: its `def` ran at import, but only the tests that
+                // called it (ran its body) can see it gone.
+                if let Some(&(from, body, to)) =
+                    removed_functions.iter().find(|(from, _, to)| (*from..=*to).contains(&(line as u32)))
+                {
+                    for (probe, used) in covered.range(from..=to) {
+                        if used.outside_tests && *probe >= body {
+                            return Selection::All(format!("{}:{probe} also runs outside tests", change.path));
+                        }
+                        tests.extend(used.tests.iter().copied());
+                    }
+                    continue;
+                }
                 if !in_function_body(&file, statement) {
                     return Selection::All(format!("{}:{line} runs at import (outside any function)", change.path));
                 }
@@ -206,47 +230,108 @@ impl TestCoverage {
     }
 }
 
-/// The pre-image lines a patch touches, per file: removed lines, and on both sides of an
-/// insertion (the line before may be one coverage never lists, such as a docstring).
+/// The pre-image lines a patch touches, per file: removed lines, and on both sides of each
+/// insertion (the line before may be one coverage never lists, such as a docstring) unless the
+/// insertion only moves lines the patch removes elsewhere (reordered methods).
 struct Touched {
     path: String,
-    lines: BTreeSet<usize>,
+    removed: BTreeSet<usize>,
+    /// Removed runs of lines, as text.
+    removed_runs: Vec<String>,
+    /// Insertions: the pre-image lines on each side, and the inserted text.
+    insertions: Vec<(usize, usize, String)>,
+}
+
+impl Touched {
+    fn lines(&self) -> BTreeSet<usize> {
+        let moved = |text: &str| {
+            let text = text.trim_matches('\n');
+            !text.trim().is_empty() && self.removed_runs.iter().any(|run| run.trim_matches('\n').contains(text))
+        };
+        let mut lines = self.removed.clone();
+        for (before, after, text) in &self.insertions {
+            if !moved(text) {
+                lines.extend([*before, *after]);
+            }
+        }
+        lines
+    }
 }
 
 fn touched_lines(patch: &str) -> Vec<Touched> {
     let mut files: Vec<Touched> = Vec::new();
     let mut old_line = 0;
     let mut old_path: Option<String> = None;
-    // Whether the current run of changed lines removed something (a replacement, not an insertion).
-    let mut removed = false;
+    // The current run of removed lines, and of inserted lines not replacing any.
+    let (mut removing, mut inserting) = (None::<String>, None::<String>);
+    let flush = |file: &mut Touched, removing: &mut Option<String>, inserting: &mut Option<String>, at: usize| {
+        if let Some(run) = removing.take() {
+            file.removed_runs.push(run);
+        }
+        if let Some(text) = inserting.take() {
+            file.insertions.push((at.saturating_sub(1).max(1), at, text));
+        }
+    };
     for line in patch.lines() {
         if let Some(path) = line.strip_prefix("--- ") {
             old_path = path.strip_prefix("a/").map(str::to_string);
         } else if let Some(path) = line.strip_prefix("+++ ") {
             let path = old_path.take().or_else(|| path.strip_prefix("b/").map(str::to_string)).unwrap_or_default();
-            files.push(Touched { path, lines: BTreeSet::new() });
-        } else if let Some(rest) = line.strip_prefix("@@ -") {
-            old_line = rest.split([',', ' ']).next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(1);
-            removed = false;
+            files.push(Touched { path, removed: BTreeSet::new(), removed_runs: Vec::new(), insertions: Vec::new() });
         } else if let Some(file) = files.last_mut() {
+            if let Some(rest) = line.strip_prefix("@@ -") {
+                flush(file, &mut removing, &mut inserting, old_line);
+                old_line = rest.split([',', ' ']).next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(1);
+                continue;
+            }
             match line.as_bytes().first() {
                 Some(b'-') => {
-                    file.lines.insert(old_line);
+                    file.removed.insert(old_line);
                     old_line += 1;
-                    removed = true;
+                    let run = removing.get_or_insert_default();
+                    run.push_str(&line[1..]);
+                    run.push('\n');
                 }
-                Some(b'+') if !removed => {
-                    file.lines.extend([old_line.saturating_sub(1).max(1), old_line]);
+                // Lines added where others were removed replace them: the removed ones count.
+                Some(b'+') if removing.is_none() => {
+                    let text = inserting.get_or_insert_default();
+                    text.push_str(&line[1..]);
+                    text.push('\n');
                 }
+                Some(b'+') => {}
                 Some(b' ') => {
+                    flush(file, &mut removing, &mut inserting, old_line);
                     old_line += 1;
-                    removed = false;
                 }
                 _ => {}
             }
         }
     }
+    if let Some(file) = files.last_mut() {
+        flush(file, &mut removing, &mut inserting, old_line);
+    }
     files
+}
+
+/// Functions every line of which the patch removes, as (first, first of the body, last)
+/// pre-image lines.
+fn wholly_removed_functions(file: &SourceFile, removed: &BTreeSet<usize>) -> Vec<(u32, u32, u32)> {
+    let tree = file.tree();
+    let lines = file.lines();
+    tree.subtree(0)
+        .filter(|&id| tree.node(id).kind == "FunctionDef")
+        .filter_map(|id| {
+            let node = tree.node(id);
+            let (from, to) = (lines.line(node.start), lines.line(node.end.saturating_sub(1).max(node.start)));
+            let body = probe_lines(file, id, 0).into_iter().filter(|&l| l > 0).max()? + 1;
+            (from..=to).all(|l| removed.contains(&l)).then_some((from as u32, body, to as u32))
+        })
+        .collect()
+}
+
+/// The text of a 1-based line.
+fn line_text(file: &SourceFile, line: usize) -> &str {
+    file.text().lines().nth(line.saturating_sub(1)).unwrap_or("")
 }
 
 /// The file part of a node id.
@@ -428,6 +513,63 @@ mod tests {
         let first = SOURCE.replacen("    if w < 0:", "    print(w)\n    if w < 0:", 1);
         let patch = crate::patch::render_diff("m.py", SOURCE, &first).unwrap();
         assert!(matches!(coverage().select(&patch, |_| Some(SOURCE.to_string())), Selection::All(_)));
+    }
+
+    /// A class whose two methods tests 1 and 2 run (its `def` lines at import).
+    const CLASS: &str = "class Shape:\n    def area(self):\n        return 1\n\n    def perimeter(self):\n        return 2\n\n\ndef scale(x):\n    for _ in range(2):\n        x = x * 2\n\n    return x\n";
+
+    fn class_coverage() -> TestCoverage {
+        TestCoverage::parse(
+            r#"{"version": 1, "contexts": ["", "t.py::test_area", "u.py::test_perimeter", "v.py::test_scale"],
+                "files": {"s.py": {"1": [0], "2": [0], "3": [1], "5": [0], "6": [2], "9": [0],
+                                   "10": [3], "11": [3], "13": [3]}}}"#,
+        )
+        .unwrap()
+    }
+
+    fn class_select(to: &str) -> Vec<String> {
+        let cov = class_coverage();
+        let patch = crate::patch::render_diff("s.py", CLASS, to).unwrap();
+        match cov.select(&patch, |_| Some(CLASS.to_string())) {
+            Selection::Tests(t) => t.iter().map(|&i| cov.tests[i].clone()).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_method_removed_whole_selects_the_tests_that_ran_its_body() {
+        let removed = CLASS.replacen("    def perimeter(self):\n        return 2\n\n", "", 1);
+        assert_eq!(class_select(&removed), ["u.py::test_perimeter"]);
+    }
+
+    #[test]
+    fn reordered_methods_select_the_tests_of_the_moved_ones() {
+        let swapped = CLASS.replacen(
+            "    def area(self):\n        return 1\n\n    def perimeter(self):\n        return 2\n",
+            "    def perimeter(self):\n        return 2\n\n    def area(self):\n        return 1\n",
+            1,
+        );
+        let selected = class_select(&swapped);
+        assert!(!selected.is_empty() && selected.iter().all(|t| t != "v.py::test_scale"), "{selected:?}");
+    }
+
+    #[test]
+    fn blank_lines_next_to_a_change_do_not_widen_it_to_all() {
+        // A loop removed together with the blank line after it.
+        let removed = CLASS.replacen("    for _ in range(2):\n        x = x * 2\n\n", "", 1);
+        assert_eq!(class_select(&removed), ["v.py::test_scale"]);
+        // A line moved after the `return`, before the blank line that ends the function.
+        let moved = CLASS.replacen("        return 2\n", "        return 2\n        x = 1\n", 1);
+        assert_eq!(class_select(&moved), ["u.py::test_perimeter"]);
+    }
+
+    #[test]
+    fn a_changed_class_header_still_selects_all() {
+        let cov = class_coverage();
+        let patch =
+            crate::patch::render_diff("s.py", CLASS, &CLASS.replacen("class Shape:", "class Shape(object):", 1))
+                .unwrap();
+        assert!(matches!(cov.select(&patch, |_| Some(CLASS.to_string())), Selection::All(_)));
     }
 
     #[test]

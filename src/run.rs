@@ -3,7 +3,9 @@
 //! version, the flags) are those of its last finished run. Every stage gets its settings the
 //! way its own command does: `run`'s flags over the recipe.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use crate::context::{Context, Error, Outcome, io};
 use crate::recipe::{Recipe, STAGES};
@@ -36,10 +38,38 @@ fn scripts_fingerprint(catalog: &Catalog) -> String {
     crate::patch::hash8(&text)
 }
 
-/// Stages already finished, with the key of their inputs.
+/// Stages already finished, with the key of their inputs and how long they took.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct RunState {
-    done: std::collections::BTreeMap<String, String>,
+    done: BTreeMap<String, String>,
+    #[serde(default)]
+    seconds: BTreeMap<String, f64>,
+}
+
+/// One recipe, ready to run: what `run` does for its file and a campaign for each source.
+pub struct RecipeRun<'a> {
+    /// The recipe.
+    pub recipe: &'a Recipe,
+    /// Its text (part of every stage's key).
+    pub text: &'a str,
+    /// Where its relative paths start.
+    pub base: PathBuf,
+    /// The run's name (`<out>/runs/<name>.json`, `<out>/profiles/<name>.yaml`).
+    pub name: String,
+    /// Output directory.
+    pub out: PathBuf,
+}
+
+/// How a run of the stages ended.
+pub struct Finished {
+    /// The exit code of the last stage run.
+    pub code: u8,
+    /// The stage that failed (`profile`, `env`, `gen`, …) and why.
+    pub failed: Option<(String, Error)>,
+    /// Seconds per stage, from this run or the one that finished it earlier.
+    pub seconds: BTreeMap<String, f64>,
+    /// The profile the stages used.
+    pub profile: PathBuf,
 }
 
 /// `bugsmith run <recipe>`.
@@ -50,30 +80,75 @@ pub fn command(ctx: &Context, path: &Path, flags: &RunFlags) -> Outcome {
         }
     }
     let recipe = Recipe::load(path)?;
-    let recipe_text = std::fs::read_to_string(path).map_err(io(path))?;
-    let base = crate::recipe::base_of(path);
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
     let out = PathBuf::from(recipe.out.as_deref().unwrap_or(defaults::OUT));
     crate::log::to_file(&out);
     let name = recipe
         .name
         .clone()
         .unwrap_or_else(|| path.file_stem().map_or("run".into(), |s| s.to_string_lossy().to_string()));
-    let profile = profile_path(&base, &out, &name, &recipe);
-    if !profile.exists() {
-        let source = recipe.source.as_ref().ok_or("the recipe names neither an existing profile nor a source")?;
-        if let Some(dir) = profile.parent() {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        let org = recipe.org.as_deref().unwrap_or(crate::profile::DEFAULT_ORG);
-        crate::setup::profile_init_command(ctx, &crate::recipe::source_in(&base, source), &profile, org)?;
+    let run = RecipeRun { recipe: &recipe, text: &text, base: crate::recipe::base_of(path), name, out };
+    let finished = run_stages(ctx, &run, flags, None);
+    match finished.failed {
+        Some((_, error)) => Err(error),
+        None => Ok(finished.code),
     }
-    let profile_text = std::fs::read_to_string(&profile).map_err(io(&profile))?;
-    let generate = GenSettings::resolve(&flags.gen_flags(), &recipe);
-    let validate = ValidateSettings::resolve(&flags.validate_flags(), &recipe);
-    let gather = GatherSettings::resolve(None, &recipe);
-    let combine = CombineSettings::resolve(&flags.combine_flags(), &recipe);
-    let mirror = MirrorSettings::resolve(&flags.mirror_flags(), &recipe);
-    let issues = IssueSettings::resolve(&flags.issue_flags(), &recipe);
+}
+
+/// Runs a recipe's stages in order, skipping those finished earlier with the same inputs;
+/// stops at the first that fails. With a deadline, validation starts no candidate after it.
+pub fn run_stages(ctx: &Context, run: &RecipeRun<'_>, flags: &RunFlags, deadline: Option<Instant>) -> Finished {
+    let profile = profile_path(&run.base, &run.out, &run.name, run.recipe);
+    let mut finished =
+        Finished { code: crate::EXIT_OK, failed: None, seconds: BTreeMap::new(), profile: profile.clone() };
+    if let Err(error) = ensure_profile(ctx, run, &profile) {
+        finished.failed = Some(("profile".into(), error));
+        return finished;
+    }
+    let state_path = run.out.join("runs").join(format!("{}.json", run.name));
+    let mut state: RunState =
+        std::fs::read_to_string(&state_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let result = stages(ctx, run, flags, deadline, &profile, &mut state, &state_path);
+    finished.seconds = state.seconds;
+    match result {
+        Ok(code) => finished.code = code,
+        Err((stage, error)) => finished.failed = Some((stage, error)),
+    }
+    finished
+}
+
+/// Writes the profile from the recipe's source when it is missing.
+fn ensure_profile(ctx: &Context, run: &RecipeRun<'_>, profile: &Path) -> Result<(), Error> {
+    if profile.exists() {
+        return Ok(());
+    }
+    let source = run.recipe.source.as_ref().ok_or("the recipe names neither an existing profile nor a source")?;
+    if let Some(dir) = profile.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    let org = run.recipe.org.as_deref().unwrap_or(crate::profile::DEFAULT_ORG);
+    crate::setup::profile_init_command(ctx, &crate::recipe::source_in(&run.base, source), profile, org)?;
+    Ok(())
+}
+
+/// The stages themselves; an error names its stage.
+fn stages(
+    ctx: &Context,
+    run: &RecipeRun<'_>,
+    flags: &RunFlags,
+    deadline: Option<Instant>,
+    profile: &Path,
+    state: &mut RunState,
+    state_path: &Path,
+) -> Result<u8, (String, Error)> {
+    let (recipe, out) = (run.recipe, run.out.as_path());
+    let profile_text = std::fs::read_to_string(profile).map_err(|e| ("profile".to_string(), io(profile)(e)))?;
+    let generate = GenSettings::resolve(&flags.gen_flags(), recipe);
+    let mut validate = ValidateSettings::resolve(&flags.validate_flags(), recipe);
+    let gather = GatherSettings::resolve(None, recipe);
+    let combine = CombineSettings::resolve(&flags.combine_flags(), recipe);
+    let mirror = MirrorSettings::resolve(&flags.mirror_flags(), recipe);
+    let issues = IssueSettings::resolve(&flags.issue_flags(), recipe);
     // What the stages read besides the recipe and profile: a change to any re-runs them.
     let inputs = format!(
         "{}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
@@ -85,6 +160,7 @@ pub fn command(ctx: &Context, path: &Path, flags: &RunFlags) -> Outcome {
         mirror,
         issues
     );
+    validate.deadline = deadline;
     // By default every stage, `combine` and `mirror` only when the recipe configures them.
     let stages: Vec<String> = recipe.stages.clone().unwrap_or_else(|| {
         STAGES
@@ -95,46 +171,51 @@ pub fn command(ctx: &Context, path: &Path, flags: &RunFlags) -> Outcome {
             .map(|s| (*s).to_string())
             .collect()
     });
-    let state_path = out.join("runs").join(format!("{name}.json"));
-    let mut state: RunState =
-        std::fs::read_to_string(&state_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     for stage in STAGES.iter().filter(|s| stages.iter().any(|x| x == *s)) {
-        let key = crate::patch::hash8(&format!("{stage}\n{recipe_text}\n{profile_text}\n{inputs}"));
+        let failed = |error: Error| ((*stage).to_string(), error);
+        let key = crate::patch::hash8(&format!("{stage}\n{}\n{profile_text}\n{inputs}", run.text));
         let redo = flags.force || flags.redo.iter().any(|r| r == stage);
         if state.done.get(*stage) == Some(&key) && !redo {
             println!("== {stage}: finished earlier, skipped");
             continue;
         }
         println!("== {stage}");
-        tracing::info!(target: crate::log::RECORD, "stage {stage} of {}", path.display());
+        tracing::info!(target: crate::log::RECORD, "stage {stage} of {}", run.name);
+        let started = Instant::now();
         let code = match *stage {
-            "env" => crate::setup::env_build_command(ctx, &profile, validate.backend, &out)?,
-            "gen" => {
+            "env" => crate::setup::env_build_command(ctx, profile, validate.backend, out),
+            "gen" => (|| {
                 if generate.covered_only {
-                    crate::validate::prepare_coverage(ctx, &profile, &validate, &out)?;
+                    crate::validate::prepare_coverage(ctx, profile, &validate, out)?;
                 }
-                crate::bug_gen::command(ctx, &profile.display().to_string(), &generate, &out, false)?
-            }
-            "validate" => crate::validate::command(ctx, &profile, &validate, &out, false)?,
-            "mirror" => crate::mirror::command(ctx, &profile, &mirror, &out, false)?,
-            "combine" => {
-                crate::combine::command(ctx, &profile, &combine, &out, false)?;
+                crate::bug_gen::command(ctx, &profile.display().to_string(), &generate, out, false)
+            })(),
+            "validate" => crate::validate::command(ctx, profile, &validate, out, false),
+            "mirror" => crate::mirror::command(ctx, profile, &mirror, out, false),
+            "combine" => (|| {
+                crate::combine::command(ctx, profile, &combine, out, false)?;
                 // The combinations are candidates like any other: validate and gather them.
-                crate::validate::command(ctx, &profile, &validate, &out, false)?;
-                crate::gather::command(ctx, &profile, &gather, &out, false)?
-            }
-            "gather" => crate::gather::command(ctx, &profile, &gather, &out, false)?,
-            _ => crate::issue_gen::command(ctx, &profile, &issues, &out, false)?,
-        };
+                crate::validate::command(ctx, profile, &validate, out, false)?;
+                crate::gather::command(ctx, profile, &gather, out, false)
+            })(),
+            "gather" => crate::gather::command(ctx, profile, &gather, out, false),
+            _ => crate::issue_gen::command(ctx, profile, &issues, out, false),
+        }
+        .map_err(failed)?;
+        state.seconds.insert((*stage).to_string(), started.elapsed().as_secs_f64());
         if code != crate::EXIT_OK {
             return Ok(code);
         }
-        state.done.insert((*stage).to_string(), key);
+        // A validation the deadline cut short is not finished: the next run goes on with it.
+        let cut = *stage == "validate" && deadline.is_some_and(|d| Instant::now() >= d);
+        if !cut {
+            state.done.insert((*stage).to_string(), key);
+        }
         if let Some(dir) = state_path.parent() {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            std::fs::create_dir_all(dir).map_err(|e| failed(io(dir)(e)))?;
         }
         let json = serde_json::to_string_pretty(&state).unwrap_or_default();
-        crate::files::write_atomic(&state_path, json.as_bytes()).map_err(io(&state_path))?;
+        crate::files::write_atomic(state_path, json.as_bytes()).map_err(|e| failed(io(state_path)(e)))?;
     }
     Ok(crate::EXIT_OK)
 }

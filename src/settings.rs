@@ -288,6 +288,8 @@ pub struct ValidateSettings {
     pub verify: f64,
     /// Seed of the verify sample.
     pub seed: u64,
+    /// No candidate starts after this (a campaign's time budget); the rest are left.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl ValidateSettings {
@@ -305,6 +307,7 @@ impl ValidateSettings {
             exact: flags.exact || recipe.validate.exact == Some(true),
             verify: pick(flags.verify, recipe.validate.verify, None, defaults::VERIFY_PERCENT).clamp(0.0, 100.0),
             seed: pick(flags.seed, recipe.seed, None, defaults::SEED),
+            deadline: None,
         }
     }
 }

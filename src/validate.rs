@@ -78,6 +78,8 @@ pub struct Settings {
     pub run_dir: PathBuf,
     /// Which tests each candidate runs.
     pub choice: TestChoice,
+    /// No candidate starts after this; the rest are left for a later run.
+    pub deadline: Option<Instant>,
 }
 
 /// How candidates' tests are chosen: see `ValidateSettings`.
@@ -143,6 +145,8 @@ pub struct Summary {
     pub disagreements: Vec<String>,
     /// Why the rest of the run used whole suites, when the check failed.
     pub fallback: Option<String>,
+    /// Candidates not started because the time budget ran out.
+    pub left: usize,
 }
 
 impl Summary {
@@ -444,6 +448,10 @@ fn run_pass<'a>(shared: &Shared<'a>, jobs: Vec<Job>, first: &mut Option<Box<dyn 
                 let mut worker = worker;
                 let mut used = 0;
                 while let Some(mut job) = pop(queue) {
+                    if shared.settings.deadline.is_some_and(|d| Instant::now() >= d) {
+                        shared.tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner).left += 1;
+                        continue;
+                    }
                     if shared.fallback.load(std::sync::atomic::Ordering::SeqCst) && job.plan != Plan::All {
                         job.plan = Plan::All;
                         job.key.clone_from(&job.key_all);
@@ -738,6 +746,9 @@ pub fn print_validate_summary(summary: &Summary) {
     if let Some(why) = &summary.fallback {
         println!("fallback    {why}");
     }
+    if summary.left > 0 {
+        println!("left        {} candidates not started: the time budget ran out", summary.left);
+    }
     println!();
     let verdicts = [
         (Verdict::Valid, "valid"),
@@ -822,6 +833,7 @@ pub fn command(ctx: &Context, profile_path: &Path, settings: &ValidateSettings, 
             verify: settings.verify,
             seed: settings.seed,
         },
+        deadline: settings.deadline,
     };
     let bar = console::Bar::new(json);
     console::status(json, "running the clean baseline …");
