@@ -71,6 +71,11 @@ pub enum Command {
     Mirror(MirrorArgs),
     /// Run every stage a recipe names (env, gen, validate, gather, combine, issues); resumable.
     Run(RunArgs),
+    /// Run many sources from a campaign file through every stage into one dataset; resumable,
+    /// shardable, with a time budget; or check the file, or write Slurm or Kubernetes jobs.
+    Campaign(CampaignArgs),
+    /// Join campaign outputs (shards) into one dataset: instances, mirrors, ledgers, campaign.json.
+    Merge(MergeArgs),
     /// List or show the candidates under an output directory.
     Candidates {
         #[command(subcommand)]
@@ -124,6 +129,59 @@ pub struct RunArgs {
     pub sandbox: SandboxArgs,
     #[command(flatten)]
     pub lm: LmArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct CampaignArgs {
+    /// The campaign file.
+    pub file: PathBuf,
+    /// Output directory (over the file's `out`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Run shard K of N (1-based): every N-th source, starting at the K-th.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Wall-clock budget (`90m`, `2h`): each source gets a fair share of what is left; then
+    /// what is valid is gathered and the rest left for the next run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub time_budget: Option<std::time::Duration>,
+    /// Only read and check the file (unknown keys, values) and list its sources.
+    #[arg(long)]
+    pub check: bool,
+    /// Write cluster jobs instead of running: `--emit slurm DIR` or `--emit k8s DIR`.
+    #[arg(long, num_args = 2, value_names = ["KIND", "DIR"])]
+    pub emit: Vec<String>,
+    /// Seed (over the file's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where tests run (over the file's `backend`).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// Redo every stage of every source.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub lm: LmArgs,
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct MergeArgs {
+    /// Campaign output directories (one per shard).
+    #[arg(required = true)]
+    pub outputs: Vec<PathBuf>,
+    /// Where the merged dataset goes.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    crate::campaign::file::parse_shard(text)
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::campaign::file::parse_duration(text)
 }
 
 /// How tests are contained (every command that runs tests takes these).

@@ -12,9 +12,9 @@ use crate::context::{Context, Error, Outcome};
 use crate::profile::LimitSettings;
 use crate::script::catalog::Catalog;
 use crate::settings::{
-    BackendKind, CombineFlags, CombineSettings, GatherSettings, GenFlags, GenSettings, IssueFlags, IssueSettings,
-    LmFlags, MirrorFlags, MirrorSettings, RunFlags, RunnerFlags, RunnerSettings, SandboxFlags, Selector, ValidateFlags,
-    ValidateSettings,
+    BackendKind, CampaignFlags, CombineFlags, CombineSettings, EmitKind, GatherSettings, GenFlags, GenSettings,
+    IssueFlags, IssueSettings, LmFlags, MirrorFlags, MirrorSettings, RunFlags, RunnerFlags, RunnerSettings,
+    SandboxFlags, Selector, ValidateFlags, ValidateSettings,
 };
 
 pub(crate) fn dispatch(args: Args) -> Outcome {
@@ -98,6 +98,38 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
             };
             crate::run::command(&ctx, &a.recipe, &flags)
         }
+        Command::Campaign(a) => {
+            let emit = match a.emit.as_slice() {
+                [] => None,
+                [kind, dir] => Some((
+                    match kind.as_str() {
+                        "slurm" => EmitKind::Slurm,
+                        "k8s" | "kubernetes" => EmitKind::K8s,
+                        other => return Err(Error::Usage(format!("--emit {other}: expected slurm or k8s"))),
+                    },
+                    dir.into(),
+                )),
+                _ => return Err(Error::Usage("--emit takes a kind and a folder: --emit slurm DIR".into())),
+            };
+            let flags = CampaignFlags {
+                out: a.out,
+                shard: a.shard,
+                time_budget: a.time_budget,
+                check: a.check,
+                emit,
+                run: RunFlags {
+                    force: a.force,
+                    redo: Vec::new(),
+                    seed: a.seed,
+                    backend: a.backend.map(backend),
+                    jobs,
+                    sandbox: sandbox_flags(&a.sandbox),
+                    lm: lm_flags(&a.lm),
+                },
+            };
+            crate::campaign::command(&ctx, &a.file, &flags)
+        }
+        Command::Merge(a) => crate::campaign::merge::command(&a.outputs, &a.out),
         Command::Eval(a) => {
             let runner = runner(a.backend, jobs, &a.sandbox);
             let request = crate::eval::EvalRequest {

@@ -8,6 +8,7 @@ pub mod ast;
 pub mod author;
 pub mod backend;
 pub mod bug_gen;
+pub mod campaign;
 pub mod candidates;
 pub mod changes;
 mod cli;
@@ -54,6 +55,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code: bad command-line usage.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code of `campaign`: some sources failed, the rest are done.
+pub const EXIT_SOME_FAILED: u8 = 3;
 
 /// Parses the arguments and runs the command.
 pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {

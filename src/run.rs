@@ -101,7 +101,7 @@ pub fn run_stages(ctx: &Context, run: &RecipeRun<'_>, flags: &RunFlags, deadline
     let profile = profile_path(&run.base, &run.out, &run.name, run.recipe);
     let mut finished =
         Finished { code: crate::EXIT_OK, failed: None, seconds: BTreeMap::new(), profile: profile.clone() };
-    if let Err(error) = ensure_profile(ctx, run, &profile) {
+    if let Err(error) = ensure_profile(ctx, run) {
         finished.failed = Some(("profile".into(), error));
         return finished;
     }
@@ -117,10 +117,12 @@ pub fn run_stages(ctx: &Context, run: &RecipeRun<'_>, flags: &RunFlags, deadline
     finished
 }
 
-/// Writes the profile from the recipe's source when it is missing.
-fn ensure_profile(ctx: &Context, run: &RecipeRun<'_>, profile: &Path) -> Result<(), Error> {
+/// The run's profile, written from the recipe's source when it is missing.
+pub fn ensure_profile(ctx: &Context, run: &RecipeRun<'_>) -> Result<PathBuf, Error> {
+    let path = profile_path(&run.base, &run.out, &run.name, run.recipe);
+    let profile = path.as_path();
     if profile.exists() {
-        return Ok(());
+        return Ok(path);
     }
     let source = run.recipe.source.as_ref().ok_or("the recipe names neither an existing profile nor a source")?;
     if let Some(dir) = profile.parent() {
@@ -128,7 +130,7 @@ fn ensure_profile(ctx: &Context, run: &RecipeRun<'_>, profile: &Path) -> Result<
     }
     let org = run.recipe.org.as_deref().unwrap_or(crate::profile::DEFAULT_ORG);
     crate::setup::profile_init_command(ctx, &crate::recipe::source_in(&run.base, source), profile, org)?;
-    Ok(())
+    Ok(path)
 }
 
 /// The stages themselves; an error names its stage.
@@ -200,9 +202,9 @@ fn stages(
             })(),
             "gather" => crate::gather::command(ctx, profile, &gather, out, false),
             _ => crate::issue_gen::command(ctx, profile, &issues, out, false),
-        }
-        .map_err(failed)?;
+        };
         state.seconds.insert((*stage).to_string(), started.elapsed().as_secs_f64());
+        let code = code.map_err(failed)?;
         if code != crate::EXIT_OK {
             return Ok(code);
         }

@@ -548,6 +548,32 @@ impl RunFlags {
     }
 }
 
+/// Where `campaign --emit` writes jobs for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmitKind {
+    /// An sbatch array script and a dependent merge job.
+    Slurm,
+    /// A Kubernetes Indexed Job and a merge Job.
+    K8s,
+}
+
+/// `campaign`'s flags.
+#[derive(Clone, Debug, Default)]
+pub struct CampaignFlags {
+    /// `--out` (over the file's `out`).
+    pub out: Option<PathBuf>,
+    /// `--shard K/N`.
+    pub shard: Option<(usize, usize)>,
+    /// `--time-budget` (over the file's `time_budget`).
+    pub time_budget: Option<std::time::Duration>,
+    /// `--check`: only read and check the file.
+    pub check: bool,
+    /// `--emit slurm|k8s DIR`.
+    pub emit: Option<(EmitKind, PathBuf)>,
+    /// What each source's stages get, as `run`'s flags.
+    pub run: RunFlags,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

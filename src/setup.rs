@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::console;
-use crate::context::{Context, Outcome, io};
+use crate::context::{Context, Error, Outcome, io};
 use crate::profile::Profile;
 use crate::settings::{BackendKind, Containment};
 
@@ -24,12 +24,36 @@ pub fn profile_init_command(ctx: &Context, source: &str, output: &Path, org: &st
 /// `bugsmith env build`: the profile's environment on `backend`.
 pub fn env_build_command(ctx: &Context, profile_path: &Path, backend: BackendKind, out: &Path) -> Outcome {
     let started = Instant::now();
+    let (env, log_dir) = env_build(ctx, profile_path, backend, out, true)?;
+    println!("environment {env} ready in {:.1} s (log under {})", started.elapsed().as_secs_f64(), log_dir.display());
+    Ok(crate::EXIT_OK)
+}
+
+/// The environment built (or found) without a word on the terminal, as a campaign prepares
+/// the next source while another runs.
+pub fn env_build_quietly(
+    ctx: &Context,
+    profile_path: &Path,
+    backend: BackendKind,
+    out: &Path,
+) -> Result<String, Error> {
+    env_build(ctx, profile_path, backend, out, false).map(|(env, _)| env)
+}
+
+fn env_build(
+    ctx: &Context,
+    profile_path: &Path,
+    backend: BackendKind,
+    out: &Path,
+    say: bool,
+) -> Result<(String, std::path::PathBuf), Error> {
     let profile = ctx.profile(profile_path)?;
     let checkout = ctx.checkout(&profile)?;
     let backend = ctx.backend(backend, Containment::default())?;
     let log_dir = out.join("build_images").join("env").join(&profile.repo_name);
-    console::status(false, &format!("building the {} environment of {} …", backend.name(), profile.repo_name));
+    if say {
+        console::status(false, &format!("building the {} environment of {} …", backend.name(), profile.repo_name));
+    }
     let env = backend.build_env(&profile, &checkout, &log_dir)?;
-    println!("environment {env} ready in {:.1} s (log under {})", started.elapsed().as_secs_f64(), log_dir.display());
-    Ok(crate::EXIT_OK)
+    Ok((env, log_dir))
 }

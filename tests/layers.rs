@@ -27,8 +27,8 @@ const ADAPTERS: [&str; 14] = [
     "context",
     "testrun",
 ];
-/// The modules that run the stages: the command line's dispatch and `run`.
-const ORCHESTRATORS: [&str; 2] = ["commands", "run"];
+/// The modules that run the stages: the command line's dispatch, `run` and `campaign`.
+const ORCHESTRATORS: [&str; 3] = ["commands", "run", "campaign"];
 
 /// Top-level module → the top-level modules it names (`crate::x`, `use crate::{x, y}`).
 fn imports() -> BTreeMap<String, BTreeSet<String>> {

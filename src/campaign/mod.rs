@@ -1,0 +1,249 @@
+//! `bugsmith campaign`: many sources in one command. Each source runs the stages of `run` with
+//! its own recipe (the campaign's shared settings, then its overrides); a source that fails is
+//! recorded with its stage, reason and log, and the rest go on. The next source's profile and
+//! environment are prepared while the current one runs. A time budget is shared fairly: each
+//! source may use its share of what is left (and at most its own cap), then what is valid is
+//! gathered and the rest left for the next invocation. Everything is resumable: finished
+//! stages and validated candidates are not redone.
+//!
+//! Output: the stages' usual per-repository files under `<out>`, `<out>/task_insts/<name>.jsonl`
+//! (every instance), `<out>/campaign.json` and `<out>/report.html`.
+
+pub mod emit;
+pub mod file;
+pub mod merge;
+pub mod record;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::context::{Context, Error, Outcome, io};
+use crate::run::{Finished, RecipeRun};
+use crate::settings::{CampaignFlags, RunFlags, ValidateSettings, defaults};
+use file::{Campaign, SourceRun};
+use record::{CampaignRecord, RepoRecord, Status};
+
+/// `bugsmith campaign <FILE>`.
+pub fn command(ctx: &Context, path: &Path, flags: &CampaignFlags) -> Outcome {
+    let campaign = match Campaign::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(crate::EXIT_USAGE);
+        }
+    };
+    if flags.check {
+        println!("{}: {} sources, ok", path.display(), campaign.sources.len());
+        for source in &campaign.sources {
+            println!("  {} (run {})", source.source, source.slug);
+        }
+        return Ok(crate::EXIT_OK);
+    }
+    if let Some((kind, dir)) = &flags.emit {
+        return emit::command(&campaign, path, *kind, dir);
+    }
+    let out = flags.out.clone().or_else(|| campaign.out.clone()).unwrap_or_else(|| PathBuf::from(defaults::OUT));
+    std::fs::create_dir_all(&out).map_err(io(&out))?;
+    crate::log::to_file(&out);
+    let selected: Vec<&SourceRun> = match flags.shard {
+        Some((k, n)) => campaign.shard(k, n),
+        None => campaign.sources.iter().collect(),
+    };
+    let started = Instant::now();
+    let deadline = flags.time_budget.or(campaign.time_budget).map(|b| started + b);
+    let base = crate::recipe::base_of(path);
+    let mut record = CampaignRecord {
+        name: campaign.name.clone(),
+        shards: flags.shard.map(|(k, n)| vec![format!("{k}/{n}")]).unwrap_or_default(),
+        ..CampaignRecord::default()
+    };
+    std::thread::scope(|scope| -> Result<(), Error> {
+        let mut prepared: Option<std::thread::ScopedJoinHandle<'_, ()>> = None;
+        for (i, source) in selected.iter().enumerate() {
+            if let Some(handle) = prepared.take() {
+                let _ = handle.join();
+            }
+            let left = selected.len() - i;
+            let share = deadline.map(|d| {
+                let remaining = d.saturating_duration_since(Instant::now());
+                let fair = Instant::now() + remaining / left as u32;
+                source.time_budget.map_or(fair, |cap| fair.min(Instant::now() + cap))
+            });
+            let share = share.or_else(|| source.time_budget.map(|cap| Instant::now() + cap));
+            println!(
+                "\n=== [{}/{}] {}{}",
+                i + 1,
+                selected.len(),
+                source.source,
+                deadline.map_or(String::new(), |d| format!(
+                    " ({} of the budget left)",
+                    humantime::format_duration(Duration::from_secs(
+                        d.saturating_duration_since(Instant::now()).as_secs()
+                    ))
+                ))
+            );
+            let repo = if deadline.is_some_and(|d| Instant::now() >= d) {
+                RepoRecord {
+                    index: source.index,
+                    source: source.source.clone(),
+                    slug: source.slug.clone(),
+                    status: Status::Partial,
+                    stage: Some("env".into()),
+                    reason: Some("the time budget ran out before it started".into()),
+                    ..RepoRecord::default()
+                }
+            } else {
+                // The next source's profile and environment, while this one runs.
+                if let Some(next) = selected.get(i + 1) {
+                    let (base, out) = (base.clone(), out.clone());
+                    prepared = Some(scope.spawn(move || prepare(ctx, next, &base, &out, &flags.run)));
+                }
+                let run = RecipeRun {
+                    recipe: &source.recipe,
+                    text: &source.recipe_text,
+                    base: base.clone(),
+                    name: source.slug.clone(),
+                    out: out.clone(),
+                };
+                let finished = crate::run::run_stages(ctx, &run, &flags.run, share);
+                repo_record(source, &finished, &out, share)
+            };
+            println!("=== {}: {}", source.source, describe(&repo));
+            record.repos.push(repo);
+            write_record(&mut record, &out, started)?;
+        }
+        Ok(())
+    })?;
+    combine_instances(&record, &out)?;
+    write_record(&mut record, &out, started)?;
+    report::write(&record, &out.join("report.html"))?;
+    // What a merge waiting for every shard (a Kubernetes merge Job) looks for.
+    let marker = out.join("campaign.finished");
+    crate::files::write_atomic(&marker, record.created_at.as_bytes()).map_err(io(&marker))?;
+    let t = &record.totals;
+    println!(
+        "\ncampaign {}: {} sources: {} ok, {} partial, {} failed; {} candidates, {} valid, {} instances in {:.0} s",
+        record.name, t.repos, t.ok, t.partial, t.failed, t.candidates, t.valid, t.instances, record.wall_seconds
+    );
+    println!("  instances: {}", out.join("task_insts").join(format!("{}.jsonl", record.name)).display());
+    println!("  report:    {}", out.join("report.html").display());
+    Ok(exit_code(&record))
+}
+
+/// 0: every source ok (or cut short by the budget); 3: some failed; 1: none could run.
+fn exit_code(record: &CampaignRecord) -> u8 {
+    let t = &record.totals;
+    if t.repos == 0 || t.failed == t.repos {
+        crate::EXIT_FAILURE
+    } else if t.failed > 0 {
+        crate::EXIT_SOME_FAILED
+    } else {
+        crate::EXIT_OK
+    }
+}
+
+/// A source's profile and environment, made ahead of its turn; problems show again (and are
+/// recorded) when its own stages run.
+fn prepare(ctx: &Context, source: &SourceRun, base: &Path, out: &Path, flags: &RunFlags) {
+    let run = RecipeRun {
+        recipe: &source.recipe,
+        text: &source.recipe_text,
+        base: base.to_path_buf(),
+        name: source.slug.clone(),
+        out: out.to_path_buf(),
+    };
+    let Ok(profile_path) = crate::run::ensure_profile(ctx, &run) else { return };
+    let backend = ValidateSettings::resolve(&flags.validate_flags(), &source.recipe).backend;
+    let _ = crate::setup::env_build_quietly(ctx, &profile_path, backend, out);
+}
+
+/// What `campaign.json` says of a source after its stages.
+fn repo_record(source: &SourceRun, finished: &Finished, out: &Path, deadline: Option<Instant>) -> RepoRecord {
+    let mut repo = RepoRecord {
+        index: source.index,
+        source: source.source.clone(),
+        slug: source.slug.clone(),
+        seconds: finished.seconds.clone(),
+        ..RepoRecord::default()
+    };
+    repo.repo_name = crate::profile::Profile::load(&finished.profile).ok().map(|p| p.repo_name);
+    if let Some(repo_name) = repo.repo_name.clone() {
+        record::count_outputs(&mut repo, out, &repo_name);
+    }
+    match &finished.failed {
+        Some((stage, error)) => {
+            repo.status = Status::Failed;
+            repo.stage = Some(stage.clone());
+            repo.reason = Some(error.to_string());
+            let log = match (stage.as_str(), &repo.repo_name) {
+                ("env", Some(name)) => out.join("build_images").join("env").join(name),
+                _ => out.join("bugsmith.log"),
+            };
+            repo.log = Some(log.display().to_string());
+        }
+        None if repo.validated < repo.candidates && deadline.is_some_and(|d| Instant::now() >= d) => {
+            repo.status = Status::Partial;
+            repo.stage = Some("validate".into());
+            repo.reason = Some(format!(
+                "the time budget ran out: {} of {} candidates validated, the rest left for the next run",
+                repo.validated, repo.candidates
+            ));
+        }
+        None => {}
+    }
+    repo
+}
+
+/// One line about a source's outcome.
+fn describe(repo: &RepoRecord) -> String {
+    match repo.status {
+        Status::Failed => format!(
+            "failed at {}: {}",
+            repo.stage.as_deref().unwrap_or("?"),
+            repo.reason.as_deref().unwrap_or("").lines().next().unwrap_or("")
+        ),
+        _ => format!(
+            "{}{} candidates, {} valid, {} instances",
+            if repo.status == Status::Partial { "partial: " } else { "" },
+            repo.candidates,
+            repo.valid,
+            repo.instances
+        ),
+    }
+}
+
+/// Writes `campaign.json` with fresh totals.
+fn write_record(record: &mut CampaignRecord, out: &Path, started: Instant) -> Result<(), Error> {
+    record.total();
+    record.wall_seconds = started.elapsed().as_secs_f64();
+    record.created_at = now();
+    let path = out.join("campaign.json");
+    let json = serde_json::to_string_pretty(record).unwrap_or_default() + "\n";
+    crate::files::write_atomic(&path, json.as_bytes()).map_err(io(&path))
+}
+
+/// The time now, RFC 3339.
+pub(crate) fn now() -> String {
+    crate::gather::rfc3339(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// `task_insts/<name>.jsonl`: every source's instances, sorted by id.
+pub(crate) fn combine_instances(record: &CampaignRecord, out: &Path) -> Result<(), Error> {
+    let mut all = Vec::new();
+    for repo in &record.repos {
+        let Some(name) = &repo.repo_name else { continue };
+        let path = out.join("task_insts").join(format!("{name}.json"));
+        if path.exists() {
+            all.extend(crate::records::read_instances(&path)?);
+        }
+    }
+    all.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    all.dedup_by(|a, b| a.instance_id == b.instance_id);
+    let dir = out.join("task_insts");
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    crate::records::write_instances(&dir.join(format!("{}.json", record.name)), &all)?;
+    Ok(())
+}
