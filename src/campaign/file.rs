@@ -201,6 +201,7 @@ impl Campaign {
         let mut sources: Vec<SourceRun> = Vec::new();
         for (entry, at) in entries {
             let mut recipe = shared.clone();
+            let mut overrides = serde_yaml::Mapping::new();
             let mut own_budget = None;
             let source = match entry {
                 Value::String(s) => s,
@@ -222,7 +223,9 @@ impl Campaign {
                         } else if k == "profile" {
                             let p = value.as_str().map_or_else(String::new, |p| absolute(base, p));
                             recipe.insert(key, Value::String(p));
+                            overrides.insert("profile".into(), value);
                         } else {
+                            overrides.insert(key.clone(), value.clone());
                             recipe.insert(key, value);
                         }
                     }
@@ -233,6 +236,14 @@ impl Campaign {
                     continue;
                 }
             };
+            // The overrides on their own, so their problems are found even when shared ones exist.
+            let own_text = serde_yaml::to_string(&Value::Mapping(overrides)).unwrap_or_default();
+            if let Err(e) = Recipe::parse(path, &own_text) {
+                for (_, problem) in e.problems {
+                    problems.push((at, format!("source {source}: {problem}")));
+                }
+                continue;
+            }
             let mut slug = slug_of(&source);
             if sources.iter().any(|s| s.slug == slug) {
                 slug = format!("{slug}-{}", sources.len() + 1);
@@ -251,7 +262,7 @@ impl Campaign {
                     time_budget: own_budget,
                 }),
                 // Shared problems were reported above with their lines.
-                Err(e) if !problems.is_empty() => drop(e),
+                Err(_) if !problems.is_empty() => {}
                 Err(e) => {
                     for (_, problem) in e.problems {
                         problems.push((at, format!("source {source}: {problem}")));

@@ -177,8 +177,8 @@ fn repo_record(source: &SourceRun, finished: &Finished, out: &Path, deadline: Op
             repo.stage = Some(stage.clone());
             repo.reason = Some(error.to_string());
             let log = match (stage.as_str(), &repo.repo_name) {
-                ("env", Some(name)) => out.join("build_images").join("env").join(name),
-                _ => out.join("bugsmith.log"),
+                ("env", Some(name)) => Path::new("build_images").join("env").join(name).join("build_env.log"),
+                _ => PathBuf::from("bugsmith.log"),
             };
             repo.log = Some(log.display().to_string());
         }

@@ -38,7 +38,7 @@ pub struct RepoRecord {
     pub stage: Option<String>,
     /// Why.
     pub reason: Option<String>,
-    /// Where to read more.
+    /// Where to read more, relative to the output directory.
     pub log: Option<String>,
     /// Tests in the baseline.
     pub tests: usize,

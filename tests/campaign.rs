@@ -1,0 +1,225 @@
+//! Campaigns over fixture repositories: a failing source is recorded and the rest complete; a
+//! killed campaign resumes; two shards merged equal the whole run; emitted cluster jobs are
+//! well-formed; bad campaign files are refused with lines.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{git, manifest, shared_cache, stderr, stdout};
+
+/// Three sources: two that work and one whose install fails.
+fn campaign_file(dir: &Path) -> PathBuf {
+    let repos = manifest().join("tests/fixtures/repos");
+    let path = dir.join("trio.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "version: 1\nname: trio\nseed: 24\nmax_bugs: 2\nvalidate:\n  jobs: 1\nissues:\n  template: static\nsources:\n  - {}\n  - {}\n  - source: {}\n    max_bugs: 1\nemit:\n  shards: 2\n  shared_dir: /shared/trio\n  cpus: 2\n  memory: 8G\n  image: bugsmith:test\n",
+            repos.join("inventory").display(),
+            repos.join("broken_install").display(),
+            repos.join("selection").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn campaign(args: &[&str], dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bugsmith"));
+    command
+        .arg("campaign")
+        .args(args)
+        .current_dir(dir)
+        .env("BUGSMITH_STRATEGIES", manifest().join("strategies"))
+        .env("BUGSMITH_CACHE", shared_cache())
+        .env("BUGSMITH_NO_PROGRESS", "1");
+    command
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    campaign(args, dir).output().unwrap()
+}
+
+fn record(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("campaign.json")).unwrap()).unwrap()
+}
+
+/// The instance file's lines without `created_at`, sorted.
+fn instances(out: &Path, name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(out.join("task_insts").join(format!("{name}.jsonl"))).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("created_at");
+            v.to_string()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Every mirror's branches with the tree each points at.
+fn mirror_branches(out: &Path) -> Vec<String> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(out.join("mirrors")).unwrap().flatten() {
+        let dir = entry.path();
+        for branch in git(&dir, &["for-each-ref", "--format=%(refname:short)", "refs/heads"]).lines() {
+            let tree = git(&dir, &["rev-parse", &format!("{branch}^{{tree}}")]);
+            all.push(format!("{} {branch} {tree}", entry.file_name().to_string_lossy()));
+        }
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn a_campaign_goes_on_past_a_failing_source_resumes_when_killed_and_its_shards_merge_to_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = campaign_file(dir.path());
+    let file = file.to_str().unwrap();
+
+    // Killed once some candidates of the first source are validated, then run again.
+    let mut child = campaign(&[file, "--out", "whole"], dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let reports = || {
+        walkdir::WalkDir::new(dir.path().join("whole/run_validation"))
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_name() == "report.json")
+            .count()
+    };
+    for _ in 0..2400 {
+        if reports() >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = reports();
+    assert!(before >= 3, "killed after {before} reports");
+    let resumed = run(&[file, "--out", "whole"], dir.path());
+    let text = stdout(&resumed);
+    assert_eq!(resumed.status.code(), Some(3), "some sources failed: exit 3\n{text}\n{}", stderr(&resumed));
+    assert!(text.contains("== env: finished earlier, skipped"), "{text}");
+    assert!(text.contains("already done"), "{text}");
+
+    let whole = dir.path().join("whole");
+    let r = record(&whole);
+    let repos = r["repos"].as_array().unwrap();
+    assert_eq!(repos.len(), 3);
+    let statuses: Vec<&str> = repos.iter().map(|x| x["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["ok", "failed", "ok"]);
+    assert_eq!(repos[1]["stage"], "env");
+    assert!(repos[1]["reason"].as_str().unwrap().contains("pip install"), "{}", repos[1]["reason"]);
+    assert!(whole.join(repos[1]["log"].as_str().unwrap()).is_file(), "{}", repos[1]["log"]);
+    let total_instances: u64 = repos.iter().map(|x| x["instances"].as_u64().unwrap()).sum();
+    assert!(total_instances > 0);
+    assert_eq!(r["totals"]["instances"].as_u64(), Some(total_instances));
+    assert_eq!(instances(&whole, "trio").len() as u64, total_instances);
+    for key in ["tests", "candidates", "valid", "seconds", "per_strategy"] {
+        assert!(!repos[0][key].is_null(), "{key}");
+    }
+    assert!(repos[0]["seconds"]["validate"].as_f64().unwrap() > 0.0);
+    let page = std::fs::read_to_string(whole.join("report.html")).unwrap();
+    assert_eq!(page.matches("<tr class=").count(), 3);
+    assert!(page.contains("Yield per strategy") && page.contains("Where time went"));
+
+    // Shard 1/2 holds sources 1 and 3, shard 2/2 source 2 (which fails: exit 1, nothing ran).
+    let one = run(&[file, "--shard", "1/2", "--out", "s1"], dir.path());
+    assert_eq!(one.status.code(), Some(0), "{}\n{}", stdout(&one), stderr(&one));
+    let two = run(&[file, "--shard", "2/2", "--out", "s2"], dir.path());
+    assert_eq!(two.status.code(), Some(1), "{}\n{}", stdout(&two), stderr(&two));
+    let merged = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+        .args(["merge", "s1", "s2", "--out", "merged"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(merged.status.success(), "{}\n{}", stdout(&merged), stderr(&merged));
+    let merged_dir = dir.path().join("merged");
+    assert_eq!(instances(&merged_dir, "trio"), instances(&whole, "trio"));
+    assert_eq!(mirror_branches(&merged_dir), mirror_branches(&whole));
+    let m = record(&merged_dir);
+    let slugs =
+        |v: &serde_json::Value| v["repos"].as_array().unwrap().iter().map(|x| x["slug"].clone()).collect::<Vec<_>>();
+    assert_eq!(slugs(&m), slugs(&r));
+    assert_eq!(m["totals"]["instances"], r["totals"]["instances"]);
+    assert_eq!(m["shards"], serde_json::json!(["1/2", "2/2"]));
+}
+
+#[test]
+fn campaign_check_names_unknown_keys_with_their_lines_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, "version: 1\nmax_bug: 3\nsources:\n  - source: a\n    colour: red\n").unwrap();
+    let out = run(&[file.to_str().unwrap(), "--check"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(text.contains("line 2: ") && text.contains("max_bug"), "{text}");
+    assert!(text.contains("line 4: ") && text.contains("colour"), "{text}");
+    let good = campaign_file(dir.path());
+    let out = run(&[good.to_str().unwrap(), "--check"], dir.path());
+    assert!(out.status.success() && stdout(&out).contains("3 sources"), "{}", stdout(&out));
+}
+
+#[test]
+fn emitted_slurm_jobs_are_an_array_of_shards_and_a_merge_after_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = campaign_file(dir.path());
+    let out = run(&[file.to_str().unwrap(), "--emit", "slurm", "jobs"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let jobs = dir.path().join("jobs");
+    let array = std::fs::read_to_string(jobs.join("campaign.sbatch")).unwrap();
+    assert!(array.contains("#SBATCH --array=1-2") && array.contains("--shard \"${SLURM_ARRAY_TASK_ID}/2\""), "{array}");
+    assert!(array.contains("#SBATCH --cpus-per-task=2") && array.contains("#SBATCH --mem=8G"), "{array}");
+    let merge = std::fs::read_to_string(jobs.join("merge.sbatch")).unwrap();
+    assert!(
+        merge.contains("merge '/shared/trio/shard-1' '/shared/trio/shard-2' --out '/shared/trio/merged'"),
+        "{merge}"
+    );
+    let submit = std::fs::read_to_string(jobs.join("submit.sh")).unwrap();
+    assert!(submit.contains("--dependency=afterany:"), "{submit}");
+    for script in ["campaign.sbatch", "merge.sbatch", "submit.sh"] {
+        let syntax = Command::new("bash").arg("-n").arg(jobs.join(script)).output().unwrap();
+        assert!(syntax.status.success(), "{script}: {}", stderr(&syntax));
+    }
+}
+
+#[test]
+fn emitted_kubernetes_manifests_are_an_indexed_job_and_a_merge_job_that_fit_the_api_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = campaign_file(dir.path());
+    let out = run(&[file.to_str().unwrap(), "--emit", "k8s", "jobs"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = dir.path().join("jobs/campaign.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docs: Vec<serde_json::Value> =
+        text.split("\n---\n").skip(1).map(|d| serde_yaml::from_str::<serde_json::Value>(d).unwrap()).collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Job", "Job"]);
+    assert_eq!(docs[1]["spec"]["completionMode"], "Indexed");
+    assert_eq!(docs[1]["spec"]["completions"], 2);
+    assert!(docs[0]["data"]["campaign.yaml"].as_str().unwrap().contains("name: trio"));
+    let command = docs[1]["spec"]["template"]["spec"]["containers"][0]["command"][2].as_str().unwrap();
+    assert!(command.contains("--shard \"$k/2\"") && command.contains("--no-sandbox"), "{command}");
+    // The Kubernetes API schema, offline (`kubernetes-validate` ships the schemas).
+    match Command::new("kubernetes-validate").arg("--strict").arg(&path).output() {
+        Ok(check) => assert!(check.status.success(), "{}\n{}", stdout(&check), stderr(&check)),
+        Err(_) => {
+            assert!(
+                std::env::var_os("BUGSMITH_REQUIRE_CLUSTER_TOOLS").is_none(),
+                "BUGSMITH_REQUIRE_CLUSTER_TOOLS is set but kubernetes-validate is not installed"
+            );
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"skipped: the schema check (kubernetes-validate is not installed)\n",
+            );
+        }
+    }
+}
