@@ -35,6 +35,10 @@ pub struct Global {
     /// Only errors on stderr (no status lines or warnings).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Docker daemon for the docker backend (repeatable: workers are spread over the daemons,
+    /// each gets the image): unix:///path, tcp://host:port (TLS with DOCKER_CERT_PATH), ssh://user@host.
+    #[arg(long, global = true, value_name = "URL")]
+    pub docker_host: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,7 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
     let ctx = Context {
         catalog: Catalog::locate(args.global.strategies_dir.as_deref(), args.global.no_builtin),
         cache: args.global.cache_dir.clone(),
+        docker_hosts: args.global.docker_host.clone(),
     };
     if let Some(out) = output_dir(&args.command) {
         crate::log::to_file(out);
@@ -202,7 +203,7 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
         Command::Candidates { action: CandidatesAction::Show { candidate, out } } => {
             crate::candidates::show_command(&out, &candidate)
         }
-        Command::Docker { action: DockerAction::Prune { all, older_than } } => docker_prune(all, older_than),
+        Command::Docker { action: DockerAction::Prune { all, older_than } } => docker_prune(&ctx, all, older_than),
         Command::Export { action: ExportAction::SwesmithProfile { profile, output } } => {
             crate::export::swesmith_profile_command(&ctx, &profile, &output)
         }
@@ -268,15 +269,18 @@ fn runner(kind: Option<CliBackend>, jobs: Option<usize>, sandbox: &SandboxArgs) 
     RunnerSettings::resolve(&RunnerFlags { backend: kind.map(backend), jobs, sandbox: sandbox_flags(sandbox) })
 }
 
-fn docker_prune(all: bool, older_than: Option<std::time::Duration>) -> Outcome {
-    let docker = crate::backend::docker::DockerBackend::connect(Default::default())?;
-    let summary = docker.prune_command(all, older_than);
-    for (name, why) in &summary.removed {
-        println!("removed {name}: {why}");
+fn docker_prune(ctx: &Context, all: bool, older_than: Option<std::time::Duration>) -> Outcome {
+    let daemons = ctx.docker_daemons()?;
+    for docker in &daemons {
+        let summary = docker.prune_command(all, older_than);
+        let on = if daemons.len() > 1 { format!(" on {}", docker.host()) } else { String::new() };
+        for (name, why) in &summary.removed {
+            println!("removed {name}{on}: {why}");
+        }
+        for (name, why) in &summary.kept {
+            println!("kept {name}{on}: {why}");
+        }
+        println!("{} removed, {} kept{on}", summary.removed.len(), summary.kept.len());
     }
-    for (name, why) in &summary.kept {
-        println!("kept {name}: {why}");
-    }
-    println!("{} removed, {} kept", summary.removed.len(), summary.kept.len());
     Ok(crate::EXIT_OK)
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::backend::docker::DockerBackend;
+use crate::backend::docker::{DockerBackend, DockerHosts};
 use crate::backend::local::LocalBackend;
 use crate::backend::{Backend, BackendError, Containment};
 use crate::lm::{LmClient, LmConfig, LmError, Usage};
@@ -94,6 +94,9 @@ pub struct Context {
     pub catalog: Catalog,
     /// `--cache-dir`.
     pub cache: Option<PathBuf>,
+    /// `--docker-host` (repeatable): the daemons the Docker backend uses; none: `DOCKER_HOST`
+    /// or the local socket.
+    pub docker_hosts: Vec<String>,
 }
 
 impl Context {
@@ -133,8 +136,24 @@ impl Context {
     pub fn backend(&self, kind: BackendKind, containment: Containment) -> Result<Box<dyn Backend>, Error> {
         Ok(match kind {
             BackendKind::Local => Box::new(LocalBackend::new(&self.cache_dir()).with_containment(containment)),
-            BackendKind::Docker => Box::new(DockerBackend::connect(containment.limits)?),
+            BackendKind::Docker => match self.docker_hosts.as_slice() {
+                [] => Box::new(DockerBackend::connect(containment.limits)?),
+                [one] => Box::new(DockerBackend::connect_to(Some(one), containment.limits)?),
+                many => Box::new(DockerHosts::connect(many, &containment.limits)?),
+            },
         })
+    }
+
+    /// A client for each Docker daemon (`--docker-host`, else the default one).
+    pub fn docker_daemons(&self) -> Result<Vec<DockerBackend>, Error> {
+        if self.docker_hosts.is_empty() {
+            return Ok(vec![DockerBackend::connect(Default::default())?]);
+        }
+        Ok(self
+            .docker_hosts
+            .iter()
+            .map(|h| DockerBackend::connect_to(Some(h), Default::default()))
+            .collect::<Result<_, _>>()?)
     }
 
     /// A model client.

@@ -56,6 +56,8 @@ fn docker_error(what: &str) -> impl FnOnce(bollard::errors::Error) -> BackendErr
 /// The Docker backend; one per process.
 pub struct DockerBackend {
     docker: Docker,
+    /// The daemon's address, as given.
+    host: String,
     runtime: Arc<Runtime>,
     /// Limits from the command line (over the profile's).
     limits: LimitSettings,
@@ -86,26 +88,33 @@ pub struct PruneSummary {
 impl DockerBackend {
     /// Connects to the daemon (`DOCKER_HOST` or the local socket) and checks it answers.
     pub fn connect(limits: LimitSettings) -> Result<DockerBackend> {
+        DockerBackend::connect_to(None, limits)
+    }
+
+    /// Connects to the daemon at `host` (`unix:///path`, `tcp://host:port` (TLS with
+    /// `DOCKER_CERT_PATH`), `https://…`, `ssh://user@host`), else `DOCKER_HOST` or the local socket.
+    pub fn connect_to(host: Option<&str>, limits: LimitSettings) -> Result<DockerBackend> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| BackendError(format!("cannot start the async runtime: {e}")))?;
-        let where_ = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        let docker = Docker::connect_with_local_defaults().map_err(|e| {
+        let where_ = host
+            .map(str::to_string)
+            .unwrap_or_else(|| std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into()));
+        let unreachable = |e: &dyn std::fmt::Display| {
             BackendError(format!(
-                "cannot reach the Docker daemon at {where_} ({e}); is dockerd running? (DOCKER_HOST selects another)"
+                "cannot reach the Docker daemon at {where_} ({e}); is dockerd running? (DOCKER_HOST or --docker-host selects another)"
             ))
-        })?;
-        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), docker.ping()).await }).map_or_else(
-            |_| Err(BackendError(format!("the Docker daemon at {where_} did not answer within 5 s"))),
-            |r| {
-                r.map_err(|e| {
-                    BackendError(format!(
-                        "cannot reach the Docker daemon at {where_} ({e}); is dockerd running? (DOCKER_HOST selects another)"
-                    ))
-                })
-            },
+        };
+        let docker = match host {
+            None => Docker::connect_with_local_defaults(),
+            Some(url) => connect_url(url),
+        }
+        .map_err(|e| unreachable(&e))?;
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), docker.ping()).await }).map_or_else(
+            |_| Err(BackendError(format!("the Docker daemon at {where_} did not answer within 10 s"))),
+            |r| r.map(|_| ()).map_err(|e| unreachable(&e)),
         )?;
         let live: Arc<Mutex<LiveContainers>> = Arc::default();
         let runtime = Arc::new(runtime);
@@ -119,6 +128,7 @@ impl DockerBackend {
         let owner = Owner::current();
         let backend = DockerBackend {
             docker,
+            host: where_,
             runtime,
             limits,
             live,
@@ -326,6 +336,108 @@ impl DockerBackend {
     async fn image_label(&self, image: &str) -> Option<Option<String>> {
         let inspect = self.docker.inspect_image(image).await.ok()?;
         Some(inspect.config.and_then(|c| c.labels).and_then(|l| l.get(ENV_LABEL).cloned()))
+    }
+
+    /// The daemon's address.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Makes sure the profile's validation image is on this daemon, copying it from `from`
+    /// (`docker save | docker load`, streamed) when it is missing or stale.
+    pub fn ensure_image_from(&self, from: &DockerBackend, profile: &Profile) -> Result<()> {
+        let image = profile.validation_image();
+        let hash = profile.env_hash();
+        if self.block_on(self.image_label(&image)) == Some(Some(hash)) {
+            return Ok(());
+        }
+        let tarball: Vec<bytes::Bytes> = from.block_on(async {
+            let mut chunks = Vec::new();
+            let mut stream = from.docker.export_image(&image);
+            while let Some(chunk) = stream.next().await {
+                chunks.push(chunk.map_err(docker_error("export the image"))?);
+            }
+            Ok::<_, BackendError>(chunks)
+        })?;
+        self.block_on(async {
+            let body = futures_util::stream::iter(tarball.into_iter().map(Ok::<_, std::io::Error>));
+            let options = bollard::query_parameters::ImportImageOptionsBuilder::default().quiet(true).build();
+            let mut load = self.docker.import_image_stream(options, body, None);
+            while let Some(step) = load.next().await {
+                let step = step.map_err(docker_error("load the image"))?;
+                if let Some(error) = step.error_detail.and_then(|d| d.message) {
+                    return Err(BackendError(format!("docker at {}: loading {image}: {error}", self.host)));
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A client for a daemon address.
+fn connect_url(url: &str) -> std::result::Result<Docker, bollard::errors::Error> {
+    const TIMEOUT: u64 = 120;
+    let version = bollard::API_DEFAULT_VERSION;
+    if let Some(path) = url.strip_prefix("unix://") {
+        return Docker::connect_with_unix(path, TIMEOUT, version);
+    }
+    if url.starts_with("ssh://") {
+        return Docker::connect_with_ssh(url, TIMEOUT, version, None);
+    }
+    let certs = std::env::var_os("DOCKER_CERT_PATH").map(std::path::PathBuf::from);
+    match certs {
+        Some(dir) if url.starts_with("tcp://") || url.starts_with("https://") => Docker::connect_with_ssl(
+            url,
+            &dir.join("key.pem"),
+            &dir.join("cert.pem"),
+            &dir.join("ca.pem"),
+            TIMEOUT,
+            version,
+        ),
+        _ => Docker::connect_with_http(url, TIMEOUT, version),
+    }
+}
+
+/// Several daemons as one backend: the environment is built on the first and copied to the
+/// others; workers are spread over them in turn (worker `i` on daemon `i mod n`).
+pub struct DockerHosts {
+    hosts: Vec<DockerBackend>,
+}
+
+impl DockerHosts {
+    /// Connects to every address (at least one).
+    pub fn connect(urls: &[String], limits: &LimitSettings) -> Result<DockerHosts> {
+        let hosts =
+            urls.iter().map(|u| DockerBackend::connect_to(Some(u), limits.clone())).collect::<Result<Vec<_>>>()?;
+        if hosts.is_empty() {
+            return Err(BackendError("no Docker host given".into()));
+        }
+        Ok(DockerHosts { hosts })
+    }
+}
+
+impl Backend for DockerHosts {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn build_env(&self, profile: &Profile, checkout: &Checkout, log_dir: &Path) -> Result<String> {
+        let env = self.hosts[0].build_env(profile, checkout, log_dir)?;
+        for host in &self.hosts[1..] {
+            host.ensure_image_from(&self.hosts[0], profile)?;
+        }
+        Ok(env)
+    }
+
+    fn start_worker<'a>(
+        &'a self,
+        profile: &Profile,
+        checkout: &Checkout,
+        index: usize,
+    ) -> Result<Box<dyn Worker + 'a>> {
+        let host = &self.hosts[index % self.hosts.len()];
+        tracing::debug!("worker {index} on the Docker daemon at {}", host.host());
+        host.start_worker(profile, checkout, index)
     }
 }
 

@@ -93,14 +93,18 @@ fn slurm(
         shell_quote(&format!("{shared}/merged")),
         partition = emit.partition.as_ref().map_or(String::new(), |p| format!("#SBATCH --partition={p}\n")),
     );
-    let submit = "#!/bin/bash\n# Submits the shards as an array and the merge after them.\nset -euo pipefail\n\
-                  cd \"$(dirname \"$0\")\"\narray=$(sbatch --parsable campaign.sbatch)\n\
-                  merge=$(sbatch --parsable --dependency=afterany:\"${array%%;*}\" merge.sbatch)\n\
-                  echo \"shards: job ${array%%;*}; merge: job ${merge%%;*}\"\n";
+    let submit = format!(
+        "#!/bin/bash\n# Submits the shards as an array and the merge after them.\nset -euo pipefail\n\
+         cd \"$(dirname \"$0\")\"\n# Slurm opens the jobs' output files before they start.\nmkdir -p {}/slurm\n\
+         array=$(sbatch --parsable campaign.sbatch)\n\
+         merge=$(sbatch --parsable --dependency=afterany:\"${{array%%;*}}\" merge.sbatch)\n\
+         echo \"shards: job ${{array%%;*}}; merge: job ${{merge%%;*}}\"\n",
+        shell_quote(shared)
+    );
     Ok(vec![
         write(&dir.join("campaign.sbatch"), &array, true)?,
         write(&dir.join("merge.sbatch"), &merge, true)?,
-        write(&dir.join("submit.sh"), submit, true)?,
+        write(&dir.join("submit.sh"), &submit, true)?,
     ])
 }
 

@@ -20,8 +20,9 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// A horizontal bar chart: one row per (label, value, note), scaled to the largest value.
-fn bars(title: &str, rows: &[(String, f64, String)], unit: &str) -> String {
+/// A horizontal bar chart: one row per (label, value, note), scaled to the largest value;
+/// whole values are shown without decimals.
+fn bars(title: &str, rows: &[(String, f64, String)]) -> String {
     let mut svg = String::new();
     let height = 22 * rows.len().max(1) + 10;
     let max = rows.iter().map(|r| r.1).fold(0.0_f64, f64::max).max(1e-9);
@@ -37,11 +38,12 @@ fn bars(title: &str, rows: &[(String, f64, String)], unit: &str) -> String {
         let _ = write!(
             svg,
             "<text x=\"0\" y=\"{}\" class=\"label\">{}</text><rect x=\"250\" y=\"{y}\" width=\"{width}\" height=\"16\" class=\"bar\"/>\
-             <text x=\"{}\" y=\"{}\" class=\"value\">{value:.1}{unit} {}</text>",
+             <text x=\"{}\" y=\"{}\" class=\"value\">{} {}</text>",
             y + 12,
             escape(&truncate(label, 34)),
             255.0 + width,
             y + 12,
+            if value.fract() == 0.0 { format!("{value:.0}") } else { format!("{value:.1}") },
             escape(note)
         );
     }
@@ -61,7 +63,8 @@ fn time_bars(record: &CampaignRecord) -> String {
         .iter()
         .map(|r| (r.repo_name.clone().unwrap_or_else(|| r.source.clone()), r.seconds.clone()))
         .collect();
-    let max = rows.iter().map(|(_, s)| s.values().sum::<f64>()).fold(0.0_f64, f64::max).max(1e-9);
+    let total = |s: &BTreeMap<String, f64>| s.values().fold(0.0, |a, b| a + b);
+    let max = rows.iter().map(|(_, s)| total(s)).fold(0.0_f64, f64::max).max(1e-9);
     let height = 22 * rows.len().max(1) + 30;
     let mut svg = format!(
         "<h2>Where time went</h2>\n<svg role=\"img\" aria-label=\"Where time went\" width=\"760\" height=\"{height}\">"
@@ -79,13 +82,8 @@ fn time_bars(record: &CampaignRecord) -> String {
             );
             x += width;
         }
-        let _ = write!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{}\" class=\"value\">{:.0} s</text>",
-            x + 5.0,
-            y + 12,
-            seconds.values().sum::<f64>()
-        );
+        let _ =
+            write!(svg, "<text x=\"{:.1}\" y=\"{}\" class=\"value\">{:.0} s</text>", x + 5.0, y + 12, total(seconds));
     }
     let legend_y = height - 8;
     for (i, (stage, colour)) in STAGES.iter().enumerate() {
@@ -118,7 +116,7 @@ pub fn render(record: &CampaignRecord) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>bugsmith campaign {name}</title>\n<style>\
          body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}\
          td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,th:first-child,td.text{{text-align:left}}\
-         tr.failed{{background:#fbe3e3}}tr.partial{{background:#fdf5dc}}.bar{{fill:#5b8db8}}\
+         td.reason{{max-width:32em;font-size:12px;overflow-wrap:anywhere}}tr.failed{{background:#fbe3e3}}tr.partial{{background:#fdf5dc}}.bar{{fill:#5b8db8}}\
          .label,.value{{font-size:12px;dominant-baseline:middle}}</style></head><body>\n\
          <h1>Campaign {name}</h1>\n<p id=\"totals\">{repos} sources: {ok} ok, {partial} partial, {failed} failed; \
          {candidates} candidates, {valid} valid, {instances} instances; {wall:.0} s wall time{shards}. Written {at}.</p>\n",
@@ -155,7 +153,7 @@ pub fn render(record: &CampaignRecord) -> String {
         let _ = writeln!(
             html,
             "<tr class=\"{status}\"><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{status}</td><td class=\"text\">{}</td>\
-             <td class=\"text\">{reason}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td class=\"text reason\">{reason}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&repo.source),
             escape(repo.repo_name.as_deref().unwrap_or("")),
             escape(repo.stage.as_deref().unwrap_or("")),
@@ -172,9 +170,9 @@ pub fn render(record: &CampaignRecord) -> String {
     let strategies: Vec<(String, f64, String)> = t
         .per_strategy
         .iter()
-        .map(|(s, y)| (s.clone(), percent(y.valid, y.candidates), format!("({} of {})", y.valid, y.candidates)))
+        .map(|(s, y)| (s.clone(), percent(y.valid, y.candidates), format!("% ({} of {})", y.valid, y.candidates)))
         .collect();
-    html.push_str(&bars("Yield per strategy (valid / validated)", &strategies, " %"));
+    html.push_str(&bars("Yield per strategy (valid / validated)", &strategies));
     let repos: Vec<(String, f64, String)> = record
         .repos
         .iter()
@@ -182,11 +180,11 @@ pub fn render(record: &CampaignRecord) -> String {
             (
                 r.repo_name.clone().unwrap_or_else(|| r.source.clone()),
                 percent(r.valid, r.validated),
-                format!("({} of {})", r.valid, r.validated),
+                format!("% ({} of {})", r.valid, r.validated),
             )
         })
         .collect();
-    html.push_str(&bars("Yield per repository (valid / validated)", &repos, " %"));
+    html.push_str(&bars("Yield per repository (valid / validated)", &repos));
     let histogram = |pick: fn(&super::record::RepoRecord) -> &BTreeMap<usize, usize>| {
         let mut all: BTreeMap<usize, usize> = BTreeMap::new();
         for repo in &record.repos {
@@ -194,10 +192,10 @@ pub fn render(record: &CampaignRecord) -> String {
                 *all.entry(*k).or_default() += n;
             }
         }
-        all.into_iter().map(|(k, n)| (k.to_string(), n as f64, String::new())).collect::<Vec<_>>()
+        all.into_iter().map(|(k, n)| (k.to_string(), n as f64, "instances".to_string())).collect::<Vec<_>>()
     };
-    html.push_str(&bars("Instances by F2P count", &histogram(|r| &r.f2p_counts), ""));
-    html.push_str(&bars("Instances by lines changed", &histogram(|r| &r.lines_changed), ""));
+    html.push_str(&bars("Instances by F2P count", &histogram(|r| &r.f2p_counts)));
+    html.push_str(&bars("Instances by lines changed", &histogram(|r| &r.lines_changed)));
     html.push_str(&time_bars(record));
     html.push_str("</body></html>\n");
     html
