@@ -173,15 +173,18 @@ fn stages(
             .map(|s| (*s).to_string())
             .collect()
     });
+    // Once a stage runs, the ones after it read its new output: they run too.
+    let mut upstream_ran = false;
     for stage in STAGES.iter().filter(|s| stages.iter().any(|x| x == *s)) {
         let failed = |error: Error| ((*stage).to_string(), error);
         let key = crate::patch::hash8(&format!("{stage}\n{}\n{profile_text}\n{inputs}", run.text));
         let redo = flags.force || flags.redo.iter().any(|r| r == stage);
-        if state.done.get(*stage) == Some(&key) && !redo {
+        if state.done.get(*stage) == Some(&key) && !redo && !upstream_ran {
             println!("== {stage}: finished earlier, skipped");
             continue;
         }
         println!("== {stage}");
+        upstream_ran = true;
         tracing::info!(target: crate::log::RECORD, "stage {stage} of {}", run.name);
         let started = Instant::now();
         let code = match *stage {

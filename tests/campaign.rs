@@ -154,6 +154,38 @@ fn a_campaign_goes_on_past_a_failing_source_resumes_when_killed_and_its_shards_m
 }
 
 #[test]
+fn when_the_time_budget_ends_what_is_valid_is_gathered_and_the_rest_waits_for_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let repos = manifest().join("tests/fixtures/repos");
+    let file = dir.path().join("short.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: short\nmax_bugs: 2\nvalidate:\n  jobs: 1\nissues:\n  template: static\nsources:\n  - {}\n  - {}\n",
+            repos.join("inventory").display(),
+            repos.join("selection").display()
+        ),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let cut = run(&[file, "--time-budget", "1s"], dir.path());
+    assert_eq!(cut.status.code(), Some(0), "{}\n{}", stdout(&cut), stderr(&cut));
+    let r = record(&dir.path().join("logs"));
+    let repos = r["repos"].as_array().unwrap();
+    assert!(repos.iter().all(|x| x["status"] == "partial"), "{r}");
+    assert!(repos[0]["validated"].as_u64() < repos[0]["candidates"].as_u64(), "{r}");
+    assert!(repos[1]["reason"].as_str().unwrap().contains("before it started"), "{r}");
+    // Without the budget the next run finishes both, keeping what the first validated.
+    let rest = run(&[file], dir.path());
+    assert_eq!(rest.status.code(), Some(0), "{}\n{}", stdout(&rest), stderr(&rest));
+    let r = record(&dir.path().join("logs"));
+    for repo in r["repos"].as_array().unwrap() {
+        assert_eq!(repo["status"], "ok", "{r}");
+        assert_eq!(repo["validated"], repo["candidates"], "{r}");
+    }
+}
+
+#[test]
 fn campaign_check_names_unknown_keys_with_their_lines_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.yaml");
@@ -166,6 +198,18 @@ fn campaign_check_names_unknown_keys_with_their_lines_and_exits_2() {
     let good = campaign_file(dir.path());
     let out = run(&[good.to_str().unwrap(), "--check"], dir.path());
     assert!(out.status.success() && stdout(&out).contains("3 sources"), "{}", stdout(&out));
+}
+
+#[test]
+fn the_example_campaigns_check() {
+    let dir = manifest().join("recipes/campaigns");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let out = run(&[entry.path().to_str().unwrap(), "--check"], &dir);
+        assert!(out.status.success(), "{}: {}", entry.path().display(), stderr(&out));
+        seen += 1;
+    }
+    assert!(seen >= 1);
 }
 
 #[test]

@@ -59,18 +59,11 @@ pub fn command(ctx: &Context, path: &Path, flags: &CampaignFlags) -> Outcome {
         ..CampaignRecord::default()
     };
     std::thread::scope(|scope| -> Result<(), Error> {
-        let mut prepared: Option<std::thread::ScopedJoinHandle<'_, ()>> = None;
+        let mut prepared: Option<std::thread::ScopedJoinHandle<'_, f64>> = None;
         for (i, source) in selected.iter().enumerate() {
-            if let Some(handle) = prepared.take() {
-                let _ = handle.join();
-            }
-            let left = selected.len() - i;
-            let share = deadline.map(|d| {
-                let remaining = d.saturating_duration_since(Instant::now());
-                let fair = Instant::now() + remaining / left as u32;
-                source.time_budget.map_or(fair, |cap| fair.min(Instant::now() + cap))
-            });
-            let share = share.or_else(|| source.time_budget.map(|cap| Instant::now() + cap));
+            // Seconds this source's environment took when it was prepared ahead.
+            let ahead = prepared.take().and_then(|h| h.join().ok()).unwrap_or(0.0);
+            let share = share(deadline, selected.len() - i, source.time_budget);
             println!(
                 "\n=== [{}/{}] {}{}",
                 i + 1,
@@ -107,7 +100,9 @@ pub fn command(ctx: &Context, path: &Path, flags: &CampaignFlags) -> Outcome {
                     out: out.clone(),
                 };
                 let finished = crate::run::run_stages(ctx, &run, &flags.run, share);
-                repo_record(source, &finished, &out, share)
+                let mut repo = repo_record(source, &finished, &out, share);
+                *repo.seconds.entry("env".into()).or_default() += ahead;
+                repo
             };
             println!("=== {}: {}", source.source, describe(&repo));
             record.repos.push(repo);
@@ -131,6 +126,18 @@ pub fn command(ctx: &Context, path: &Path, flags: &CampaignFlags) -> Outcome {
     Ok(exit_code(&record))
 }
 
+/// When a source must stop starting candidates: its fair share of what is left of the budget
+/// (split over the sources still to run: what one leaves goes to the rest), at most its cap.
+fn share(deadline: Option<Instant>, sources_left: usize, cap: Option<Duration>) -> Option<Instant> {
+    let now = Instant::now();
+    let fair = deadline.map(|d| now + d.saturating_duration_since(now) / sources_left.max(1) as u32);
+    let capped = cap.map(|c| now + c);
+    match (fair, capped) {
+        (Some(fair), Some(capped)) => Some(fair.min(capped)),
+        (fair, capped) => fair.or(capped),
+    }
+}
+
 /// 0: every source ok (or cut short by the budget); 3: some failed; 1: none could run.
 fn exit_code(record: &CampaignRecord) -> u8 {
     let t = &record.totals;
@@ -143,9 +150,10 @@ fn exit_code(record: &CampaignRecord) -> u8 {
     }
 }
 
-/// A source's profile and environment, made ahead of its turn; problems show again (and are
-/// recorded) when its own stages run.
-fn prepare(ctx: &Context, source: &SourceRun, base: &Path, out: &Path, flags: &RunFlags) {
+/// A source's profile and environment, made ahead of its turn (the seconds it took); problems
+/// show again (and are recorded) when its own stages run.
+fn prepare(ctx: &Context, source: &SourceRun, base: &Path, out: &Path, flags: &RunFlags) -> f64 {
+    let started = Instant::now();
     let run = RecipeRun {
         recipe: &source.recipe,
         text: &source.recipe_text,
@@ -153,9 +161,11 @@ fn prepare(ctx: &Context, source: &SourceRun, base: &Path, out: &Path, flags: &R
         name: source.slug.clone(),
         out: out.to_path_buf(),
     };
-    let Ok(profile_path) = crate::run::ensure_profile(ctx, &run) else { return };
-    let backend = ValidateSettings::resolve(&flags.validate_flags(), &source.recipe).backend;
-    let _ = crate::setup::env_build_quietly(ctx, &profile_path, backend, out);
+    if let Ok(profile_path) = crate::run::ensure_profile(ctx, &run) {
+        let backend = ValidateSettings::resolve(&flags.validate_flags(), &source.recipe).backend;
+        let _ = crate::setup::env_build_quietly(ctx, &profile_path, backend, out);
+    }
+    started.elapsed().as_secs_f64()
 }
 
 /// What `campaign.json` says of a source after its stages.
@@ -246,4 +256,21 @@ pub(crate) fn combine_instances(record: &CampaignRecord, out: &Path) -> Result<(
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     crate::records::write_instances(&dir.join(format!("{}.json", record.name)), &all)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_source_gets_a_fair_share_of_what_is_left_and_at_most_its_cap() {
+        let now = Instant::now();
+        assert_eq!(share(None, 3, None), None);
+        let third = share(Some(now + Duration::from_secs(90)), 3, None).unwrap();
+        let third = third.duration_since(now);
+        assert!(third > Duration::from_secs(29) && third < Duration::from_secs(31), "{third:?}");
+        let capped = share(Some(now + Duration::from_secs(90)), 3, Some(Duration::from_secs(10))).unwrap();
+        assert!(capped.duration_since(now) <= Duration::from_secs(11));
+        assert!(share(None, 1, Some(Duration::from_secs(5))).is_some());
+    }
 }
