@@ -64,13 +64,19 @@ pub fn command(ctx: &Context, path: &Path, flags: &CampaignFlags) -> Outcome {
             // Seconds this source's environment took when it was prepared ahead.
             let ahead = prepared.take().and_then(|h| h.join().ok()).unwrap_or(0.0);
             let share = share(deadline, selected.len() - i, source.time_budget);
+            let t = &record.totals;
             println!(
-                "\n=== [{}/{}] {}{}",
+                "\n=== [{}/{}] {} (so far {} ok, {} partial, {} failed, {} instances in {:.0} s{})",
                 i + 1,
                 selected.len(),
                 source.source,
+                t.ok,
+                t.partial,
+                t.failed,
+                t.instances,
+                started.elapsed().as_secs_f64(),
                 deadline.map_or(String::new(), |d| format!(
-                    " ({} of the budget left)",
+                    "; {} of the budget left",
                     humantime::format_duration(Duration::from_secs(
                         d.saturating_duration_since(Instant::now()).as_secs()
                     ))
