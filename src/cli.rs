@@ -181,11 +181,11 @@ pub struct MergeArgs {
 }
 
 fn parse_shard(text: &str) -> Result<(usize, usize), String> {
-    crate::campaign::file::parse_shard(text)
+    crate::settings::parse_shard(text)
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::campaign::file::parse_duration(text)
+    crate::settings::parse_duration(text)
 }
 
 /// How tests are contained (every command that runs tests takes these).

@@ -548,6 +548,25 @@ impl RunFlags {
     }
 }
 
+/// Reads a duration: `90m`, `2h 30m`, `45s`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e}; e.g. 90m, 2h, 45s)"))
+}
+
+/// Parses `K/N` (1 ≤ K ≤ N).
+pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (k, n) = text.split_once('/').ok_or_else(|| format!("--shard {text}: expected K/N, e.g. 1/2"))?;
+    let (k, n) = (k.trim().parse::<usize>(), n.trim().parse::<usize>());
+    match (k, n) {
+        (Ok(k), Ok(n)) if (1..=n).contains(&k) => Ok((k, n)),
+        _ => Err(format!("--shard {text}: expected K/N with 1 ≤ K ≤ N (shards count from 1)")),
+    }
+}
+
 /// Where `campaign --emit` writes jobs for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EmitKind {

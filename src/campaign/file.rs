@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_yaml::Value;
 
 use crate::recipe::{Recipe, RecipeError, key_line};
+use crate::settings::parse_duration;
 
 /// Keys that belong to the campaign, not to the recipe each source gets.
 const CAMPAIGN_KEYS: [&str; 6] = ["sources", "sources_file", "time_budget", "emit", "name", "out"];
@@ -80,15 +81,6 @@ pub struct Emit {
     /// Whether the local backend's sandbox runs on the nodes (default: yes on Slurm, no in pods).
     #[serde(default)]
     pub sandbox: Option<bool>,
-}
-
-/// Reads a duration: `90m`, `2h 30m`, `45s`, or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e}; e.g. 90m, 2h, 45s)"))
 }
 
 impl Campaign {
@@ -285,16 +277,6 @@ impl Campaign {
     }
 }
 
-/// Parses `K/N` (1 ≤ K ≤ N).
-pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
-    let (k, n) = text.split_once('/').ok_or_else(|| format!("--shard {text}: expected K/N, e.g. 1/2"))?;
-    let (k, n) = (k.trim().parse::<usize>(), n.trim().parse::<usize>());
-    match (k, n) {
-        (Ok(k), Ok(n)) if (1..=n).contains(&k) => Ok((k, n)),
-        _ => Err(format!("--shard {text}: expected K/N with 1 ≤ K ≤ N (shards count from 1)")),
-    }
-}
-
 /// The text with the given top-level keys (and their indented values) replaced by blank
 /// lines, so what is left keeps its line numbers.
 fn blank_keys(text: &str, keys: &[&str]) -> String {
@@ -366,6 +348,7 @@ fn absolute_source(base: &Path, source: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::parse_shard;
 
     fn parse(text: &str) -> Result<Campaign, RecipeError> {
         Campaign::parse("c.yaml", text, Path::new("/nowhere"), "c")
