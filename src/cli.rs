@@ -80,6 +80,15 @@ pub enum Command {
     Campaign(CampaignArgs),
     /// Join campaign outputs (shards) into one dataset: instances, mirrors, ledgers, campaign.json.
     Merge(MergeArgs),
+    /// Yield per strategy from the validation reports under output folders (runs, campaigns).
+    Stats {
+        /// Output folders (default `logs`).
+        #[arg(default_value = "logs")]
+        outputs: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List or show the candidates under an output directory.
     Candidates {
         #[command(subcommand)]

@@ -131,6 +131,7 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
             crate::campaign::command(&ctx, &a.file, &flags)
         }
         Command::Merge(a) => crate::campaign::merge::command(&a.outputs, &a.out),
+        Command::Stats { outputs, json } => crate::stats::command(&outputs, json),
         Command::Eval(a) => {
             let runner = runner(a.backend, jobs, &a.sandbox);
             let request = crate::eval::EvalRequest {

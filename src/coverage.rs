@@ -184,7 +184,7 @@ impl TestCoverage {
                 return Selection::All(format!("{} does not parse", change.path));
             };
             let Some(covered) = self.lines.get(&change.path) else { continue };
-            let removed_functions = wholly_removed_functions(&file, &change.removed);
+            let removed_functions = wholly_removed_functions(&file, &change);
             for line in change.lines() {
                 let Some(statement) = innermost_statement(&file, line) else { continue };
                 // Blank lines and comments between statements run nothing.
@@ -196,11 +196,12 @@ impl TestCoverage {
                 }
                 // A function removed whole: its `def` ran at import, but only the tests that
                 // called it (ran its body) can see it gone.
-                if let Some(&(from, body, to)) =
-                    removed_functions.iter().find(|(from, _, to)| (*from..=*to).contains(&(line as u32)))
-                {
-                    for (probe, used) in covered.range(from..=to) {
-                        if used.outside_tests && *probe >= body {
+                if let Some(removed) = removed_functions.iter().find(|f| (f.from..=f.to).contains(&(line as u32))) {
+                    if let Some(why) = &removed.unsafe_removal {
+                        return Selection::All(format!("{}:{} {why}", change.path, removed.from));
+                    }
+                    for (probe, used) in covered.range(removed.from..=removed.to) {
+                        if used.outside_tests && *probe >= removed.body {
                             return Selection::All(format!("{}:{probe} also runs outside tests", change.path));
                         }
                         tests.extend(used.tests.iter().copied());
@@ -313,9 +314,20 @@ fn touched_lines(patch: &str) -> Vec<Touched> {
     files
 }
 
-/// Functions every line of which the patch removes, as (first, first of the body, last)
-/// pre-image lines.
-fn wholly_removed_functions(file: &SourceFile, removed: &BTreeSet<usize>) -> Vec<(u32, u32, u32)> {
+/// A function every line of which the patch removes.
+struct RemovedFunction {
+    /// Its first, first body and last pre-image lines.
+    from: u32,
+    body: u32,
+    to: u32,
+    /// Why only the tests that ran its body cannot tell it gone: a method of a class with
+    /// bases (it may implement an abstract method or shadow an inherited one: instances may
+    /// not be created at all) or a special method (Python calls those implicitly). A function
+    /// the patch only moves (reordered methods) needs no such care.
+    unsafe_removal: Option<String>,
+}
+
+fn wholly_removed_functions(file: &SourceFile, change: &Touched) -> Vec<RemovedFunction> {
     let tree = file.tree();
     let lines = file.lines();
     tree.subtree(0)
@@ -324,7 +336,29 @@ fn wholly_removed_functions(file: &SourceFile, removed: &BTreeSet<usize>) -> Vec
             let node = tree.node(id);
             let (from, to) = (lines.line(node.start), lines.line(node.end.saturating_sub(1).max(node.start)));
             let body = probe_lines(file, id, 0).into_iter().filter(|&l| l > 0).max()? + 1;
-            (from..=to).all(|l| removed.contains(&l)).then_some((from as u32, body, to as u32))
+            if !(from..=to).all(|l| change.removed.contains(&l)) {
+                return None;
+            }
+            let text = file.text().get(node.start as usize..node.end as usize).unwrap_or("").trim();
+            let moved = change.insertions.iter().any(|(_, _, inserted)| inserted.contains(text));
+            let name = tree.children_with_role(id, "name").next().map_or("", |n| file.node_text(n));
+            let class = node.parent.filter(|&p| tree.node(p).kind == "ClassDef");
+            let has_bases = class.is_some_and(|c| {
+                tree.children_with_role(c, "arguments").next().is_some_and(|a| {
+                    tree.children_with_role(a, "args").any(|b| file.node_text(b) != "object")
+                        || tree.children_with_role(a, "keywords").next().is_some()
+                })
+            });
+            let unsafe_removal = if moved {
+                None
+            } else if name.starts_with("__") && name.ends_with("__") {
+                Some(format!("removes the special method {name}"))
+            } else if has_bases {
+                Some(format!("removes {name} from a class with bases"))
+            } else {
+                None
+            };
+            Some(RemovedFunction { from: from as u32, body, to: to as u32, unsafe_removal })
         })
         .collect()
 }
@@ -540,6 +574,23 @@ mod tests {
     fn a_method_removed_whole_selects_the_tests_that_ran_its_body() {
         let removed = CLASS.replacen("    def perimeter(self):\n        return 2\n\n", "", 1);
         assert_eq!(class_select(&removed), ["u.py::test_perimeter"]);
+    }
+
+    #[test]
+    fn a_method_removed_from_a_class_with_bases_or_a_special_method_selects_all() {
+        // Removing `__len__` from a `MutableMapping` makes the class abstract: every test that
+        // creates one fails, whether or not it ever called `len`.
+        let source = "class Cache(dict):\n    def size(self):\n        return 1\n\n    def keep(self):\n        return 2\n\n\nclass Plain:\n    def __len__(self):\n        return 0\n\n    def keep(self):\n        return 2\n";
+        let cov = TestCoverage::parse(
+            r#"{"version": 1, "contexts": ["", "t.py::test_size"],
+                "files": {"s.py": {"1": [0], "2": [0], "3": [1], "5": [0], "9": [0], "10": [0], "11": [1], "13": [0]}}}"#,
+        )
+        .unwrap();
+        for removed in ["    def size(self):\n        return 1\n\n", "    def __len__(self):\n        return 0\n\n"] {
+            let patch = crate::patch::render_diff("s.py", source, &source.replacen(removed, "", 1)).unwrap();
+            let selection = cov.select(&patch, |_| Some(source.to_string()));
+            assert!(matches!(&selection, Selection::All(why) if why.contains("removes")), "{selection:?}");
+        }
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub mod script;
 pub mod settings;
 pub mod setup;
 pub mod source;
+pub mod stats;
 pub mod testrun;
 pub mod validate;
 

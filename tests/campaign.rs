@@ -127,7 +127,24 @@ fn a_campaign_goes_on_past_a_failing_source_resumes_when_killed_and_its_shards_m
         assert!(!repos[0][key].is_null(), "{key}");
     }
     assert!(repos[0]["seconds"]["validate"].as_f64().unwrap() > 0.0);
+    // `stats` reads the same reports: its figures agree with the campaign's.
+    let stats = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+        .args(["stats", "whole", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    for (strategy, figures) in r["totals"]["per_strategy"].as_object().unwrap() {
+        let s = &stats["strategies"][strategy];
+        assert_eq!((&s["candidates"], &s["valid"]), (&figures["candidates"], &figures["valid"]), "{strategy}");
+        let expected = figures["valid"].as_f64().unwrap() / figures["candidates"].as_f64().unwrap();
+        assert!((s["yield"].as_f64().unwrap() - expected).abs() < 1e-9, "{strategy}");
+        if figures["valid"].as_u64() > Some(0) {
+            assert!(s["mean_f2p"].as_f64().unwrap() >= 1.0 && s["mean_lines_changed"].as_f64().unwrap() >= 1.0);
+        }
+    }
     let page = std::fs::read_to_string(whole.join("report.html")).unwrap();
+    assert!(page.contains("<table id=\"strategies\">"));
     assert_eq!(page.matches("<tr class=").count(), 3);
     assert!(page.contains("Yield per strategy") && page.contains("Where time went"));
 

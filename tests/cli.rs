@@ -32,7 +32,7 @@ fn gen_sdist_end_to_end(spec: &str, min_files: u64, min_strategies_with_candidat
     assert_eq!(summary["skipped_files"].as_array().unwrap().len(), 0);
     assert_eq!(summary["script_errors"].as_array().unwrap().len(), 0, "{:#}", summary["script_errors"]);
     let strategies = summary["strategies"].as_object().unwrap();
-    assert_eq!(strategies.len(), 14);
+    assert_eq!(strategies.len(), 22);
     let productive = strategies.values().filter(|s| s["candidates"].as_u64().unwrap() > 0).count();
     assert!(productive >= min_strategies_with_candidates, "only {productive} strategies made candidates");
 
@@ -213,7 +213,7 @@ fn strategies_list_shows_conditions_and_check_passes() {
     assert!(line.contains("0.25") && line.contains("10") && line.contains("is_function, has_loop"), "{line}");
     let check = bugsmith(&["strategies", "check"], dir.path());
     assert!(check.status.success());
-    assert!(stdout(&check).contains("23 scripts load, 0 fail"), "{}", stdout(&check));
+    assert!(stdout(&check).contains("31 scripts load, 0 fail"), "{}", stdout(&check));
 }
 
 #[test]
@@ -401,7 +401,7 @@ fn a_users_strategies_folder_adds_to_and_overrides_the_builtin_set_by_id() {
         serde_json::from_slice(&run(&["strategies", "list", "--json"]).stdout).expect("strategies list --json");
     let rows = list.as_array().unwrap();
     let source = |id: &str| rows.iter().find(|r| r["id"] == id).map(|r| r["source"].as_str().unwrap().to_string());
-    assert_eq!(rows.len(), 15, "14 built-ins and one new script: {list:#}");
+    assert_eq!(rows.len(), 23, "22 built-ins and one new script: {list:#}");
     assert_eq!(source("func_pm_ctrl_shuffle").as_deref(), Some("built-in"));
     assert!(source("my_swap").unwrap().ends_with("strategies/procedural/my_swap.rhai"));
     assert!(

@@ -132,6 +132,14 @@ snapshot_tests!(
     func_pm_remove_cond,
     func_pm_remove_assign,
     func_pm_remove_wrapper,
+    func_pm_var_misuse,
+    func_pm_attr_misuse,
+    func_pm_call_swap_args,
+    func_pm_bound_off_by_one,
+    func_pm_drop_return,
+    func_pm_except_change,
+    func_pm_default_change,
+    func_pm_flip_bool_kwarg,
 );
 
 #[test]

@@ -2,6 +2,8 @@
 //! (functions, methods, nested and `async` functions, classes) with SWE-smith's tags and
 //! complexity. This is the only module that names the parser crate. No I/O: it takes text.
 
+pub mod literal;
+pub mod scope;
 mod tree;
 
 use std::sync::Arc;

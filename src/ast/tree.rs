@@ -115,6 +115,11 @@ pub const SINGLE_ROLES: &[&str] = &[
     "elt",
     "vararg",
     "kwarg",
+    "parameter",
+    "default_value",
+    "lower",
+    "upper",
+    "step",
 ];
 
 /// Whether any node kind has a child in this role.
@@ -379,6 +384,19 @@ impl Builder<'_> {
                 list(&mut roles, "kwonlyargs", p.kwonlyargs.iter().map(ptr).collect());
                 if let Some(k) = &p.kwarg {
                     roles.push((ptr(&**k), "kwarg"));
+                }
+            }
+            AnyNodeRef::ParameterWithDefault(p) => {
+                roles.push((ptr(&p.parameter), "parameter"));
+                if let Some(d) = &p.default {
+                    roles.push((ptr(&**d), "default_value"));
+                }
+            }
+            AnyNodeRef::ExprSlice(s) => {
+                for (part, role) in [(&s.lower, "lower"), (&s.upper, "upper"), (&s.step, "step")] {
+                    if let Some(part) = part {
+                        roles.push((ptr(&**part), role));
+                    }
                 }
             }
             AnyNodeRef::Parameter(p) => {

@@ -110,7 +110,7 @@ pub fn command(outputs: &[PathBuf], out: &Path) -> Outcome {
     let path = out.join("campaign.json");
     let json = serde_json::to_string_pretty(&merged).unwrap_or_default() + "\n";
     crate::files::write_atomic(&path, json.as_bytes()).map_err(io(&path))?;
-    super::report::write(&merged, &out.join("report.html"))?;
+    super::report::write(&merged, out)?;
     let t = &merged.totals;
     println!(
         "merged {} outputs into {}: {} sources ({} ok, {} partial, {} failed), {} instances; {copied} files copied",

@@ -118,7 +118,7 @@ pub fn command(ctx: &Context, path: &Path, flags: &CampaignFlags) -> Outcome {
     })?;
     combine_instances(&record, &out)?;
     write_record(&mut record, &out, started)?;
-    report::write(&record, &out.join("report.html"))?;
+    report::write(&record, &out)?;
     // What a merge waiting for every shard (a Kubernetes merge Job) looks for.
     let marker = out.join("campaign.finished");
     crate::files::write_atomic(&marker, record.created_at.as_bytes()).map_err(io(&marker))?;

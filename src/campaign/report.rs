@@ -10,9 +10,11 @@ use crate::context::{Error, io};
 
 use super::record::{CampaignRecord, Status};
 
-/// Writes the report.
-pub fn write(record: &CampaignRecord, path: &Path) -> Result<(), Error> {
-    crate::files::write_atomic(path, render(record).as_bytes()).map_err(io(path))
+/// Writes the report of the campaign output `out` (`<out>/report.html`).
+pub fn write(record: &CampaignRecord, out: &Path) -> Result<(), Error> {
+    let stats = crate::stats::collect(&[out.to_path_buf()]);
+    let path = out.join("report.html");
+    crate::files::write_atomic(&path, render(record, &stats).as_bytes()).map_err(io(&path))
 }
 
 /// Text made safe inside HTML.
@@ -108,7 +110,7 @@ fn percent(part: usize, whole: usize) -> f64 {
 }
 
 /// The page.
-pub fn render(record: &CampaignRecord) -> String {
+pub fn render(record: &CampaignRecord, stats: &crate::stats::Stats) -> String {
     let t = &record.totals;
     let mut html = String::new();
     let _ = write!(
@@ -173,6 +175,24 @@ pub fn render(record: &CampaignRecord) -> String {
         .map(|(s, y)| (s.clone(), percent(y.valid, y.candidates), format!("% ({} of {})", y.valid, y.candidates)))
         .collect();
     html.push_str(&bars("Yield per strategy (valid / validated)", &strategies));
+    html.push_str(
+        "<table id=\"strategies\"><thead><tr><th>strategy</th><th>candidates</th><th>valid</th><th>yield</th>\
+         <th>mean F2P</th><th>mean lines changed</th><th>test s per valid</th></tr></thead><tbody>\n",
+    );
+    for (strategy, s) in &stats.strategies {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+            escape(strategy),
+            s.candidates,
+            s.valid,
+            s.yield_rate * 100.0,
+            s.mean_f2p,
+            s.mean_lines_changed,
+            s.test_seconds_per_valid
+        );
+    }
+    html.push_str("</tbody></table>\n");
     let repos: Vec<(String, f64, String)> = record
         .repos
         .iter()
@@ -219,7 +239,7 @@ mod tests {
             ..CampaignRecord::default()
         };
         record.total();
-        let page = render(&record);
+        let page = render(&record, &crate::stats::Stats::default());
         assert!(page.contains("c&lt;1&gt;") && page.contains("pip said &lt;no&gt;"));
         assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
         assert!(page.contains("<tr class=\"failed\">"));

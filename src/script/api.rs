@@ -262,6 +262,18 @@ fn register_entity(engine: &mut Engine) {
             let entity = e.entity();
             entity.has(tag) || entity.has(&format!("has_{tag}")) || entity.has(&format!("is_{tag}"))
         })
+        .register_fn("names_before", |e: &mut ScriptEntity, offset: i64| -> Fallible<Array> {
+            let offset = to_offset(offset)?;
+            let names = ast::scope::bound_before(&e.file, e.entity().node, offset);
+            Ok(names.into_iter().map(Dynamic::from).collect())
+        })
+        .register_fn("names_before", |e: &mut ScriptEntity, node: ScriptNode| -> Array {
+            let names = ast::scope::bound_before(&e.file, e.entity().node, node.data().start);
+            names.into_iter().map(Dynamic::from).collect()
+        })
+        .register_get("class_attributes", |e: &mut ScriptEntity| -> Array {
+            ast::scope::class_attributes(&e.file, e.entity().node).into_iter().map(Dynamic::from).collect()
+        })
         .register_fn("nodes", |e: &mut ScriptEntity| e.node().descendants(""))
         .register_fn("nodes", |e: &mut ScriptEntity, kind: &str| e.node().descendants(kind))
         .register_fn("nodes_bottom_up", |e: &mut ScriptEntity, kind: &str| e.node().descendants_bottom_up(kind))
@@ -295,6 +307,15 @@ fn register_node(engine: &mut Engine) {
         .register_get("line", |n: &mut ScriptNode| n.line(n.data().start))
         .register_get("end_line", |n: &mut ScriptNode| n.line(n.data().end.saturating_sub(1).max(n.data().start)))
         .register_get("id", |n: &mut ScriptNode| i64::from(n.id))
+        .register_get("literal", |n: &mut ScriptNode| {
+            match ast::literal::literal(n.data().kind, n.file.node_text(n.id)) {
+                Some(ast::literal::Literal::Int(v)) => Dynamic::from(v),
+                Some(ast::literal::Literal::Float(v)) => Dynamic::from(v),
+                Some(ast::literal::Literal::Bool(v)) => Dynamic::from(v),
+                Some(ast::literal::Literal::Str(v)) => Dynamic::from(v),
+                None => Dynamic::UNIT,
+            }
+        })
         .register_get("parent", |n: &mut ScriptNode| n.data().parent.map_or(Dynamic::UNIT, |p| n.wrap(p)))
         .register_get("children", |n: &mut ScriptNode| -> Array {
             n.data().children.iter().map(|&c| n.wrap(c)).collect()
