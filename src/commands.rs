@@ -30,6 +30,11 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
     match args.command {
         Command::Gen(a) => {
             let recipe = ctx.recipe(a.recipe.as_deref())?;
+            if recipe.budget.is_some() {
+                return Err(Error::Usage(
+                    "the recipe's `budget:` is spent in rounds of gen and validate: run it with `bugsmith run`".into(),
+                ));
+            }
             let flags = GenFlags {
                 strategies: a.strategies,
                 seed: a.seed,

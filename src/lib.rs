@@ -7,6 +7,7 @@
 pub mod ast;
 pub mod author;
 pub mod backend;
+pub mod budget;
 pub mod bug_gen;
 pub mod campaign;
 pub mod candidates;

@@ -68,9 +68,28 @@ pub struct Recipe {
     /// PR mirroring for the `mirror` stage.
     #[serde(default)]
     pub mirror: Option<MirrorSection>,
+    /// A candidate budget spent across strategies by yield (`run` and campaigns only).
+    #[serde(default)]
+    pub budget: Option<BudgetSection>,
     /// The recipe file's folder, where its relative script paths start (set by `load`).
     #[serde(skip)]
     pub base: Option<std::path::PathBuf>,
+}
+
+/// `budget:` of a recipe: candidates spent across strategies in rounds of gen and validate.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSection {
+    /// `adaptive` (the only one): more to the strategies with more valid instances per candidate.
+    pub strategy: String,
+    /// Candidates to make in all.
+    pub total: usize,
+    /// Rounds the budget is planned over (default 4).
+    #[serde(default)]
+    pub rounds: Option<usize>,
+    /// Candidates every strategy that can still make some gets per round (default 1).
+    #[serde(default)]
+    pub floor: Option<usize>,
 }
 
 /// `mirror:` of a recipe.
@@ -279,6 +298,17 @@ impl Recipe {
                     line("min_complexity"),
                     format!("min_complexity {min} of `{}` is above max_complexity {max}", entry.id),
                 ));
+            }
+        }
+        if let Some(budget) = &self.budget {
+            if budget.strategy != "adaptive" {
+                problems.push((
+                    key_line(text, key_line(text, 0, "budget"), "strategy"),
+                    format!("budget.strategy must be adaptive, not `{}`", budget.strategy),
+                ));
+            }
+            if budget.total == 0 {
+                problems.push((key_line(text, 0, "total"), "budget.total must be 1 or more".into()));
             }
         }
         let mut combos: BTreeMap<&str, usize> = BTreeMap::new();

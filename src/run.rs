@@ -193,7 +193,14 @@ fn stages(
                 if generate.covered_only {
                     crate::validate::prepare_coverage(ctx, profile, &validate, out)?;
                 }
-                crate::bug_gen::command(ctx, &profile.display().to_string(), &generate, out, false)
+                match &recipe.budget {
+                    // Rounds of gen and validate; the validate stage then finds them done.
+                    Some(budget) => {
+                        crate::budget::run_rounds(ctx, profile, &generate, &validate, budget, out, &run.name)
+                            .map(|_| crate::EXIT_OK)
+                    }
+                    None => crate::bug_gen::command(ctx, &profile.display().to_string(), &generate, out, false),
+                }
             })(),
             "validate" => crate::validate::command(ctx, profile, &validate, out, false),
             "mirror" => crate::mirror::command(ctx, profile, &mirror, out, false),

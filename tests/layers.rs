@@ -27,8 +27,9 @@ const ADAPTERS: [&str; 14] = [
     "context",
     "testrun",
 ];
-/// The modules that run the stages: the command line's dispatch, `run` and `campaign`.
-const ORCHESTRATORS: [&str; 3] = ["commands", "run", "campaign"];
+/// The modules that run the stages: the command line's dispatch, `run`, `campaign` and the
+/// adaptive `budget` (rounds of gen and validate).
+const ORCHESTRATORS: [&str; 4] = ["commands", "run", "campaign", "budget"];
 
 /// Top-level module → the top-level modules it names (`crate::x`, `use crate::{x, y}`).
 fn imports() -> BTreeMap<String, BTreeSet<String>> {

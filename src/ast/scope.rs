@@ -241,7 +241,7 @@ mod tests {
     fn a_class_assigns_its_self_attributes_and_body_names() {
         let source = "class Box:\n    kind = 'box'\n    def __init__(this, w):\n        this.width = w\n        this.h, this.d = 1, 2\n        other.x = 3\n    def grow(self):\n        self.width += 1\n        self.count: int = 0\n        return self.area\n";
         let file = SourceFile::parse("m.py", source.to_string()).unwrap();
-        let grow = file.tree().subtree(0).filter(|&id| file.tree().node(id).kind == "FunctionDef").last().unwrap();
+        let grow = file.tree().subtree(0).rfind(|&id| file.tree().node(id).kind == "FunctionDef").unwrap();
         assert_eq!(class_attributes(&file, grow), ["count", "d", "h", "kind", "width"]);
     }
 }
