@@ -1,5 +1,5 @@
-//! The adaptive budget: rounds of gen and validate that spend exactly the total, the same way
-//! for one seed, with more for the strategies that yield more; `gen` alone refuses it.
+//! The adaptive budget on a real sdist: rounds of gen and validate that spend exactly the total,
+//! the same way for one seed; `gen` alone refuses it.
 
 mod common;
 
@@ -13,8 +13,7 @@ fn recipe(dir: &Path, total: usize) -> std::path::PathBuf {
     std::fs::write(
         &path,
         format!(
-            "version: 1\nname: budgeted\nsource: {}\nseed: 24\nvalidate:\n  jobs: 1\nissues:\n  template: static\nbudget:\n  strategy: adaptive\n  total: {total}\n  rounds: 3\n",
-            manifest().join("tests/fixtures/repos/inventory").display()
+            "version: 1\nname: budgeted\nsource: pypi:tinydb==4.8.2\nseed: 24\nvalidate:\n  jobs: 2\nissues:\n  template: static\nbudget:\n  strategy: adaptive\n  total: {total}\n  rounds: 3\n"
         ),
     )
     .unwrap();

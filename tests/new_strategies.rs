@@ -37,10 +37,16 @@ fn on_real_sdists_every_new_strategy_makes_candidates_and_a_valid_instance() {
         let made = json(&bugsmith(&args, &cache));
         let producing = NEW.iter().filter(|id| made["strategies"][**id]["candidates"].as_u64() > Some(0)).count();
         assert_eq!(producing, NEW.len(), "{source}: only {producing} new strategies made candidates: {made:#}");
-        json(&bugsmith(&["validate", p, "--out", o, "--json"], &cache));
+        let summary = json(&bugsmith(&["validate", p, "--out", o, "--json"], &cache));
         let stats = json(&bugsmith(&["stats", o, "--json"], &cache));
+        // `stats` agrees with the validation summary, strategy by strategy.
         for id in NEW {
-            *valid.get_mut(id).unwrap() += stats["strategies"][id]["valid"].as_u64().unwrap_or(0);
+            let verdicts = summary["strategies"][id].as_object().unwrap();
+            let reports: u64 = verdicts.values().map(|n| n.as_u64().unwrap()).sum();
+            let valid_here = verdicts.get("valid").and_then(|n| n.as_u64()).unwrap_or(0);
+            assert_eq!(stats["strategies"][id]["candidates"].as_u64(), Some(reports), "{source} {id}");
+            assert_eq!(stats["strategies"][id]["valid"].as_u64(), Some(valid_here), "{source} {id}");
+            *valid.get_mut(id).unwrap() += valid_here;
         }
     }
     assert!(valid.values().all(|&v| v > 0), "a new strategy made no valid instance: {valid:?}");
