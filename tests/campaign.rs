@@ -82,27 +82,12 @@ fn a_campaign_goes_on_past_a_failing_source_resumes_when_killed_and_its_shards_m
     let file = file.to_str().unwrap();
 
     // Killed once some candidates of the first source are validated, then run again.
-    let mut child = campaign(&[file, "--out", "whole"], dir.path())
+    let child = campaign(&[file, "--out", "whole"], dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let reports = || {
-        walkdir::WalkDir::new(dir.path().join("whole/run_validation"))
-            .into_iter()
-            .flatten()
-            .filter(|e| e.file_name() == "report.json")
-            .count()
-    };
-    for _ in 0..2400 {
-        if reports() >= 3 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let before = reports();
+    let before = common::kill_after_reports(child, &dir.path().join("whole/run_validation"), 3);
     assert!(before >= 3, "killed after {before} reports");
     let resumed = run(&[file, "--out", "whole"], dir.path());
     let text = stdout(&resumed);

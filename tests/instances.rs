@@ -266,23 +266,8 @@ fn a_killed_run_resumes_without_redoing_finished_work() {
             .env("BUGSMITH_NO_PROGRESS", "1");
         command
     };
-    let mut child = run().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let reports = || {
-        walkdir::WalkDir::new(dir.path().join("logs/run_validation"))
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name() == "report.json")
-            .count()
-    };
-    for _ in 0..2400 {
-        if reports() >= 3 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let before = reports();
+    let child = run().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let before = common::kill_after_reports(child, &dir.path().join("logs/run_validation"), 3);
     assert!(before >= 3, "killed after {before} reports");
 
     let output = run().output().unwrap();

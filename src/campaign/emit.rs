@@ -44,6 +44,12 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
+/// The command that merges every shard's output into `<shared>/merged`.
+fn merge_command(bugsmith: &str, shared: &str, shards: usize) -> String {
+    let outputs: Vec<String> = (1..=shards).map(|k| shell_quote(&format!("{shared}/shard-{k}"))).collect();
+    format!("{bugsmith} merge {} --out {}", outputs.join(" "), shell_quote(&format!("{shared}/merged")))
+}
+
 fn write(path: &Path, text: &str, executable: bool) -> Result<std::path::PathBuf, Error> {
     crate::files::write_atomic(path, text.as_bytes()).map_err(io(path))?;
     if executable {
@@ -84,13 +90,11 @@ fn slurm(
         file = shell_quote(&file.display().to_string()),
         q_shared = shell_quote(shared),
     );
-    let outputs: Vec<String> = (1..=shards).map(|k| shell_quote(&format!("{shared}/shard-{k}"))).collect();
     let merge = format!(
         "#!/bin/bash\n# Joins the shards of campaign {name} (written by bugsmith campaign --emit slurm).\n\
          #SBATCH --job-name=bugsmith-{name}-merge\n#SBATCH --output={shared}/slurm/%x.out\n{partition}\
-         set -euo pipefail\n{bugsmith} merge {} --out {}\n",
-        outputs.join(" "),
-        shell_quote(&format!("{shared}/merged")),
+         set -euo pipefail\n{}\n",
+        merge_command(bugsmith, shared, shards),
         partition = emit.partition.as_ref().map_or(String::new(), |p| format!("#SBATCH --partition={p}\n")),
     );
     let submit = format!(
@@ -170,7 +174,6 @@ fn kubernetes(
             }},
         },
     });
-    let outputs: Vec<String> = (1..=shards).map(|k| shell_quote(&format!("{shared}/shard-{k}"))).collect();
     let wait = format!(
         "until [ \"$(ls {q}/shard-*/campaign.finished 2>/dev/null | wc -l)\" -ge {shards} ]; do sleep 30; done",
         q = shell_quote(shared)
@@ -185,7 +188,7 @@ fn kubernetes(
                 "initContainers": [{"name": "wait-for-shards", "image": image, "command": ["/bin/sh", "-c", wait], "volumeMounts": mounts}],
                 "containers": [{
                     "name": "merge", "image": image,
-                    "command": ["/bin/sh", "-c", format!("{bugsmith} merge {} --out {}", outputs.join(" "), shell_quote(&format!("{shared}/merged")))],
+                    "command": ["/bin/sh", "-c", merge_command(bugsmith, shared, shards)],
                     "volumeMounts": mounts,
                 }],
                 "volumes": volumes,

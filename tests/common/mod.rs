@@ -251,3 +251,19 @@ pub fn reports_in(dir: &Path) -> std::collections::BTreeMap<String, serde_json::
         })
         .collect()
 }
+
+/// Waits (up to two minutes) until `n` reports exist under `dir`, then kills `child`; returns
+/// how many reports there were when it died.
+pub fn kill_after_reports(mut child: std::process::Child, dir: &Path, n: usize) -> usize {
+    let reports =
+        || walkdir::WalkDir::new(dir).into_iter().flatten().filter(|e| e.file_name() == "report.json").count();
+    for _ in 0..2400 {
+        if reports() >= n {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reports()
+}
