@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{bugsmith_in, drive, json, manifest, shared_cache};
+use common::{bugsmith_in, drive, fresh_run_id, json, manifest, shared_cache};
 
 fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(12);
@@ -56,7 +56,7 @@ fn main() {
     ]);
     let theirs = drive(
         &dir.path().join("swesmith"),
-        &["swesmith-eval", module.to_str().unwrap(), subset.to_str().unwrap(), "bench", "gold", "2"],
+        &["swesmith-eval", module.to_str().unwrap(), subset.to_str().unwrap(), &fresh_run_id("bench"), "gold", "2"],
     );
     let ids = |value: &serde_json::Value, key: &str| -> BTreeSet<String> {
         value[key].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{bugsmith_in, docker_ready, drive, json, manifest, shared_cache};
+use common::{bugsmith_in, docker_ready, drive, fresh_run_id, json, manifest, shared_cache};
 use serde_json::Value;
 
 struct Gathered {
@@ -135,11 +135,11 @@ fn swe_smith_harness_resolves_every_gold_patch_and_no_empty_one() {
     let dataset = subset(g, 3, "swesmith-subset.json");
     let work = g.dir.join("swesmith-eval");
     let (m, d) = (module.to_str().unwrap(), dataset.to_str().unwrap());
-    let gold = drive(&work, &["swesmith-eval", m, d, "gold", "gold", "2"]);
+    let gold = drive(&work, &["swesmith-eval", m, d, &fresh_run_id("gold"), "gold", "2"]);
     assert_eq!((gold["resolved"].as_u64(), gold["total"].as_u64()), (Some(3), Some(3)), "{gold:#}");
     let empty = g.dir.join("empty.jsonl");
     empty_predictions(g, 3, &empty);
-    let none = drive(&work, &["swesmith-eval", m, d, "empty", empty.to_str().unwrap(), "2"]);
+    let none = drive(&work, &["swesmith-eval", m, d, &fresh_run_id("empty"), empty.to_str().unwrap(), "2"]);
     assert_eq!((none["resolved"].as_u64(), none["unresolved"].as_u64()), (Some(0), Some(3)), "{none:#}");
 }
 
@@ -200,11 +200,12 @@ fn swe_bench_run_evaluation_resolves_the_exports_gold_patches_and_no_empty_one()
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let work = g.dir.join("swebench-eval");
     let (spec, data) = (g.dir.join("swebench_spec.py"), exported.to_str().unwrap());
-    let gold = drive(&work, &["swebench-eval", spec.to_str().unwrap(), data, "gold", "gold", "2"]);
+    let gold = drive(&work, &["swebench-eval", spec.to_str().unwrap(), data, &fresh_run_id("gold"), "gold", "2"]);
     assert_eq!(gold["resolved_instances"], 3, "{gold:#}");
     let empty = g.dir.join("empty-swebench.jsonl");
     empty_predictions(g, 3, &empty);
-    let none = drive(&work, &["swebench-eval", spec.to_str().unwrap(), data, "empty", empty.to_str().unwrap(), "2"]);
+    let run = fresh_run_id("empty");
+    let none = drive(&work, &["swebench-eval", spec.to_str().unwrap(), data, &run, empty.to_str().unwrap(), "2"]);
     assert_eq!(
         (none["resolved_instances"].as_u64(), none["empty_patch_instances"].as_u64()),
         (Some(0), Some(3)),

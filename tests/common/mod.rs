@@ -226,6 +226,13 @@ pub fn drive(dir: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
+/// A run id no earlier run used: the harnesses name their containers after run and instance
+/// ids and do not replace a leftover container of a killed run, so a reused id fails every instance.
+pub fn fresh_run_id(name: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{name}-{}-{nanos:x}", std::process::id())
+}
+
 /// A git-format patch made by editing a file of the repository `checkout`.
 pub fn patch_of(checkout: &Path, file: &str, edit: impl FnOnce(&str) -> String) -> String {
     let dir = tempfile::tempdir().unwrap();
