@@ -185,6 +185,7 @@ impl TestCoverage {
             };
             let Some(covered) = self.lines.get(&change.path) else { continue };
             let removed_functions = wholly_removed_functions(&file, &change);
+            let default_changes = constant_default_changes(&file, &change);
             for line in change.lines() {
                 let Some(statement) = innermost_statement(&file, line) else { continue };
                 // Blank lines and comments between statements run nothing.
@@ -202,6 +203,16 @@ impl TestCoverage {
                     }
                     for (probe, used) in covered.range(removed.from..=removed.to) {
                         if used.outside_tests && *probe >= removed.body {
+                            return Selection::All(format!("{}:{probe} also runs outside tests", change.path));
+                        }
+                        tests.extend(used.tests.iter().copied());
+                    }
+                    continue;
+                }
+                // A constant default changed: made at import, seen only by calls (which run the body).
+                if let Some(def) = default_changes.iter().find(|d| d.header.contains(&(line as u32))) {
+                    for (probe, used) in covered.range(def.body..=def.to) {
+                        if used.outside_tests {
                             return Selection::All(format!("{}:{probe} also runs outside tests", change.path));
                         }
                         tests.extend(used.tests.iter().copied());
@@ -241,6 +252,8 @@ struct Touched {
     removed_runs: Vec<String>,
     /// Insertions: the pre-image lines on each side, and the inserted text.
     insertions: Vec<(usize, usize, String)>,
+    /// The file's hunks as the patch has them (`@@` lines included).
+    hunks: Vec<String>,
 }
 
 impl Touched {
@@ -278,8 +291,15 @@ fn touched_lines(patch: &str) -> Vec<Touched> {
             old_path = path.strip_prefix("a/").map(str::to_string);
         } else if let Some(path) = line.strip_prefix("+++ ") {
             let path = old_path.take().or_else(|| path.strip_prefix("b/").map(str::to_string)).unwrap_or_default();
-            files.push(Touched { path, removed: BTreeSet::new(), removed_runs: Vec::new(), insertions: Vec::new() });
+            files.push(Touched {
+                path,
+                removed: BTreeSet::new(),
+                removed_runs: Vec::new(),
+                insertions: Vec::new(),
+                hunks: Vec::new(),
+            });
         } else if let Some(file) = files.last_mut() {
+            file.hunks.push(line.to_string());
             if let Some(rest) = line.strip_prefix("@@ -") {
                 flush(file, &mut removing, &mut inserting, old_line);
                 old_line = rest.split([',', ' ']).next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(1);
@@ -361,6 +381,128 @@ fn wholly_removed_functions(file: &SourceFile, change: &Touched) -> Vec<RemovedF
             Some(RemovedFunction { from: from as u32, body, to: to as u32, unsafe_removal })
         })
         .collect()
+}
+
+/// A function whose definition the patch changes only in constant default values.
+struct DefaultChange {
+    /// Its `def` lines before the body (decorators excluded).
+    header: std::ops::RangeInclusive<u32>,
+    /// Its first body and last lines.
+    body: u32,
+    to: u32,
+}
+
+/// Functions whose `def` the patch changes in constant defaults only (`retries=3` →
+/// `retries=4`; numbers, strings, booleans, `None`, tuples of them): the value is made at
+/// import, where it cannot fail or do anything, and only calls, which run the body, see it.
+/// Found by comparing each changed `def` with its post-image, defaults masked.
+fn constant_default_changes(file: &SourceFile, change: &Touched) -> Vec<DefaultChange> {
+    let headers: Vec<(NodeId, u32, u32)> = function_defs(file)
+        .into_iter()
+        .filter_map(|id| {
+            let (def_line, body_line) = def_and_body_lines(file, id)?;
+            (def_line < body_line).then_some((id, def_line, body_line))
+        })
+        .collect();
+    let lines = change.lines();
+    let changed: Vec<usize> = headers
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, from, body))| lines.iter().any(|&l| (*from..*body).contains(&(l as u32))))
+        .map(|(i, _)| i)
+        .collect();
+    if changed.is_empty() {
+        return Vec::new();
+    }
+    let Some(after) = post_image(file.text(), &change.hunks).and_then(|text| SourceFile::parse(file.path(), text).ok())
+    else {
+        return Vec::new();
+    };
+    let after_headers: Vec<NodeId> = function_defs(&after)
+        .into_iter()
+        .filter(|&id| def_and_body_lines(&after, id).is_some_and(|(d, b)| d < b))
+        .collect();
+    if after_headers.len() != headers.len() {
+        return Vec::new();
+    }
+    changed
+        .into_iter()
+        .filter(|&i| masked_header(file, headers[i].0) == masked_header(&after, after_headers[i]))
+        .map(|i| {
+            let (id, from, body) = headers[i];
+            let node = file.tree().node(id);
+            let to = file.lines().line(node.end.saturating_sub(1).max(node.start)) as u32;
+            DefaultChange { header: from..=body - 1, body, to }
+        })
+        .collect()
+}
+
+fn function_defs(file: &SourceFile) -> Vec<NodeId> {
+    file.tree().subtree(0).filter(|&id| file.tree().node(id).kind == "FunctionDef").collect()
+}
+
+/// The lines of a function's `def` keyword (after its decorators) and of its first body statement.
+fn def_and_body_lines(file: &SourceFile, id: NodeId) -> Option<(u32, u32)> {
+    let tree = file.tree();
+    let name = tree.children_with_role(id, "name").next()?;
+    let body = tree.children_with_role(id, "body").next()?;
+    Some((file.lines().line(tree.node(name).start) as u32, file.lines().line(tree.node(body).start) as u32))
+}
+
+/// A `def`'s text from its name to its body, constant defaults replaced by `_`.
+fn masked_header(file: &SourceFile, id: NodeId) -> Option<String> {
+    const CONSTANT: [&str; 10] =
+        ["Number", "String", "StringPart", "Bytes", "BytesPart", "Boolean", "None", "Ellipsis", "UnaryOp", "Tuple"];
+    let tree = file.tree();
+    let start = tree.node(tree.children_with_role(id, "name").next()?).start as usize;
+    let end = tree.node(tree.children_with_role(id, "body").next()?).start as usize;
+    let mut masked = String::new();
+    let mut at = start;
+    for default in tree.subtree(id).filter(|&n| tree.node(n).role == "default_value") {
+        let node = tree.node(default);
+        let (from, to) = (node.start as usize, node.end as usize);
+        if from < at || to > end || !tree.subtree(default).all(|n| CONSTANT.contains(&tree.node(n).kind)) {
+            continue;
+        }
+        masked.push_str(file.text().get(at..from)?);
+        masked.push('_');
+        at = to;
+    }
+    masked.push_str(file.text().get(at..end)?);
+    Some(masked.replace("\r\n", "\n"))
+}
+
+/// `text` with one file's hunks applied (`None` when they do not fit it).
+fn post_image(text: &str, hunks: &[String]) -> Option<String> {
+    let pre: Vec<&str> = text.lines().collect();
+    let mut out: Vec<&str> = Vec::with_capacity(pre.len());
+    let mut next = 0;
+    for line in hunks {
+        if let Some(rest) = line.strip_prefix("@@ -") {
+            let start: usize = rest.split([',', ' ']).next()?.parse().ok()?;
+            let upto = start.saturating_sub(1).max(next);
+            out.extend(pre.get(next..upto)?);
+            next = upto;
+            continue;
+        }
+        match line.as_bytes().first() {
+            Some(b' ') | Some(b'-') => {
+                if pre.get(next)?.trim_end_matches('\r') != line[1..].trim_end_matches('\r') {
+                    return None;
+                }
+                if line.starts_with(' ') {
+                    out.push(pre[next]);
+                }
+                next += 1;
+            }
+            Some(b'+') => out.push(&line[1..]),
+            _ => {}
+        }
+    }
+    out.extend(pre.get(next..)?);
+    let mut image = out.join("\n");
+    image.push('\n');
+    Some(image)
 }
 
 /// The text of a 1-based line.
@@ -499,10 +641,40 @@ mod tests {
     }
 
     #[test]
-    fn module_level_code_class_bodies_and_defaults_select_all() {
-        for (from, to) in [("LIMIT = area(2, 3)", "LIMIT = area(3, 3)"), ("size = 3", "size = 4"), ("d=2", "d=3")] {
-            assert!(matches!(select(from, to), Selection::All(_)), "{from}");
+    fn module_level_code_class_bodies_and_computed_defaults_select_all() {
+        let cases = [
+            ("LIMIT = area(2, 3)", "LIMIT = area(3, 3)"),
+            ("size = 3", "size = 4"),
+            ("d=2", "d=os.sep"),
+            ("d=2):", "d=2) -> int:"),
+        ];
+        for (from, to) in cases {
+            assert!(matches!(select(from, to), Selection::All(_)), "{from} -> {to}");
         }
+    }
+
+    #[test]
+    fn a_changed_constant_default_selects_the_tests_that_ran_the_body() {
+        for to in ["d=3", "d=-1", "d=None", "d='x'", "d=(1, 2)"] {
+            assert_eq!(names(&select("d=2", to)), ["b.py::test_volume"], "{to}");
+        }
+    }
+
+    #[test]
+    fn a_changed_default_of_a_function_that_also_ran_at_import_selects_all() {
+        let source = SOURCE.replace("def area(w, h):", "def area(w, h=1):");
+        let patch = crate::patch::render_diff("m.py", &source, &source.replacen("h=1", "h=2", 1)).unwrap();
+        let selection = coverage().select(&patch, |_| Some(source.clone()));
+        assert!(matches!(&selection, Selection::All(why) if why.contains("outside tests")), "{selection:?}");
+    }
+
+    #[test]
+    fn the_post_image_is_the_pre_image_with_the_hunks_applied() {
+        let after = SOURCE.replacen("if w < 0", "if w <= 0", 1).replacen("return 1", "return 2", 1);
+        let patch = crate::patch::render_diff("m.py", SOURCE, &after).unwrap();
+        let hunks = &touched_lines(&patch)[0].hunks;
+        assert_eq!(post_image(SOURCE, hunks).as_deref(), Some(after.as_str()));
+        assert_eq!(post_image("other text\n", hunks), None, "hunks that do not fit");
     }
 
     #[test]
