@@ -11,8 +11,8 @@
 //! Code outside any function body (module level, class bodies, decorators, default arguments),
 //! and code that also ran outside tests and their modules' collection (plugins, conftest files),
 //! runs for every test: such a change selects `all` — except a function removed whole (its
-//! `def` ran at import, but only the tests that ran its body can notice it gone) and lines an
-//! insertion only moves (reordered methods). Blank lines and comments between statements are
+//! `def` ran at import, but only the tests that ran its body can notice it gone), a changed
+//! constant default (likewise) and lines an insertion only moves (reordered methods). Blank lines and comments between statements are
 //! not looked up.
 
 use std::collections::{BTreeMap, BTreeSet};
