@@ -368,10 +368,12 @@ pub fn validate(
         }
     }
     // The verify sample (chosen with the seed, at least one) runs first, so a disagreement
-    // is known before the rest relies on the selection.
-    if coverage.is_some() && settings.choice.verify > 0.0 && !jobs.is_empty() {
-        let wanted = ((jobs.len() as f64 * settings.choice.verify / 100.0).ceil() as usize).clamp(1, jobs.len());
-        let mut order: Vec<usize> = (0..jobs.len()).collect();
+    // is known before the rest relies on the selection. It is drawn from the candidates the
+    // selection decides (a whole-suite one has nothing to verify).
+    let decided: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].plan != Plan::All).collect();
+    if coverage.is_some() && settings.choice.verify > 0.0 && !decided.is_empty() {
+        let wanted = ((jobs.len() as f64 * settings.choice.verify / 100.0).ceil() as usize).clamp(1, decided.len());
+        let mut order = decided;
         order.sort_by_key(|&i| hash8(&format!("{}\n{}", settings.choice.seed, jobs[i].candidate.instance_id)));
         for &i in order.iter().take(wanted) {
             jobs[i].verify = true;
