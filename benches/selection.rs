@@ -4,7 +4,8 @@
 //! runs count; `--select all`); prints candidates/min of each (after the one-off baseline, and
 //! with it), their ratio, and how often verdicts, F2P and P2P agree over all candidates.
 //!
-//! Run: `cargo bench --bench selection [-- SOURCE [MAX_BUGS_PER_STRATEGY]]`.
+//! Run: `cargo bench --bench selection [-- SOURCE [MAX_BUGS_PER_STRATEGY [STRATEGY,…]]]` (default:
+//! every procedural strategy).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,7 +49,11 @@ fn main() {
     let p = profile.to_str().unwrap();
     bugsmith(&["profile", "init", &source, "-o", p], &cache);
     let gen_out = dir.path().join("gen");
-    let summary = bugsmith(&["gen", p, "--out", gen_out.to_str().unwrap(), "--max-bugs", &max_bugs, "--json"], &cache);
+    let mut gen_args = vec!["gen", p, "--out", gen_out.to_str().unwrap(), "--max-bugs", &max_bugs, "--json"];
+    for strategy in args.get(2).map_or("", String::as_str).split(',').filter(|s| !s.is_empty()) {
+        gen_args.extend(["--strategy", strategy]);
+    }
+    let summary = bugsmith(&gen_args, &cache);
     let repo_name = summary["repo_name"].as_str().unwrap().to_string();
     let candidates = gen_out.join("bug_gen").join(&repo_name);
     // One run each way, same candidates, same environment (built before the clocks start).

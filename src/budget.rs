@@ -1,8 +1,9 @@
 //! A budget that follows yield (`budget: {strategy: adaptive, total: N}` in a recipe, for `run`
 //! and campaigns): `total` candidates are spent across strategies in rounds of gen and
-//! validate. The first round splits its share evenly; each later one gives every strategy that
-//! can still make candidates a floor, and the rest in proportion to its valid instances per
-//! candidate so far (Laplace-smoothed: `(valid + 1) / (validated + 2)`), remainders going by a
+//! validate. Every strategy that can still make candidates first gets the floor (`floor`,
+//! default 1, counted over the whole budget, so rounds smaller than the number of strategies
+//! starve none); the first round splits the rest evenly, each later one in proportion to its
+//! valid instances per candidate so far (Laplace-smoothed: `(valid + 1) / (validated + 2)`), remainders going by a
 //! seeded order — so a seed gives the same spending. A strategy that makes fewer candidates
 //! than it was given has run out of entities; what it leaves goes to the others. At most
 //! `total` candidates are made, exactly `total` while some strategy can make more.
@@ -11,7 +12,7 @@
 //! round's candidates include the earlier ones; `validate` runs only the new.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -42,12 +43,13 @@ pub struct Round {
     pub made: usize,
 }
 
-/// Splits `amount` over strategies in proportion to `weights` (all ≥ 0), at least `floor`
-/// each while there is enough; remainders go by `order` (a seeded permutation of the names).
+/// Splits `amount` over strategies: first what each still `needs` to reach the budget's floor
+/// (one at a time, in `order`, while the amount lasts), the rest in proportion to `weights`
+/// (all ≥ 0); remainders go by `order` (a seeded permutation of the names).
 pub fn split(
     amount: usize,
     weights: &BTreeMap<String, f64>,
-    floor: usize,
+    needs: &BTreeMap<String, usize>,
     order: &[String],
 ) -> BTreeMap<String, usize> {
     let n = weights.len();
@@ -55,11 +57,21 @@ pub fn split(
     if n == 0 || amount == 0 {
         return given;
     }
-    let floor = floor.min(amount / n);
-    for g in given.values_mut() {
-        *g = floor;
+    let ranked: Vec<&String> = order.iter().filter(|o| weights.contains_key(*o)).collect();
+    let mut floored = 0;
+    while floored < amount {
+        let before = floored;
+        for name in &ranked {
+            if floored < amount && given[*name] < needs.get(*name).copied().unwrap_or(0) {
+                *given.get_mut(*name).unwrap_or(&mut 0) += 1;
+                floored += 1;
+            }
+        }
+        if floored == before {
+            break;
+        }
     }
-    let rest = amount - floor * n;
+    let rest = amount - floored;
     let sum: f64 = weights.values().sum();
     let mut handed = 0;
     let mut fractions: Vec<(f64, usize, String)> = Vec::new();
@@ -80,16 +92,46 @@ pub fn split(
 
 /// Candidates under `<out>/bug_gen/<repo_name>/` per strategy.
 fn generated(out: &Path, repo_name: &str) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
+    candidate_files(out, repo_name).into_iter().map(|(strategy, files)| (strategy, files.len())).collect()
+}
+
+/// The `bug__<strategy>__<hash>.diff` files under `<out>/bug_gen/<repo_name>/` per strategy.
+fn candidate_files(out: &Path, repo_name: &str) -> BTreeMap<String, std::collections::BTreeSet<PathBuf>> {
+    let mut files: BTreeMap<String, std::collections::BTreeSet<PathBuf>> = BTreeMap::new();
     for entry in walkdir::WalkDir::new(out.join("bug_gen").join(repo_name)).into_iter().flatten() {
         let name = entry.file_name().to_string_lossy();
         if let Some(rest) = name.strip_prefix("bug__").and_then(|r| r.strip_suffix(".diff"))
             && let Some((strategy, _)) = rest.rsplit_once("__")
         {
-            *counts.entry(strategy.to_string()).or_default() += 1;
+            files.entry(strategy.to_string()).or_default().insert(entry.path().to_path_buf());
         }
     }
-    counts
+    files
+}
+
+/// Removes a strategy's candidates of this round beyond its cap (last in name order), with
+/// their metadata. `gen` keeps `cap` per strategy, but a diff another strategy now makes first
+/// is a duplicate there and replaced, while the earlier file stays: without this the total
+/// could be passed.
+fn trim_to_caps(
+    before: &BTreeMap<String, std::collections::BTreeSet<PathBuf>>,
+    after: &BTreeMap<String, std::collections::BTreeSet<PathBuf>>,
+    caps: &BTreeMap<String, usize>,
+) -> std::io::Result<()> {
+    for (strategy, files) in after {
+        let excess = files.len().saturating_sub(caps.get(strategy).copied().unwrap_or(0));
+        let new: Vec<&PathBuf> =
+            files.iter().filter(|f| before.get(strategy).is_none_or(|b| !b.contains(*f))).collect();
+        for diff in new.iter().rev().take(excess) {
+            let name = diff.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let metadata = diff.with_file_name(name.replacen("bug__", "metadata__", 1).replace(".diff", ".json"));
+            std::fs::remove_file(diff)?;
+            if metadata.exists() {
+                std::fs::remove_file(metadata)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The strategy id a plan's spec names (a path's file stem).
@@ -153,7 +195,10 @@ pub fn run_rounds(
             })
             .collect();
         let weights = if round == 0 { scores.keys().map(|k| (k.clone(), 1.0)).collect() } else { scores.clone() };
-        let given = split(this_round, &weights, floor, &order);
+        // The floor holds over the whole budget: what each active strategy was given so far counts.
+        let needs: BTreeMap<String, usize> =
+            active.iter().map(|id| ((*id).clone(), floor.saturating_sub(caps[*id]))).collect();
+        let given = split(this_round, &weights, &needs, &order);
         for (id, extra) in &given {
             *caps.entry(id.clone()).or_default() += extra;
         }
@@ -166,8 +211,11 @@ pub fn run_rounds(
                 .map(|(plan, id)| StrategyPlan { max_bugs: Some(caps[id]), ..plan.clone() })
                 .collect(),
         );
+        let files_before = candidate_files(out, &repo_name);
         let counts_before = generated(out, &repo_name);
         crate::bug_gen::command(ctx, &profile.display().to_string(), &settings, out, false)?;
+        let bug_gen = out.join("bug_gen").join(&repo_name);
+        trim_to_caps(&files_before, &candidate_files(out, &repo_name), &caps).map_err(io(&bug_gen))?;
         let counts = generated(out, &repo_name);
         for id in &ids {
             if counts.get(id).copied().unwrap_or(0) < caps[id] && !exhausted.contains(id) {
@@ -215,13 +263,62 @@ mod tests {
     #[test]
     fn a_split_hands_out_exactly_the_amount_with_a_floor_and_more_to_the_better() {
         let order: Vec<String> = ["b", "a", "c"].iter().map(|s| (*s).to_string()).collect();
-        let given = split(20, &weights(&[("a", 0.9), ("b", 0.1), ("c", 0.5)]), 2, &order);
+        let all =
+            |n: usize| -> BTreeMap<String, usize> { ["a", "b", "c"].iter().map(|k| ((*k).to_string(), n)).collect() };
+        let given = split(20, &weights(&[("a", 0.9), ("b", 0.1), ("c", 0.5)]), &all(2), &order);
         assert_eq!(given.values().sum::<usize>(), 20);
         assert!(given.values().all(|&g| g >= 2));
         assert!(given["a"] > given["c"] && given["c"] > given["b"], "{given:?}");
-        let even = split(7, &weights(&[("a", 1.0), ("b", 1.0), ("c", 1.0)]), 0, &order);
+        let even = split(7, &weights(&[("a", 1.0), ("b", 1.0), ("c", 1.0)]), &all(0), &order);
         assert_eq!(even.values().sum::<usize>(), 7);
         assert_eq!(even["b"], 3, "the remainder goes by the seeded order: {even:?}");
-        assert_eq!(split(2, &weights(&[("a", 1.0), ("b", 1.0), ("c", 1.0)]), 5, &order).values().sum::<usize>(), 2);
+        assert_eq!(
+            split(2, &weights(&[("a", 1.0), ("b", 1.0), ("c", 1.0)]), &all(5), &order).values().sum::<usize>(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_strategy_past_its_cap_loses_its_newest_candidates_not_its_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("bug_gen/r/f__py/e_1");
+        std::fs::create_dir_all(&folder).unwrap();
+        let write = |name: &str| {
+            std::fs::write(folder.join(format!("bug__b__{name}.diff")), "").unwrap();
+            std::fs::write(folder.join(format!("metadata__b__{name}.json")), "").unwrap();
+        };
+        write("aaaa0001");
+        let before = candidate_files(dir.path(), "r");
+        write("aaaa0002");
+        write("aaaa0003");
+        let caps: BTreeMap<String, usize> = [("b".to_string(), 2)].into();
+        trim_to_caps(&before, &candidate_files(dir.path(), "r"), &caps).unwrap();
+        let left: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with("bug__"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(left, ["bug__b__aaaa0001.diff", "bug__b__aaaa0002.diff"]);
+        assert!(!folder.join("metadata__b__aaaa0003.json").exists());
+    }
+
+    #[test]
+    fn a_round_smaller_than_the_strategies_gives_the_floor_to_those_still_without_it() {
+        let order: Vec<String> = ["b", "a", "c"].iter().map(|s| (*s).to_string()).collect();
+        let w = weights(&[("a", 0.1), ("b", 0.1), ("c", 0.9)]);
+        // `b` and `a` got their one in an earlier round: `c` gets the floor first, then the score decides.
+        let needs: BTreeMap<String, usize> =
+            [("a", 0), ("b", 0), ("c", 1)].iter().map(|(k, n)| ((*k).to_string(), *n)).collect();
+        let given = split(1, &w, &needs, &order);
+        assert_eq!(given["c"], 1, "{given:?}");
+        // Two rounds of two over three strategies: every one gets its floor of one.
+        let needs: BTreeMap<String, usize> = ["a", "b", "c"].iter().map(|k| ((*k).to_string(), 1)).collect();
+        let first = split(2, &weights(&[("a", 1.0), ("b", 1.0), ("c", 1.0)]), &needs, &order);
+        let needs: BTreeMap<String, usize> =
+            first.iter().map(|(k, g)| (k.clone(), 1usize.saturating_sub(*g))).collect();
+        let second = split(2, &w, &needs, &order);
+        assert!(["a", "b", "c"].iter().all(|k| first[*k] + second[*k] >= 1), "{first:?} {second:?}");
     }
 }

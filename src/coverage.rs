@@ -12,10 +12,15 @@
 //! and code that also ran outside tests and their modules' collection (plugins, conftest files),
 //! runs for every test: such a change selects `all` — except a function removed whole (its
 //! `def` ran at import, but only the tests that ran its body can notice it gone), a changed
-//! constant default (likewise) and lines an insertion only moves (reordered methods). Blank lines and comments between statements are
-//! not looked up.
+//! constant default (likewise), lines an insertion only moves (reordered methods), and a
+//! class's bases changed, or a special method or a method of a class with bases removed (the
+//! tests that ran any of the class's methods, when it has an `__init__` or `__new__` every
+//! instance runs). Blank
+//! lines and comments between statements are not looked up. A selected run in which a test
+//! module fails to import is repeated with the whole suite (`validate`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
 
 use serde::Deserialize;
 
@@ -186,6 +191,7 @@ impl TestCoverage {
             let Some(covered) = self.lines.get(&change.path) else { continue };
             let removed_functions = wholly_removed_functions(&file, &change);
             let default_changes = constant_default_changes(&file, &change);
+            let body_starts = insertions_at_body_start(&file, &change);
             for line in change.lines() {
                 let Some(statement) = innermost_statement(&file, line) else { continue };
                 // Blank lines and comments between statements run nothing.
@@ -201,6 +207,12 @@ impl TestCoverage {
                     if let Some(why) = &removed.unsafe_removal {
                         return Selection::All(format!("{}:{} {why}", change.path, removed.from));
                     }
+                    if let Some(class) = removed.widen_to_class {
+                        match class_users(&file, class, covered) {
+                            Ok(users) => tests.extend(users),
+                            Err(why) => return Selection::All(format!("{}:{} {why}", change.path, removed.from)),
+                        }
+                    }
                     for (probe, used) in covered.range(removed.from..=removed.to) {
                         if used.outside_tests && *probe >= removed.body {
                             return Selection::All(format!("{}:{probe} also runs outside tests", change.path));
@@ -209,13 +221,29 @@ impl TestCoverage {
                     }
                     continue;
                 }
-                // A constant default changed: made at import, seen only by calls (which run the body).
-                if let Some(def) = default_changes.iter().find(|d| d.header.contains(&(line as u32))) {
-                    for (probe, used) in covered.range(def.body..=def.to) {
-                        if used.outside_tests {
+                // A constant default changed: made at import, seen only by calls (which run the
+                // body). Code inserted at the start of a body: its `def` line is only a
+                // neighbour, and every call runs the insertion.
+                let body = default_changes
+                    .iter()
+                    .find(|d| d.header.contains(&(line as u32)))
+                    .map(|d| d.body..=d.to)
+                    .or_else(|| body_starts.get(&(line as u32)).cloned());
+                if let Some(body) = body {
+                    match users_of(covered, body) {
+                        Ok(users) => tests.extend(users),
+                        Err(probe) => {
                             return Selection::All(format!("{}:{probe} also runs outside tests", change.path));
                         }
-                        tests.extend(used.tests.iter().copied());
+                    }
+                    continue;
+                }
+                // A class's header (its bases, keywords): the class object changes, which only
+                // code using the class can tell.
+                if let Some(class) = class_header_of(&file, statement, line as u32) {
+                    match class_users(&file, class, covered) {
+                        Ok(users) => tests.extend(users),
+                        Err(why) => return Selection::All(format!("{}:{line} {why}", change.path)),
                     }
                     continue;
                 }
@@ -258,17 +286,19 @@ struct Touched {
 
 impl Touched {
     fn lines(&self) -> BTreeSet<usize> {
-        let moved = |text: &str| {
-            let text = text.trim_matches('\n');
-            !text.trim().is_empty() && self.removed_runs.iter().any(|run| run.trim_matches('\n').contains(text))
-        };
         let mut lines = self.removed.clone();
         for (before, after, text) in &self.insertions {
-            if !moved(text) {
+            if !self.moves(text) {
                 lines.extend([*before, *after]);
             }
         }
         lines
+    }
+
+    /// Whether inserted text only moves lines the patch removes elsewhere.
+    fn moves(&self, text: &str) -> bool {
+        let text = text.trim_matches('\n');
+        !text.trim().is_empty() && self.removed_runs.iter().any(|run| run.trim_matches('\n').contains(text))
     }
 }
 
@@ -340,11 +370,16 @@ struct RemovedFunction {
     from: u32,
     body: u32,
     to: u32,
-    /// Why only the tests that ran its body cannot tell it gone: a method of a class with
-    /// bases (it may implement an abstract method or shadow an inherited one: instances may
-    /// not be created at all) or a special method (Python calls those implicitly). A function
-    /// the patch only moves (reordered methods) needs no such care.
+    /// Why only the tests that ran its body cannot tell it gone: a special function outside
+    /// any class (a module's `__getattr__`). A function the patch only moves (reordered
+    /// methods) needs no such care.
     unsafe_removal: Option<String>,
+    /// The class of a method whose removal every user of the class may tell, not only the
+    /// tests that ran its body (see [`class_users`]): a method of a class with bases (it may
+    /// implement an abstract method: then no instance can be made) and a special method (it
+    /// may implement a protocol of an abstract base the same way; a protocol's implicit calls
+    /// still run its body).
+    widen_to_class: Option<NodeId>,
 }
 
 fn wholly_removed_functions(file: &SourceFile, change: &Touched) -> Vec<RemovedFunction> {
@@ -369,16 +404,10 @@ fn wholly_removed_functions(file: &SourceFile, change: &Touched) -> Vec<RemovedF
                         || tree.children_with_role(a, "keywords").next().is_some()
                 })
             });
-            let unsafe_removal = if moved {
-                None
-            } else if name.starts_with("__") && name.ends_with("__") {
-                Some(format!("removes the special method {name}"))
-            } else if has_bases {
-                Some(format!("removes {name} from a class with bases"))
-            } else {
-                None
-            };
-            Some(RemovedFunction { from: from as u32, body, to: to as u32, unsafe_removal })
+            let special = !moved && name.starts_with("__") && name.ends_with("__");
+            let unsafe_removal = (special && class.is_none()).then(|| format!("removes the special function {name}"));
+            let widen_to_class = class.filter(|_| (has_bases || special) && !moved);
+            Some(RemovedFunction { from: from as u32, body, to: to as u32, unsafe_removal, widen_to_class })
         })
         .collect()
 }
@@ -386,7 +415,7 @@ fn wholly_removed_functions(file: &SourceFile, change: &Touched) -> Vec<RemovedF
 /// A function whose definition the patch changes only in constant default values.
 struct DefaultChange {
     /// Its `def` lines before the body (decorators excluded).
-    header: std::ops::RangeInclusive<u32>,
+    header: RangeInclusive<u32>,
     /// Its first body and last lines.
     body: u32,
     to: u32,
@@ -435,6 +464,77 @@ fn constant_default_changes(file: &SourceFile, change: &Touched) -> Vec<DefaultC
             DefaultChange { header: from..=body - 1, body, to }
         })
         .collect()
+}
+
+/// The class whose header (`class` keyword to body, decorators excluded) holds `line`, when
+/// `statement` is that class.
+fn class_header_of(file: &SourceFile, statement: NodeId, line: u32) -> Option<NodeId> {
+    (file.tree().node(statement).kind == "ClassDef").then_some(())?;
+    let (header, body) = def_and_body_lines(file, statement)?;
+    (header..body).contains(&line).then_some(statement)
+}
+
+/// The tests that use a class as far as coverage can tell: those that ran any line of its own
+/// methods' bodies. Only when the class defines `__init__` or `__new__`, which every instance
+/// made of it runs — otherwise an instance used only through inherited methods runs none of
+/// its lines: `Err` says why every test must run. A method body that also ran outside tests
+/// (the class is used at import) is `Err` too.
+fn class_users(file: &SourceFile, class: NodeId, covered: &BTreeMap<u32, LineUse>) -> Result<BTreeSet<usize>, String> {
+    let tree = file.tree();
+    let name = |id: NodeId| tree.children_with_role(id, "name").next().map_or("", |n| file.node_text(n));
+    let methods: Vec<NodeId> =
+        tree.children_with_role(class, "body").filter(|&id| tree.node(id).kind == "FunctionDef").collect();
+    if !methods.iter().any(|&m| matches!(name(m), "__init__" | "__new__")) {
+        return Err(format!("changes {}, whose instances need not run any of its lines", name(class)));
+    }
+    let mut users = BTreeSet::new();
+    for method in methods {
+        let Some((_, body)) = def_and_body_lines(file, method) else { continue };
+        let to = last_line(file, method);
+        let ran = users_of(covered, body..=to)
+            .map_err(|probe| format!("changes {}, which runs at import (line {probe})", name(class)))?;
+        users.extend(ran);
+    }
+    Ok(users)
+}
+
+/// The tests that ran any of `lines`; `Err` is a line that also ran outside tests.
+fn users_of(covered: &BTreeMap<u32, LineUse>, lines: RangeInclusive<u32>) -> Result<BTreeSet<usize>, u32> {
+    let mut users = BTreeSet::new();
+    for (probe, used) in covered.range(lines) {
+        if used.outside_tests {
+            return Err(*probe);
+        }
+        users.extend(used.tests.iter().copied());
+    }
+    Ok(users)
+}
+
+/// The last line of a node.
+fn last_line(file: &SourceFile, id: NodeId) -> u32 {
+    let node = file.tree().node(id);
+    file.lines().line(node.end.saturating_sub(1).max(node.start)) as u32
+}
+
+/// Insertions right between a `def`'s header and its body: the header line before each (a
+/// neighbour the patch does not change), and the function's body lines.
+fn insertions_at_body_start(file: &SourceFile, change: &Touched) -> BTreeMap<u32, RangeInclusive<u32>> {
+    let mut found = BTreeMap::new();
+    for (before, after, text) in &change.insertions {
+        let before = *before as u32;
+        if change.removed.contains(&(before as usize)) || change.moves(text) {
+            continue;
+        }
+        let Some(function) = innermost_statement(file, before as usize) else { continue };
+        if file.tree().node(function).kind != "FunctionDef" {
+            continue;
+        }
+        let Some((header, body)) = def_and_body_lines(file, function) else { continue };
+        if (header..body).contains(&before) && *after as u32 >= body {
+            found.insert(before, body..=last_line(file, function));
+        }
+    }
+    found
 }
 
 fn function_defs(file: &SourceFile) -> Vec<NodeId> {
@@ -714,11 +814,16 @@ mod tests {
         let inserted = SOURCE.replacen("        raise ValueError(", "        print(w)\n        raise ValueError(", 1);
         let patch = crate::patch::render_diff("m.py", SOURCE, &inserted).unwrap();
         assert_eq!(names(&coverage().select(&patch, |_| Some(SOURCE.to_string()))), ["a.py::test_area"]);
-        // Right after a `def` line: the first lines of a body run when the function does, but
-        // what the insertion touches is the definition: every test runs.
+        // Right after a `def` line, which only neighbours it: every call runs the insertion,
+        // so the tests that ran the body.
+        let first = SOURCE.replacen("        return self.size", "        print(d)\n        return self.size", 1);
+        let patch = crate::patch::render_diff("m.py", SOURCE, &first).unwrap();
+        assert_eq!(names(&coverage().select(&patch, |_| Some(SOURCE.to_string()))), ["b.py::test_volume"]);
+        // `area` also runs at import: every test.
         let first = SOURCE.replacen("    if w < 0:", "    print(w)\n    if w < 0:", 1);
         let patch = crate::patch::render_diff("m.py", SOURCE, &first).unwrap();
-        assert!(matches!(coverage().select(&patch, |_| Some(SOURCE.to_string())), Selection::All(_)));
+        let selection = coverage().select(&patch, |_| Some(SOURCE.to_string()));
+        assert!(matches!(&selection, Selection::All(why) if why.contains("outside tests")), "{selection:?}");
     }
 
     /// A class whose two methods tests 1 and 2 run (its `def` lines at import).
@@ -748,21 +853,56 @@ mod tests {
         assert_eq!(class_select(&removed), ["u.py::test_perimeter"]);
     }
 
-    #[test]
-    fn a_method_removed_from_a_class_with_bases_or_a_special_method_selects_all() {
-        // Removing `__len__` from a `MutableMapping` makes the class abstract: every test that
-        // creates one fails, whether or not it ever called `len`.
-        let source = "class Cache(dict):\n    def size(self):\n        return 1\n\n    def keep(self):\n        return 2\n\n\nclass Plain:\n    def __len__(self):\n        return 0\n\n    def keep(self):\n        return 2\n";
+    /// Two classes with bases, one with an `__init__` (tests 1 and 2 use it), one without.
+    const BASED: &str = "class Cache(dict):\n    def __init__(self):\n        self.n = 0\n\n    def size(self):\n        return 1\n\n    def keep(self):\n        return 2\n\n\nclass Bare(dict):\n    def size(self):\n        return 1\n\n    def __len__(self):\n        return 0\n";
+
+    fn based_select(from: &str, to: &str) -> Selection {
         let cov = TestCoverage::parse(
-            r#"{"version": 1, "contexts": ["", "t.py::test_size"],
-                "files": {"s.py": {"1": [0], "2": [0], "3": [1], "5": [0], "9": [0], "10": [0], "11": [1], "13": [0]}}}"#,
+            r#"{"version": 1, "contexts": ["", "t.py::test_size", "u.py::test_new", "v.py::test_bare"],
+                "files": {"s.py": {"1": [0], "2": [0], "3": [1, 2], "5": [0], "6": [1], "8": [0],
+                                   "12": [0], "13": [0], "14": [3], "16": [0], "17": [3]}}}"#,
         )
         .unwrap();
-        for removed in ["    def size(self):\n        return 1\n\n", "    def __len__(self):\n        return 0\n\n"] {
-            let patch = crate::patch::render_diff("s.py", source, &source.replacen(removed, "", 1)).unwrap();
-            let selection = cov.select(&patch, |_| Some(source.to_string()));
-            assert!(matches!(&selection, Selection::All(why) if why.contains("removes")), "{selection:?}");
+        let patch = crate::patch::render_diff("s.py", BASED, &BASED.replacen(from, to, 1)).unwrap();
+        match cov.select(&patch, |_| Some(BASED.to_string())) {
+            Selection::Tests(t) => {
+                Selection::Tests(t.into_iter().filter(|&i| cov.tests[i] != "v.py::test_bare").collect())
+            }
+            other => other,
         }
+    }
+
+    #[test]
+    fn a_method_removed_from_a_class_with_bases_selects_every_test_that_used_the_class() {
+        // `size` may implement an abstract method of the base: then no `Cache` can be made,
+        // and every test that made one (and so ran `__init__`) can tell.
+        let selection = based_select("    def size(self):\n        return 1\n\n    def keep", "    def keep");
+        let Selection::Tests(tests) = selection else { panic!("{selection:?}") };
+        assert_eq!(tests.len(), 2, "test_size and test_new");
+    }
+
+    #[test]
+    fn a_changed_base_selects_every_test_that_used_the_class() {
+        let selection = based_select("class Cache(dict):", "class Cache:");
+        assert!(matches!(&selection, Selection::Tests(t) if t.len() == 2), "{selection:?}");
+    }
+
+    #[test]
+    fn a_removed_special_method_selects_every_test_that_used_the_class() {
+        // `__init__` itself: every test that made a `Cache` ran it.
+        let selection = based_select("    def __init__(self):\n        self.n = 0\n\n", "");
+        assert!(matches!(&selection, Selection::Tests(t) if t.len() == 2), "{selection:?}");
+    }
+
+    #[test]
+    fn a_class_without_init_selects_all() {
+        // Instances of `Bare` may be used through `dict`'s methods alone, running none of its lines.
+        let selection = based_select("class Bare(dict):", "class Bare:");
+        assert!(matches!(&selection, Selection::All(why) if why.contains("Bare")), "{selection:?}");
+        let selection = based_select("    def size(self):\n        return 1\n\n    def __len__", "    def __len__");
+        assert!(matches!(&selection, Selection::All(why) if why.contains("Bare")), "{selection:?}");
+        let selection = based_select("    def __len__(self):\n        return 0\n", "");
+        assert!(matches!(&selection, Selection::All(why) if why.contains("Bare")), "{selection:?}");
     }
 
     #[test]
@@ -787,7 +927,7 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_class_header_still_selects_all() {
+    fn a_changed_header_of_a_class_without_init_selects_all() {
         let cov = class_coverage();
         let patch =
             crate::patch::render_diff("s.py", CLASS, &CLASS.replacen("class Shape:", "class Shape(object):", 1))

@@ -44,11 +44,16 @@ pub struct Stats {
 pub fn collect(outputs: &[PathBuf]) -> Stats {
     let mut stats = Stats::default();
     let mut sums: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    // An output named twice (or through another path) counts once.
+    let mut read = std::collections::HashSet::new();
     for out in outputs {
         let Ok(repos) = std::fs::read_dir(out.join("run_validation")) else { continue };
         for repo in repos.flatten() {
             let repo_name = repo.file_name().to_string_lossy().to_string();
             for folder in std::fs::read_dir(repo.path()).into_iter().flatten().flatten() {
+                if !read.insert(folder.path().canonicalize().unwrap_or_else(|_| folder.path())) {
+                    continue;
+                }
                 let Some(report) = read_report(&folder.path()) else { continue };
                 let strategy = crate::ids::InstanceId::parse(&repo_name, &report.instance_id)
                     .map_or_else(|| report.instance_id.clone(), |id| id.strategy().to_string());

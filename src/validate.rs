@@ -532,11 +532,20 @@ fn validate_one(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job, plan: &
             let timeout = selected_timeout(shared.settings.timeout, profile, baseline, &ids);
             let options = RunOptions { select: Some(node_ids), coverage: false };
             let result = run_with(worker, profile, &job.patch, Duration::from_secs(timeout), &options);
-            let ran_any =
-                ids.iter().any(|id| result.tests.tests.contains_key(*id)) || !result.tests.collection_errors.is_empty();
-            if !ran_any && result.applied && result.broken.is_none() && !result.timed_out {
-                // The selection reached none of its tests (ids that do not match): the whole suite.
-                tracing::info!(instance = %job.candidate.instance_id, "selected tests did not run; whole suite");
+            let whole_suite_because = if !result.applied || result.broken.is_some() || result.timed_out {
+                None
+            } else if !result.tests.collection_errors.is_empty() {
+                // A test module no longer imports: the change breaks code that runs at import,
+                // which every module importing it shares, selected or not.
+                Some("a selected test module failed to import")
+            } else if !ids.iter().any(|id| result.tests.tests.contains_key(*id)) {
+                // The selection reached none of its tests (ids that do not match).
+                Some("selected tests did not run")
+            } else {
+                None
+            };
+            if let Some(why) = whole_suite_because {
+                tracing::info!(instance = %job.candidate.instance_id, "{why}; whole suite");
                 let replace = needs_new_worker(&result);
                 let full = run_full(worker);
                 (full_report(&full), full.clone(), replace || needs_new_worker(&full))

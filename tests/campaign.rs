@@ -113,12 +113,19 @@ fn a_campaign_goes_on_past_a_failing_source_resumes_when_killed_and_its_shards_m
     }
     assert!(repos[0]["seconds"]["validate"].as_f64().unwrap() > 0.0);
     // `stats` reads the same reports: its figures agree with the campaign's.
-    let stats = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
-        .args(["stats", "whole", "--json"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let stats_of = |outputs: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+            .arg("stats")
+            .args(outputs)
+            .arg("--json")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let stats = stats_of(&["whole"]);
+    // An output named twice counts once.
+    assert_eq!(stats_of(&["whole", "./whole"])["reports"], stats["reports"]);
     for (strategy, figures) in r["totals"]["per_strategy"].as_object().unwrap() {
         let s = &stats["strategies"][strategy];
         assert_eq!((&s["candidates"], &s["valid"]), (&figures["candidates"], &figures["valid"]), "{strategy}");

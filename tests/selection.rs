@@ -160,7 +160,8 @@ fn the_verify_sample_catches_what_coverage_cannot_see_and_falls_back_to_whole_su
     // Reached only through a subprocess: coverage sees no test execute it.
     fixture.candidate("shout", "shop/prices.py", "text.upper()", "text.lower()");
     let summary = fixture.validate("out", &["--verify", "100"]);
-    assert_eq!(summary["verified"], 5, "{summary:#}");
+    // Every candidate the selection decides; the module-level one runs the whole suite anyway.
+    assert_eq!(summary["verified"], 4, "{summary:#}");
     let fallback = summary["fallback"].as_str().unwrap();
     assert!(fallback.contains("func_pm_shout") && fallback.contains("test_shout_in_a_subprocess"), "{fallback}");
     let reports = fixture.reports("out");
@@ -181,6 +182,33 @@ fn the_verify_sample_catches_what_coverage_cannot_see_and_falls_back_to_whole_su
     let greeting = &fixture.reports("out")["greeting"];
     assert_eq!(greeting["selection"], "all");
     assert_eq!(strings(&greeting["FAIL_TO_PASS"]), ["tests/test_outside.py::test_greeting_source_is_documented"]);
+}
+
+#[test]
+fn a_class_change_runs_the_classs_users_and_the_whole_suite_once_a_module_no_longer_imports() {
+    let fixture = Fixture::new(&manifest().join("tests/fixtures/repos/selection"));
+    // A method removed from a class with bases: the tests that used the class.
+    let ring = "    def ring(self):\n        self.count += 1\n        return self.count\n\n";
+    fixture.candidate("ring", "shop/prices.py", ring, "");
+    // Its base removed: the tests that used the class run first, their module no longer
+    // imports (`CURRENCY = Till.currency`), and the whole suite runs.
+    fixture.candidate("base", "shop/prices.py", "class Till(Base):", "class Till:");
+    fixture.validate("out", &["--verify", "0"]);
+    let reports = fixture.reports("out");
+    let ring = &reports["ring"];
+    assert_eq!((&ring["selection"], &ring["verdict"]), (&"covering".into(), &"valid".into()), "{ring:#}");
+    assert_eq!(strings(&ring["FAIL_TO_PASS"]), ["tests/test_till.py::test_ring"]);
+    let base = &reports["base"];
+    assert_eq!(base["selection"], "all", "{base:#}");
+    let f2p = strings(&base["FAIL_TO_PASS"]);
+    for test in ["tests/test_till.py::test_ring", "tests/test_total.py::test_total"] {
+        assert!(f2p.contains(&test.to_string()), "{test} in {f2p:?}");
+    }
+    // Whole suites agree.
+    fixture.validate("out-all", &["--select", "all"]);
+    for (name, report) in fixture.reports("out-all") {
+        assert_eq!(report["FAIL_TO_PASS"], reports[&name]["FAIL_TO_PASS"], "{name}");
+    }
 }
 
 #[test]

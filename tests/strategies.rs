@@ -205,3 +205,27 @@ fn every_recipe_in_recipes_loads_and_names_existing_strategies() {
     }
     assert!(seen >= 2);
 }
+
+#[test]
+fn the_procedural_recipe_holds_exactly_swe_smiths_fourteen_modifiers() {
+    let recipe = bugsmith::recipe::Recipe::load(&manifest().join("recipes/procedural.yaml")).unwrap();
+    let mut ids: Vec<&str> = recipe.strategies.iter().map(|s| s.id.as_str()).collect();
+    ids.sort_unstable();
+    let swe_smith = [
+        "func_pm_class_rm_base",
+        "func_pm_class_rm_funcs",
+        "func_pm_class_shuffle_funcs",
+        "func_pm_ctrl_invert_if",
+        "func_pm_ctrl_shuffle",
+        "func_pm_flip_operators",
+        "func_pm_op_break_chains",
+        "func_pm_op_change",
+        "func_pm_op_change_const",
+        "func_pm_op_swap",
+        "func_pm_remove_assign",
+        "func_pm_remove_cond",
+        "func_pm_remove_loop",
+        "func_pm_remove_wrapper",
+    ];
+    assert_eq!(ids, swe_smith);
+}

@@ -43,6 +43,9 @@ pub fn command(ctx: &Context, path: &Path, flags: &CampaignFlags) -> Outcome {
     if let Some((kind, dir)) = &flags.emit {
         return emit::command(&campaign, path, *kind, dir);
     }
+    if flags.shard.is_some() && flags.out.is_none() {
+        return Err(Error::Usage("--shard needs --out: each shard writes an output of its own for `merge`".into()));
+    }
     let out = flags.out.clone().or_else(|| campaign.out.clone()).unwrap_or_else(|| PathBuf::from(defaults::OUT));
     std::fs::create_dir_all(&out).map_err(io(&out))?;
     crate::log::to_file(&out);
