@@ -125,6 +125,21 @@ fn main() {
         percent(f2p),
         percent(p2p)
     );
+    // Where `covering` spent its test time, and why some candidates ran whole suites.
+    let mut by_selection: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    for c in covering.values() {
+        let entry = by_selection.entry(c["selection"].as_str().unwrap_or("?").to_string()).or_default();
+        entry.0 += 1;
+        entry.1 += c["test_seconds"].as_f64().unwrap_or(0.0);
+    }
+    for (selection, (n, seconds)) in &by_selection {
+        println!("  {selection:>9}: {n} candidates, {seconds:.0} test seconds");
+    }
+    for (id, c) in &covering {
+        if let Some(why) = c["whole_suite_because"].as_str() {
+            println!("  whole suite: {id}: {why}");
+        }
+    }
     for (id, r) in &all {
         if let Some(c) = covering.get(id)
             && (c["verdict"] != r["verdict"] || c["FAIL_TO_PASS"] != r["FAIL_TO_PASS"])

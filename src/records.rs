@@ -115,6 +115,10 @@ pub struct Report {
     /// Where its P2P came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p2p_from: Option<P2pFrom>,
+    /// Why it ran the whole suite (`selection: all`): the change runs at import, no per-test
+    /// coverage, the verify sample's fallback, a selected module that no longer imports…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole_suite_because: Option<String>,
     /// Environment, patch and test command: a report with the same key is not redone.
     pub key: String,
 }

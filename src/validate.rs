@@ -203,6 +203,7 @@ fn report_for(
         selection: None,
         tests_run: None,
         p2p_from: None,
+        whole_suite_because: None,
         key,
     }
 }
@@ -232,6 +233,8 @@ struct Job {
     /// Its key when it runs the whole suite (after a fallback).
     key_all: String,
     plan: Plan,
+    /// Why the plan is the whole suite.
+    whole_suite_because: Option<String>,
     /// Also run through the full suite, to check the selection.
     verify: bool,
 }
@@ -335,14 +338,14 @@ pub fn validate(
     for candidate in candidates {
         let patch =
             std::fs::read_to_string(&candidate.path).map_err(|e| format!("{}: {e}", candidate.path.display()))?;
-        let plan = match &coverage {
-            None => Plan::All,
+        let (plan, whole_suite_because) = match &coverage {
+            None => (Plan::All, None),
             Some(coverage) => match coverage.select(&patch, source) {
-                crate::coverage::Selection::Uncovered => Plan::Uncovered,
-                crate::coverage::Selection::Tests(tests) => Plan::Covering(tests.into_iter().collect()),
+                crate::coverage::Selection::Uncovered => (Plan::Uncovered, None),
+                crate::coverage::Selection::Tests(tests) => (Plan::Covering(tests.into_iter().collect()), None),
                 crate::coverage::Selection::All(why) => {
                     tracing::debug!(instance = %candidate.instance_id, "whole suite: {why}");
-                    Plan::All
+                    (Plan::All, Some(why))
                 }
             },
         };
@@ -364,7 +367,15 @@ pub fn validate(
                 }
                 summary.skipped_done += 1;
             }
-            _ => jobs.push(Job { candidate: candidate.clone(), patch, key, key_all, plan, verify: false }),
+            _ => jobs.push(Job {
+                candidate: candidate.clone(),
+                patch,
+                key,
+                key_all,
+                plan,
+                whole_suite_because,
+                verify: false,
+            }),
         }
     }
     // The verify sample (chosen with the seed, at least one) runs first, so a disagreement
@@ -457,6 +468,7 @@ fn run_pass<'a>(shared: &Shared<'a>, jobs: Vec<Job>, first: &mut Option<Box<dyn 
                     if shared.fallback.load(std::sync::atomic::Ordering::SeqCst) && job.plan != Plan::All {
                         job.plan = Plan::All;
                         job.key.clone_from(&job.key_all);
+                        job.whole_suite_because = Some("the verify sample disagreed: whole suites for this run".into());
                     }
                     let plan = job.plan.clone();
                     if plan == Plan::Uncovered && !job.verify {
@@ -523,6 +535,7 @@ fn validate_one(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job, plan: &
         report.selection = Some(SelectionUsed::All);
         report.tests_run = Some(result.tests.tests.len());
         report.p2p_from = Some(P2pFrom::Run);
+        report.whole_suite_because = job.whole_suite_because.clone();
         report
     };
     let (mut report, mut kept, mut replace) = match (plan, shared.coverage) {
@@ -548,7 +561,8 @@ fn validate_one(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job, plan: &
                 tracing::info!(instance = %job.candidate.instance_id, "{why}; whole suite");
                 let replace = needs_new_worker(&result);
                 let full = run_full(worker);
-                (full_report(&full), full.clone(), replace || needs_new_worker(&full))
+                let report = Report { whole_suite_because: Some(why.into()), ..full_report(&full) };
+                (report, full.clone(), replace || needs_new_worker(&full))
             } else {
                 let merged = RunResult { tests: merged_run(baseline, &result.tests, &ids), ..result.clone() };
                 let mut report = report_for(&job.candidate, baseline, &merged, timeout, name, job.key.clone());
@@ -624,7 +638,11 @@ fn validate_one(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job, plan: &
         });
         if !agree {
             // The full suite is the truth for this candidate.
-            report = Report { key: job.key.clone(), ..truth };
+            report = Report {
+                key: job.key.clone(),
+                whole_suite_because: Some("the verify sample disagreed with the selection".into()),
+                ..truth
+            };
             kept = full;
         }
     }
