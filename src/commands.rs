@@ -111,11 +111,11 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
                     match kind.as_str() {
                         "slurm" => EmitKind::Slurm,
                         "k8s" | "kubernetes" => EmitKind::K8s,
-                        other => return Err(Error::Usage(format!("--emit {other}: expected slurm or k8s"))),
+                        other => return usage_exits_2(Err(format!("--emit {other}: expected slurm or k8s").into())),
                     },
                     dir.into(),
                 )),
-                _ => return Err(Error::Usage("--emit takes a kind and a folder: --emit slurm DIR".into())),
+                _ => return usage_exits_2(Err("--emit takes a kind and a folder: --emit slurm DIR".into())),
             };
             let flags = CampaignFlags {
                 out: a.out,
@@ -133,9 +133,9 @@ pub(crate) fn dispatch(args: Args) -> Outcome {
                     lm: lm_flags(&a.lm),
                 },
             };
-            crate::campaign::command(&ctx, &a.file, &flags)
+            usage_exits_2(crate::campaign::command(&ctx, &a.file, &flags))
         }
-        Command::Merge(a) => crate::campaign::merge::command(&a.outputs, &a.out),
+        Command::Merge(a) => usage_exits_2(crate::campaign::merge::command(&a.outputs, &a.out)),
         Command::Stats { outputs, json } => crate::stats::command(&outputs, json),
         Command::Eval(a) => {
             let runner = runner(a.backend, jobs, &a.sandbox);
@@ -289,4 +289,17 @@ fn docker_prune(ctx: &Context, all: bool, older_than: Option<std::time::Duration
         println!("{} removed, {} kept{on}", summary.removed.len(), summary.kept.len());
     }
     Ok(crate::EXIT_OK)
+}
+
+/// `campaign` and `merge` exit 2 on a usage error (a bad flag or file, outputs that are not
+/// campaigns), as their callers (array jobs, scripts) are told; other commands keep 1.
+fn usage_exits_2(outcome: Outcome) -> Outcome {
+    match outcome {
+        Err(Error::Usage(message)) => {
+            tracing::error!(target: crate::log::RECORD, "{message}");
+            eprintln!("error: {message}");
+            Ok(crate::EXIT_USAGE)
+        }
+        other => other,
+    }
 }

@@ -75,11 +75,11 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
     let _ = ast::deep_stack_pool(args.global.jobs).build_global();
     match commands::dispatch(args) {
         Ok(code) => ExitCode::from(code),
-        Err(error) => {
+        Err(message) => {
             interrupt::wait_if_interrupted();
-            tracing::error!(target: log::RECORD, "{error}");
-            eprintln!("error: {error}");
-            ExitCode::from(if matches!(error, context::Error::Usage(_)) { EXIT_USAGE } else { EXIT_FAILURE })
+            tracing::error!(target: log::RECORD, "{message}");
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_FAILURE)
         }
     }
 }

@@ -276,3 +276,23 @@ fn emitted_kubernetes_manifests_are_an_indexed_job_and_a_merge_job_that_fit_the_
         }
     }
 }
+
+#[test]
+fn usage_errors_of_campaign_and_merge_exit_2_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.yaml");
+    std::fs::write(&file, "version: 1\nname: one\nsources:\n  - pypi:tinydb==4.8.2\n").unwrap();
+    let file = file.to_str().unwrap();
+    let no_out = run(&[file, "--shard", "1/2"], dir.path());
+    assert_eq!(no_out.status.code(), Some(2), "{}", stderr(&no_out));
+    assert!(stderr(&no_out).contains("--shard needs --out"), "{}", stderr(&no_out));
+    let bad_emit = run(&[file, "--emit", "nomad", "jobs"], dir.path());
+    assert_eq!(bad_emit.status.code(), Some(2), "{}", stderr(&bad_emit));
+    let merge = Command::new(env!("CARGO_BIN_EXE_bugsmith"))
+        .args(["merge", "nowhere", "--out", "merged"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(merge.status.code(), Some(2), "{}", stderr(&merge));
+    assert!(!dir.path().join("logs").exists() && !dir.path().join("merged").exists(), "nothing ran");
+}
