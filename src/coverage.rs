@@ -15,9 +15,8 @@
 //! constant default (likewise), lines an insertion only moves (reordered methods), and a
 //! class's bases changed, or a special method or a method of a class with bases removed (the
 //! tests that ran any of the class's methods, when it has an `__init__` or `__new__` every
-//! instance runs). Blank
-//! lines and comments between statements are not looked up. A selected run in which a test
-//! module fails to import is repeated with the whole suite (`validate`).
+//! instance runs). Blank lines and comments between statements are not looked up. A selected
+//! run in which a test module fails to import is repeated with the whole suite (`validate`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
@@ -459,8 +458,7 @@ fn constant_default_changes(file: &SourceFile, change: &Touched) -> Vec<DefaultC
         .filter(|&i| masked_header(file, headers[i].0) == masked_header(&after, after_headers[i]))
         .map(|i| {
             let (id, from, body) = headers[i];
-            let node = file.tree().node(id);
-            let to = file.lines().line(node.end.saturating_sub(1).max(node.start)) as u32;
+            let to = last_line(file, id);
             DefaultChange { header: from..=body - 1, body, to }
         })
         .collect()
@@ -656,8 +654,7 @@ fn probe_lines(file: &SourceFile, statement: NodeId, line: u32) -> Vec<u32> {
         .filter(|&id| STATEMENTS.contains(&tree.node(id).kind))
         .map(|id| lines.line(tree.node(id).start) as u32)
         .min();
-    let last = nested
-        .map_or(lines.line(node.end.saturating_sub(1).max(node.start)) as u32, |n| n.saturating_sub(1).max(first));
+    let last = nested.map_or(last_line(file, statement), |n| n.saturating_sub(1).max(first));
     let mut probes: Vec<u32> = (first..=last).collect();
     probes.push(line);
     probes.sort_unstable();
