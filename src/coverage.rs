@@ -2,8 +2,10 @@
 //! pytest plugin (`src/pytest_plugin.py`), and what it says about a candidate: which tests
 //! execute the statements its patch changes. Pure: text in, values out.
 //!
-//! Selection is by test file: every test of a file where some test executes the change (tests
-//! of one file share what the first of them set up: caches, module-scoped state).
+//! Selection is by test: the tests that executed a changed statement (in their own body, in a
+//! fixture they use, or while their module was collected). A test that only reads state an
+//! earlier test left behind (a cache the changed code filled) is not selected: the verify
+//! sample is what catches a repository where that matters.
 //!
 //! A changed line maps to its innermost enclosing statement through the AST; the statement's
 //! header (or, for a simple statement, every line of it) and the changed line itself are looked
@@ -12,10 +14,11 @@
 //! and code that also ran outside tests and their modules' collection (plugins, conftest files),
 //! runs for every test: such a change selects `all` — except a function removed whole (its
 //! `def` ran at import, but only the tests that ran its body can notice it gone), a changed
-//! constant default (likewise), lines an insertion only moves (reordered methods), and a
-//! class's bases changed, or a special method or a method of a class with bases removed (the
+//! constant default (likewise), definitions an insertion only moves (reordered methods), and
+//! a class's bases changed, or a special method or a method of a class with bases removed (the
 //! tests that ran any of the class's methods, when it has an `__init__` or `__new__` every
-//! instance runs). Blank lines and comments between statements are not looked up. A selected
+//! instance runs; only the callers when a base in the file has the method too). Blank lines
+//! and comments between statements are not looked up. A selected
 //! run in which a test module fails to import is repeated with the whole suite (`validate`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -262,10 +265,7 @@ impl TestCoverage {
         if tests.is_empty() {
             return Selection::Uncovered;
         }
-        // Tests of one file share what the first of them set up (caches, module-scoped state):
-        // every test of a file where some test executes the change runs.
-        let files: BTreeSet<&str> = tests.iter().map(|&i| test_file(&self.tests[i])).collect();
-        Selection::Tests((0..self.tests.len()).filter(|&i| files.contains(test_file(&self.tests[i]))).collect())
+        Selection::Tests(tests)
     }
 }
 
@@ -277,6 +277,8 @@ struct Touched {
     removed: BTreeSet<usize>,
     /// Removed runs of lines, as text.
     removed_runs: Vec<String>,
+    /// Added runs of lines (inserted or replacing removed ones), as text.
+    added_runs: Vec<String>,
     /// Insertions: the pre-image lines on each side, and the inserted text.
     insertions: Vec<(usize, usize, String)>,
     /// The file's hunks as the patch has them (`@@` lines included).
@@ -294,11 +296,51 @@ impl Touched {
         lines
     }
 
-    /// Whether inserted text only moves lines the patch removes elsewhere.
+    /// Whether inserted text only moves definitions the patch removes elsewhere (reordered
+    /// methods): each of its `def`/`class` blocks is in some removed run. Statements moved
+    /// inside a function change what runs where, so they are not moves.
     fn moves(&self, text: &str) -> bool {
-        let text = text.trim_matches('\n');
-        !text.trim().is_empty() && self.removed_runs.iter().any(|run| run.trim_matches('\n').contains(text))
+        let blocks = definition_blocks(text);
+        !blocks.is_empty()
+            && blocks.iter().all(|block| self.removed_runs.iter().any(|run| run.contains(block.as_str())))
     }
+
+    /// Whether some added run holds `text` (a removed definition the patch puts elsewhere).
+    fn re_adds(&self, text: &str) -> bool {
+        self.added_runs.iter().any(|run| run.contains(text))
+    }
+}
+
+/// Inserted text as definitions (decorators, `def` or `class`, body), each without its
+/// trailing blank lines; empty when some line at the outer indentation starts anything else.
+fn definition_blocks(text: &str) -> Vec<String> {
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let outer = text.lines().filter(|l| !l.trim().is_empty()).map(indent).min().unwrap_or(0);
+    let mut blocks: Vec<String> = Vec::new();
+    let mut headed = false;
+    for line in text.lines() {
+        let code = line.trim();
+        if !code.is_empty() && indent(line) == outer {
+            let decorator = code.starts_with('@');
+            let header = ["def ", "async def ", "class "].iter().any(|k| code.starts_with(k));
+            if !decorator && !header {
+                return Vec::new();
+            }
+            if blocks.is_empty() || headed {
+                blocks.push(String::new());
+            }
+            headed = header;
+        }
+        if let Some(block) = blocks.last_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    for block in &mut blocks {
+        let kept = block.trim_end().len();
+        block.truncate(kept);
+    }
+    blocks
 }
 
 fn touched_lines(patch: &str) -> Vec<Touched> {
@@ -306,7 +348,7 @@ fn touched_lines(patch: &str) -> Vec<Touched> {
     let mut old_line = 0;
     let mut old_path: Option<String> = None;
     // The current run of removed lines, and of inserted lines not replacing any.
-    let (mut removing, mut inserting) = (None::<String>, None::<String>);
+    let (mut removing, mut inserting, mut adding) = (None::<String>, None::<String>, None::<String>);
     let flush = |file: &mut Touched, removing: &mut Option<String>, inserting: &mut Option<String>, at: usize| {
         if let Some(run) = removing.take() {
             file.removed_runs.push(run);
@@ -324,11 +366,20 @@ fn touched_lines(patch: &str) -> Vec<Touched> {
                 path,
                 removed: BTreeSet::new(),
                 removed_runs: Vec::new(),
+                added_runs: Vec::new(),
                 insertions: Vec::new(),
                 hunks: Vec::new(),
             });
         } else if let Some(file) = files.last_mut() {
             file.hunks.push(line.to_string());
+            match (line.strip_prefix('+'), adding.as_mut()) {
+                (Some(added), Some(run)) => {
+                    run.push_str(added);
+                    run.push('\n');
+                }
+                (Some(added), None) => adding = Some(format!("{added}\n")),
+                (None, _) => file.added_runs.extend(adding.take()),
+            }
             if let Some(rest) = line.strip_prefix("@@ -") {
                 flush(file, &mut removing, &mut inserting, old_line);
                 old_line = rest.split([',', ' ']).next().and_then(|n| n.parse::<usize>().ok()).unwrap_or(1);
@@ -359,6 +410,7 @@ fn touched_lines(patch: &str) -> Vec<Touched> {
     }
     if let Some(file) = files.last_mut() {
         flush(file, &mut removing, &mut inserting, old_line);
+        file.added_runs.extend(adding);
     }
     files
 }
@@ -377,7 +429,7 @@ struct RemovedFunction {
     /// tests that ran its body (see [`class_users`]): a method of a class with bases (it may
     /// implement an abstract method: then no instance can be made) and a special method (it
     /// may implement a protocol of an abstract base the same way; a protocol's implicit calls
-    /// still run its body).
+    /// still run its body) — unless a base in the file has it too ([`inherits_concrete`]).
     widen_to_class: Option<NodeId>,
 }
 
@@ -394,7 +446,7 @@ fn wholly_removed_functions(file: &SourceFile, change: &Touched) -> Vec<RemovedF
                 return None;
             }
             let text = file.text().get(node.start as usize..node.end as usize).unwrap_or("").trim();
-            let moved = change.insertions.iter().any(|(_, _, inserted)| inserted.contains(text));
+            let moved = change.re_adds(text);
             let name = tree.children_with_role(id, "name").next().map_or("", |n| file.node_text(n));
             let class = node.parent.filter(|&p| tree.node(p).kind == "ClassDef");
             let has_bases = class.is_some_and(|c| {
@@ -405,10 +457,48 @@ fn wholly_removed_functions(file: &SourceFile, change: &Touched) -> Vec<RemovedF
             });
             let special = !moved && name.starts_with("__") && name.ends_with("__");
             let unsafe_removal = (special && class.is_none()).then(|| format!("removes the special function {name}"));
-            let widen_to_class = class.filter(|_| (has_bases || special) && !moved);
+            let widen_to_class = class
+                .filter(|_| (has_bases || special) && !moved)
+                .filter(|&c| name == "__eq__" || !inherits_concrete(file, c, name));
             Some(RemovedFunction { from: from as u32, body, to: to as u32, unsafe_removal, widen_to_class })
         })
         .collect()
+}
+
+/// Whether `class` inherits a plain method `name` through a chain of single bases this file
+/// defines: removing its own then only changes what the calls, which ran its body, run.
+/// (`__eq__` is not asked: removing it also changes whether instances hash.)
+fn inherits_concrete(file: &SourceFile, class: NodeId, name: &str) -> bool {
+    let tree = file.tree();
+    let name_of = |id: NodeId| tree.children_with_role(id, "name").next().map_or("", |n| file.node_text(n));
+    let mut current = class;
+    // A chain longer than the file's classes loops (`class A(A)` after another `A`).
+    for _ in 0..tree.subtree(0).len() {
+        let Some(arguments) = tree.children_with_role(current, "arguments").next() else { return false };
+        let bases: Vec<NodeId> = tree.children_with_role(arguments, "args").collect();
+        if bases.len() != 1
+            || tree.node(bases[0]).kind != "Name"
+            || tree.children_with_role(arguments, "keywords").next().is_some()
+        {
+            return false;
+        }
+        let base_name = file.node_text(bases[0]);
+        let Some(base) = tree
+            .children_with_role(0, "body")
+            .filter(|&id| tree.node(id).kind == "ClassDef" && name_of(id) == base_name)
+            .last()
+        else {
+            return false;
+        };
+        let own = tree
+            .children_with_role(base, "body")
+            .find(|&id| tree.node(id).kind == "FunctionDef" && name_of(id) == name);
+        if let Some(method) = own {
+            return !tree.children_with_role(method, "decorators").any(|d| file.node_text(d).contains("abstract"));
+        }
+        current = base;
+    }
+    false
 }
 
 /// A function whose definition the patch changes only in constant default values.
@@ -608,11 +698,6 @@ fn line_text(file: &SourceFile, line: usize) -> &str {
     file.text().lines().nth(line.saturating_sub(1)).unwrap_or("")
 }
 
-/// The file part of a node id.
-fn test_file(node_id: &str) -> &str {
-    node_id.split("::").next().unwrap_or(node_id)
-}
-
 /// The smallest statement whose lines hold `line`.
 fn innermost_statement(file: &SourceFile, line: usize) -> Option<NodeId> {
     let tree = file.tree();
@@ -712,7 +797,7 @@ mod tests {
     }
 
     #[test]
-    fn every_test_of_a_file_where_one_ran_the_change_runs() {
+    fn only_the_tests_that_ran_the_change_run_not_the_rest_of_their_file() {
         let cov = TestCoverage::parse(
             r#"{"version": 1, "contexts": ["a.py::test_area"], "fixtures": {},
                 "names": {"a.py::test_area": ["a", "test_area", "a.py"], "a.py::test_cached": ["a", "test_cached", "a.py"],
@@ -724,7 +809,7 @@ mod tests {
             panic!()
         };
         let names: Vec<&str> = tests.iter().map(|&i| cov.tests[i].as_str()).collect();
-        assert_eq!(names, ["a.py::test_area", "a.py::test_cached"]);
+        assert_eq!(names, ["a.py::test_area"]);
     }
 
     #[test]
@@ -921,6 +1006,65 @@ mod tests {
         // A line moved after the `return`, before the blank line that ends the function.
         let moved = CLASS.replacen("        return 2\n", "        return 2\n        x = 1\n", 1);
         assert_eq!(class_select(&moved), ["u.py::test_perimeter"]);
+    }
+
+    #[test]
+    fn methods_reordered_across_hunks_select_the_callers_of_the_moved_ones() {
+        // Ten methods shuffled as a strategy does: one insertion holds methods that come from
+        // different removed runs, next to a `def` line that ran at import.
+        let methods: Vec<String> = (1..=10).map(|i| format!("    def m{i}(self):\n        return {i}\n")).collect();
+        let class = |order: [usize; 10]| format!("class K:\n{}", order.map(|i| methods[i - 1].as_str()).join("\n"));
+        let (before, after) = (class([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), class([1, 10, 9, 4, 2, 8, 5, 6, 3, 7]));
+        let cov = TestCoverage::parse(
+            r#"{"version": 1, "contexts": ["", "t.py::test_m2", "t.py::test_m4"],
+                "files": {"s.py": {"1": [0], "5": [0], "6": [1], "11": [0], "12": [2], "14": [0]}}}"#,
+        )
+        .unwrap();
+        let patch = crate::patch::render_diff("s.py", &before, &after).unwrap();
+        let selection = cov.select(&patch, |_| Some(before.clone()));
+        let Selection::Tests(tests) = &selection else { panic!("{selection:?}\n{patch}") };
+        let names: Vec<&str> = tests.iter().map(|&i| cov.tests[i].as_str()).collect();
+        assert_eq!(names, ["t.py::test_m2"], "{patch}");
+    }
+
+    #[test]
+    fn a_statement_moved_inside_a_function_is_looked_up_where_it_lands() {
+        // `x = x * 2` moves out of the loop to before the `return`: the `return` now runs
+        // after it, so its users count too.
+        let moved =
+            CLASS.replacen("        x = x * 2\n\n    return x\n", "        pass\n\n    x = x * 2\n    return x\n", 1);
+        let cov = TestCoverage::parse(
+            r#"{"version": 1, "contexts": ["", "v.py::test_scale", "w.py::test_zero"],
+                "files": {"s.py": {"1": [0], "2": [0], "5": [0], "9": [0], "10": [1], "11": [1], "13": [1, 2]}}}"#,
+        )
+        .unwrap();
+        let patch = crate::patch::render_diff("s.py", CLASS, &moved).unwrap();
+        let Selection::Tests(tests) = cov.select(&patch, |_| Some(CLASS.to_string())) else { panic!() };
+        assert_eq!(tests.len(), 2, "{patch}");
+    }
+
+    #[test]
+    fn a_method_removed_from_a_class_whose_base_in_the_file_has_it_selects_only_its_callers() {
+        const CHAIN: &str = "class Base:\n    def size(self):\n        return 1\n\n\nclass Mid(Base):\n    pass\n\n\nclass Leaf(Mid):\n    def size(self):\n        return 2\n\n    def other(self):\n        return 3\n";
+        let cov = TestCoverage::parse(
+            r#"{"version": 1, "contexts": ["", "t.py::test_size", "u.py::test_other"],
+                "files": {"s.py": {"1": [0], "2": [0], "3": [0], "6": [0], "10": [0], "11": [0], "12": [1],
+                                   "14": [0], "15": [2]}}}"#,
+        )
+        .unwrap();
+        let select = |text: &str| {
+            let patch = crate::patch::render_diff("s.py", CHAIN, text).unwrap();
+            cov.select(&patch, |_| Some(CHAIN.to_string()))
+        };
+        let removed = CHAIN.replacen("    def size(self):\n        return 2\n\n", "", 1);
+        let Selection::Tests(tests) = select(&removed) else { panic!() };
+        assert_eq!(tests.iter().map(|&i| cov.tests[i].as_str()).collect::<Vec<_>>(), ["t.py::test_size"]);
+        // The base's own is abstract: removing the override makes `Leaf` abstract.
+        let abstract_base = CHAIN.replacen("class Base:\n", "class Base:\n    @abstractmethod\n", 1);
+        let removed = abstract_base.replacen("    def size(self):\n        return 2\n\n", "", 1);
+        let patch = crate::patch::render_diff("s.py", &abstract_base, &removed).unwrap();
+        let selection = cov.select(&patch, |_| Some(abstract_base.clone()));
+        assert!(matches!(&selection, Selection::All(why) if why.contains("Leaf")), "{selection:?}");
     }
 
     #[test]

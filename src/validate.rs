@@ -383,7 +383,7 @@ pub fn validate(
     // selection decides (a whole-suite one has nothing to verify).
     let decided: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].plan != Plan::All).collect();
     if coverage.is_some() && settings.choice.verify > 0.0 && !decided.is_empty() {
-        let wanted = ((jobs.len() as f64 * settings.choice.verify / 100.0).ceil() as usize).clamp(1, decided.len());
+        let wanted = ((jobs.len() as f64 * settings.choice.verify / 100.0).round() as usize).clamp(1, decided.len());
         let mut order = decided;
         order.sort_by_key(|&i| hash8(&format!("{}\n{}", settings.choice.seed, jobs[i].candidate.instance_id)));
         for &i in order.iter().take(wanted) {
