@@ -232,8 +232,10 @@ fn emitted_slurm_jobs_are_an_array_of_shards_and_a_merge_after_them() {
     assert!(array.contains("#SBATCH --array=1-2") && array.contains("--shard \"${SLURM_ARRAY_TASK_ID}/2\""), "{array}");
     assert!(array.contains("#SBATCH --cpus-per-task=2") && array.contains("#SBATCH --mem=8G"), "{array}");
     let merge = std::fs::read_to_string(jobs.join("merge.sbatch")).unwrap();
+    // The shards that finished, whatever became of the others.
     assert!(
-        merge.contains("merge '/shared/trio/shard-1' '/shared/trio/shard-2' --out '/shared/trio/merged'"),
+        merge.contains("'/shared/trio'/shard-\"$k\"/campaign.finished")
+            && merge.contains("merge \"$@\" --out '/shared/trio'/merged"),
         "{merge}"
     );
     let submit = std::fs::read_to_string(jobs.join("submit.sh")).unwrap();
@@ -295,4 +297,76 @@ fn usage_errors_of_campaign_and_merge_exit_2_before_anything_runs() {
         .unwrap();
     assert_eq!(merge.status.code(), Some(2), "{}", stderr(&merge));
     assert!(!dir.path().join("logs").exists() && !dir.path().join("merged").exists(), "nothing ran");
+}
+
+#[test]
+fn a_kubernetes_merge_joins_the_shards_that_finished_once_the_others_used_up_their_attempts_or_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    // Two sources with no Python in them: each shard ends in a second (and exits 1).
+    for name in ["first", "second"] {
+        std::fs::create_dir_all(dir.path().join(name)).unwrap();
+        std::fs::write(dir.path().join(name).join("README.txt"), "no code here\n").unwrap();
+    }
+    let file = dir.path().join("lost.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: lost\nsources:\n  - {}\n  - {}\nemit:\n  shards: 2\n  shared_dir: {}\n  bugsmith: {}\n  merge_wait: 2s\n",
+            dir.path().join("first").display(),
+            dir.path().join("second").display(),
+            shared.display(),
+            env!("CARGO_BIN_EXE_bugsmith")
+        ),
+    )
+    .unwrap();
+    let out = run(&[file.to_str().unwrap(), "--emit", "k8s", "jobs"], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(dir.path().join("jobs/campaign.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> =
+        text.split("\n---\n").skip(1).map(|d| serde_yaml::from_str::<serde_json::Value>(d).unwrap()).collect();
+    let script = |value: &serde_json::Value| value["command"][2].as_str().unwrap().to_string();
+    let shard = script(&docs[1]["spec"]["template"]["spec"]["containers"][0]);
+    let wait = script(&docs[2]["spec"]["template"]["spec"]["initContainers"][0]);
+    let merge = script(&docs[2]["spec"]["template"]["spec"]["containers"][0]);
+    // The pods' scripts, run here: the ConfigMap's path becomes the file's.
+    let sh = |script: &str, index: &str, config: &Path| {
+        let started = std::time::Instant::now();
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(script.replace("/etc/bugsmith/campaign.yaml", config.to_str().unwrap()))
+            .env("JOB_COMPLETION_INDEX", index)
+            .env("BUGSMITH_CACHE", shared_cache())
+            .env("BUGSMITH_NO_PROGRESS", "1")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (output, started.elapsed())
+    };
+
+    // Shard 1 runs (its only source fails, so it exits 1): it finished, and counts the attempt.
+    let (first, _) = sh(&shard, "0", &file);
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    assert!(shared.join("shard-1/campaign.finished").is_file());
+    assert_eq!(std::fs::read_to_string(shared.join("shard-1/attempts.failed")).unwrap(), "1\n");
+
+    // Shard 2's pod is lost without a trace: the wait gives up after `merge_wait`.
+    let (waited, took) = sh(&wait, "", &file);
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    assert!(stderr(&waited).contains("1 of 2 shards ended"), "{}", stderr(&waited));
+    assert!(took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(20), "{took:?}");
+
+    // Shard 2 fails both its attempts (here: its campaign file is gone): the wait ends at once.
+    for _ in 0..2 {
+        let (failed, _) = sh(&shard, "1", &dir.path().join("gone.yaml"));
+        assert_eq!(failed.status.code(), Some(2), "{}", stderr(&failed));
+    }
+    let (waited, took) = sh(&wait, "", &file);
+    assert!(waited.status.success() && took < std::time::Duration::from_secs(2), "{took:?} {}", stderr(&waited));
+
+    // The merge joins shard 1, names shard 2 and says so with exit 3.
+    let (merged, _) = sh(&merge, "", &file);
+    assert_eq!(merged.status.code(), Some(3), "{}\n{}", stdout(&merged), stderr(&merged));
+    assert!(stderr(&merged).contains("shard(s) 2 of 2 did not finish"), "{}", stderr(&merged));
+    assert_eq!(record(&shared.join("merged"))["shards"], serde_json::json!(["1/2"]));
 }

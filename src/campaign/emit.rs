@@ -6,8 +6,10 @@
 //! Slurm: `campaign.sbatch` (an array, one task per shard), `merge.sbatch`, and `submit.sh`,
 //! which submits the array and the merge with `--dependency=afterany` (a shard whose sources
 //! partly failed exits 3 and must not stop the merge). Kubernetes: `campaign.yaml` with a
-//! ConfigMap holding the campaign file, an Indexed Job (one completion per shard) and a merge
-//! Job that waits for every shard's `campaign.finished`; outputs on a PersistentVolumeClaim.
+//! ConfigMap holding the campaign file, an Indexed Job (one completion per shard, two attempts
+//! each) and a merge Job that waits until every shard has finished or failed both attempts
+//! (at most `emit.merge_wait`); outputs on a PersistentVolumeClaim. Either merge joins the
+//! shards that finished and exits 3 naming the others.
 
 use std::path::Path;
 
@@ -44,10 +46,68 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
-/// The command that merges every shard's output into `<shared>/merged`.
-fn merge_command(bugsmith: &str, shared: &str, shards: usize) -> String {
-    let outputs: Vec<String> = (1..=shards).map(|k| shell_quote(&format!("{shared}/shard-{k}"))).collect();
-    format!("{bugsmith} merge {} --out {}", outputs.join(" "), shell_quote(&format!("{shared}/merged")))
+/// A shell script that merges the shards that finished (`campaign.finished`) into
+/// `<shared>/merged`, names those that did not and then exits 3; 1 if none finished.
+fn merge_finished(bugsmith: &str, shared: &str, shards: usize) -> String {
+    let q = shell_quote(shared);
+    format!(
+        "set --
+missing=''
+k=1
+while [ \"$k\" -le {shards} ]; do
+  \
+         if [ -f {q}/shard-\"$k\"/campaign.finished ]; then set -- \"$@\" {q}/shard-\"$k\"; else missing=\"$missing $k\"; fi
+  \
+         k=$((k + 1))
+done
+\
+         if [ \"$#\" -eq 0 ]; then echo \"bugsmith: none of the {shards} shards finished: nothing to merge\" >&2; exit 1; fi
+\
+         {bugsmith} merge \"$@\" --out {q}/merged || exit \"$?\"
+\
+         if [ -n \"$missing\" ]; then echo \"bugsmith: shard(s)$missing of {shards} did not finish; merged the other $#\" >&2; exit 3; fi
+"
+    )
+}
+
+/// Where pods find the campaign file (a ConfigMap volume).
+const CONFIG_DIR: &str = "/etc/bugsmith";
+const CONFIG_FILE: &str = "/etc/bugsmith/campaign.yaml";
+
+/// How long the Kubernetes merge waits for shards that have not ended, by default.
+const DEFAULT_MERGE_WAIT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Attempts a Kubernetes shard gets (`backoffLimitPerIndex` + 1).
+const K8S_ATTEMPTS: usize = 2;
+
+/// A shell script that waits until every shard has finished or failed all its attempts (the
+/// shard command counts them in `attempts.failed`), or `wait` has passed (a pod lost with its
+/// node writes nothing).
+fn wait_for_shards(shared: &str, shards: usize, wait: std::time::Duration) -> String {
+    let q = shell_quote(shared);
+    let seconds = wait.as_secs().max(1);
+    let poll = seconds.clamp(1, 30);
+    format!(
+        "deadline=$(( $(date +%s) + {seconds} ))
+while :; do
+  ended=0
+  k=1
+  while [ \"$k\" -le {shards} ]; do
+    \
+         failed=$(cat {q}/shard-\"$k\"/attempts.failed 2>/dev/null | wc -l)
+    \
+         if [ -f {q}/shard-\"$k\"/campaign.finished ] || [ \"$failed\" -ge {K8S_ATTEMPTS} ]; then ended=$((ended + 1)); fi
+    \
+         k=$((k + 1))
+  done
+  [ \"$ended\" -ge {shards} ] && exit 0
+  \
+         if [ \"$(date +%s)\" -ge \"$deadline\" ]; then echo \"bugsmith: waited {seconds} s, $ended of {shards} shards ended: merging those that finished\" >&2; exit 0; fi
+  \
+         sleep {poll}
+done
+"
+    )
 }
 
 fn write(path: &Path, text: &str, executable: bool) -> Result<std::path::PathBuf, Error> {
@@ -91,10 +151,10 @@ fn slurm(
         q_shared = shell_quote(shared),
     );
     let merge = format!(
-        "#!/bin/bash\n# Joins the shards of campaign {name} (written by bugsmith campaign --emit slurm).\n\
+        "#!/bin/bash\n# Joins the shards of campaign {name} that finished (written by bugsmith campaign --emit slurm).\n\
          #SBATCH --job-name=bugsmith-{name}-merge\n#SBATCH --output={shared}/slurm/%x.out\n{partition}\
-         set -euo pipefail\n{}\n",
-        merge_command(bugsmith, shared, shards),
+         set -u\n{}",
+        merge_finished(bugsmith, shared, shards),
         partition = emit.partition.as_ref().map_or(String::new(), |p| format!("#SBATCH --partition={p}\n")),
     );
     let submit = format!(
@@ -145,13 +205,16 @@ fn kubernetes(
     ]);
     let mounts = json!([
         {"name": "output", "mountPath": shared},
-        {"name": "campaign", "mountPath": "/etc/bugsmith", "readOnly": true},
+        {"name": "campaign", "mountPath": CONFIG_DIR, "readOnly": true},
     ]);
     // Pods rarely allow the user namespaces the local sandbox needs.
     let sandbox = if emit.sandbox == Some(true) { "" } else { " --no-sandbox" };
+    // A failed attempt is counted, so the merge knows when a shard has none left.
     let shard_command = format!(
-        "k=$((JOB_COMPLETION_INDEX + 1)); {bugsmith} campaign /etc/bugsmith/campaign.yaml --shard \"$k/{shards}\" --out {}/shard-\"$k\" --backend local{sandbox}; code=$?; [ \"$code\" -eq 3 ] && exit 0; exit \"$code\"",
-        shell_quote(shared)
+        "k=$((JOB_COMPLETION_INDEX + 1)); {bugsmith} campaign {file} --shard \"$k/{shards}\" --out {q}/shard-\"$k\" --backend local{sandbox}; code=$?; [ \"$code\" -eq 3 ] && exit 0; \
+         if [ \"$code\" -ne 0 ]; then mkdir -p {q}/shard-\"$k\" && echo \"$code\" >> {q}/shard-\"$k\"/attempts.failed; fi; exit \"$code\"",
+        file = shell_quote(CONFIG_FILE),
+        q = shell_quote(shared)
     );
     let config = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -162,7 +225,7 @@ fn kubernetes(
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "bugsmith"}},
         "spec": {
-            "completionMode": "Indexed", "completions": shards, "parallelism": shards, "backoffLimitPerIndex": 1,
+            "completionMode": "Indexed", "completions": shards, "parallelism": shards, "backoffLimitPerIndex": K8S_ATTEMPTS - 1,
             "template": {"spec": {
                 "restartPolicy": "Never",
                 "containers": [{
@@ -174,21 +237,22 @@ fn kubernetes(
             }},
         },
     });
-    let wait = format!(
-        "until [ \"$(ls {q}/shard-*/campaign.finished 2>/dev/null | wc -l)\" -ge {shards} ]; do sleep 30; done",
-        q = shell_quote(shared)
-    );
+    let wait = wait_for_shards(shared, shards, emit.merge_wait.unwrap_or(DEFAULT_MERGE_WAIT));
     let merge = json!({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": format!("{name}-merge"), "labels": {"app.kubernetes.io/name": "bugsmith"}},
         "spec": {
+            // A merge that found shards missing (3) or none (1) would find the same again.
             "backoffLimit": 2,
+            "podFailurePolicy": {"rules": [
+                {"action": "FailJob", "onExitCodes": {"containerName": "merge", "operator": "In", "values": [1, 3]}},
+            ]},
             "template": {"spec": {
                 "restartPolicy": "Never",
                 "initContainers": [{"name": "wait-for-shards", "image": image, "command": ["/bin/sh", "-c", wait], "volumeMounts": mounts}],
                 "containers": [{
                     "name": "merge", "image": image,
-                    "command": ["/bin/sh", "-c", merge_command(bugsmith, shared, shards)],
+                    "command": ["/bin/sh", "-c", merge_finished(bugsmith, shared, shards)],
                     "volumeMounts": mounts,
                 }],
                 "volumes": volumes,

@@ -81,6 +81,19 @@ pub struct Emit {
     /// Whether the local backend's sandbox runs on the nodes (default: yes on Slurm, no in pods).
     #[serde(default)]
     pub sandbox: Option<bool>,
+    /// How long the Kubernetes merge waits for shards that neither finish nor fail their
+    /// attempts (a pod lost with its node), then merges those that finished (default 24h).
+    #[serde(default, deserialize_with = "duration_text")]
+    pub merge_wait: Option<Duration>,
+}
+
+/// A duration as people write it (`90m`, `24h`) or seconds.
+fn duration_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    match <Value as serde::Deserialize>::deserialize(deserializer)? {
+        Value::Number(n) => Ok(n.as_u64().map(Duration::from_secs)),
+        Value::String(s) => parse_duration(&s).map(Some).map_err(serde::de::Error::custom),
+        _ => Err(serde::de::Error::custom("expected a duration (90m, 2h, 45s)")),
+    }
 }
 
 impl Campaign {
