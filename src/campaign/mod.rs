@@ -1,9 +1,10 @@
 //! `bugsmith campaign`: many sources in one command. Each source runs the stages of `run` with
 //! its own recipe (the campaign's shared settings, then its overrides); a source that fails is
 //! recorded with its stage, reason and log, and the rest go on. The next source's profile and
-//! environment are prepared while the current one runs. A time budget is shared fairly: each
-//! source may use its share of what is left (and at most its own cap), then what is valid is
-//! gathered and the rest left for the next invocation. Everything is resumable: finished
+//! environment are prepared while the current one runs. A time budget is shared fairly, in
+//! rounds: each source may use its share of what is left (and at most its own cap); sources cut
+//! short go round again with what the others left, until the budget ends; then what is valid
+//! is gathered and the rest left for the next invocation. Everything is resumable: finished
 //! stages and validated candidates are not redone.
 //!
 //! Output: the stages' usual per-repository files under `<out>`, `<out>/task_insts/<name>.jsonl`
@@ -61,64 +62,92 @@ pub fn command(ctx: &Context, path: &Path, flags: &CampaignFlags) -> Outcome {
         shards: flags.shard.map(|(k, n)| vec![format!("{k}/{n}")]).unwrap_or_default(),
         ..CampaignRecord::default()
     };
-    std::thread::scope(|scope| -> Result<(), Error> {
-        let mut prepared: Option<std::thread::ScopedJoinHandle<'_, f64>> = None;
-        for (i, source) in selected.iter().enumerate() {
-            // Seconds this source's environment took when it was prepared ahead.
-            let ahead = prepared.take().and_then(|h| h.join().ok()).unwrap_or(0.0);
-            let share = share(deadline, selected.len() - i, source.time_budget);
-            let t = &record.totals;
-            println!(
-                "\n=== [{}/{}] {} (so far {} ok, {} partial, {} failed, {} instances in {:.0} s{})",
-                i + 1,
-                selected.len(),
-                source.source,
-                t.ok,
-                t.partial,
-                t.failed,
-                t.instances,
-                started.elapsed().as_secs_f64(),
-                deadline.map_or(String::new(), |d| format!(
-                    "; {} of the budget left",
-                    humantime::format_duration(Duration::from_secs(
-                        d.saturating_duration_since(Instant::now()).as_secs()
+    // Rounds: each source in turn gets its share of what is left of the budget; sources the
+    // budget cut short go round again with what the others left, until it runs out.
+    let mut used: Vec<Duration> = vec![Duration::ZERO; selected.len()];
+    let mut pending: Vec<usize> = (0..selected.len()).collect();
+    for round in 1.. {
+        std::thread::scope(|scope| -> Result<(), Error> {
+            let mut prepared: Option<std::thread::ScopedJoinHandle<'_, f64>> = None;
+            for (pos, &i) in pending.iter().enumerate() {
+                let source = selected[i];
+                // Seconds this source's environment took when it was prepared ahead.
+                let ahead = prepared.take().and_then(|h| h.join().ok()).unwrap_or(0.0);
+                let cap_left = source.time_budget.map(|cap| cap.saturating_sub(used[i]));
+                let share = share(deadline, pending.len() - pos, cap_left);
+                let t = &record.totals;
+                println!(
+                    "\n=== [{}{}/{}] {} (so far {} ok, {} partial, {} failed, {} instances in {:.0} s{})",
+                    if round > 1 { format!("round {round}: ") } else { String::new() },
+                    pos + 1,
+                    pending.len(),
+                    source.source,
+                    t.ok,
+                    t.partial,
+                    t.failed,
+                    t.instances,
+                    started.elapsed().as_secs_f64(),
+                    deadline.map_or(String::new(), |d| format!(
+                        "; {} of the budget left",
+                        humantime::format_duration(Duration::from_secs(
+                            d.saturating_duration_since(Instant::now()).as_secs()
+                        ))
                     ))
-                ))
-            );
-            let repo = if deadline.is_some_and(|d| Instant::now() >= d) {
-                RepoRecord {
-                    index: source.index,
-                    source: source.source.clone(),
-                    slug: source.slug.clone(),
-                    status: Status::Partial,
-                    stage: Some("env".into()),
-                    reason: Some("the time budget ran out before it started".into()),
-                    ..RepoRecord::default()
-                }
-            } else {
-                // The next source's profile and environment, while this one runs.
-                if let Some(next) = selected.get(i + 1) {
-                    let (base, out) = (base.clone(), out.clone());
-                    prepared = Some(scope.spawn(move || prepare(ctx, next, &base, &out, &flags.run)));
-                }
-                let run = RecipeRun {
-                    recipe: &source.recipe,
-                    text: &source.recipe_text,
-                    base: base.clone(),
-                    name: source.slug.clone(),
-                    out: out.clone(),
+                );
+                let turn = Instant::now();
+                let mut repo = if deadline.is_some_and(|d| Instant::now() >= d) {
+                    RepoRecord {
+                        index: source.index,
+                        source: source.source.clone(),
+                        slug: source.slug.clone(),
+                        status: Status::Partial,
+                        stage: Some("env".into()),
+                        reason: Some("the time budget ran out before it started".into()),
+                        ..RepoRecord::default()
+                    }
+                } else {
+                    // The next source's profile and environment, while this one runs.
+                    if let Some(&next) = pending.get(pos + 1) {
+                        let (base, out, next) = (base.clone(), out.clone(), selected[next]);
+                        prepared = Some(scope.spawn(move || prepare(ctx, next, &base, &out, &flags.run)));
+                    }
+                    let run = RecipeRun {
+                        recipe: &source.recipe,
+                        text: &source.recipe_text,
+                        base: base.clone(),
+                        name: source.slug.clone(),
+                        out: out.clone(),
+                    };
+                    let finished = crate::run::run_stages(ctx, &run, &flags.run, share);
+                    let mut repo = repo_record(source, &finished, &out, share);
+                    *repo.seconds.entry("env".into()).or_default() += ahead;
+                    repo
                 };
-                let finished = crate::run::run_stages(ctx, &run, &flags.run, share);
-                let mut repo = repo_record(source, &finished, &out, share);
-                *repo.seconds.entry("env".into()).or_default() += ahead;
-                repo
-            };
-            println!("=== {}: {}", source.source, describe(&repo));
-            record.repos.push(repo);
-            write_record(&mut record, &out, started)?;
+                used[i] += turn.elapsed();
+                println!("=== {}: {}", source.source, describe(&repo));
+                // A later round's turn adds to the earlier ones' seconds.
+                if let Some(earlier) = record.repos.iter_mut().find(|r| r.index == source.index) {
+                    for (stage, seconds) in &earlier.seconds {
+                        *repo.seconds.entry(stage.clone()).or_default() += seconds;
+                    }
+                    *earlier = repo;
+                } else {
+                    record.repos.push(repo);
+                }
+                write_record(&mut record, &out, started)?;
+            }
+            Ok(())
+        })?;
+        let budget_left = deadline.is_some_and(|d| Instant::now() < d);
+        pending.retain(|&i| {
+            let status = record.repos.iter().find(|r| r.index == selected[i].index).map(|r| r.status);
+            goes_round_again(status, selected[i].time_budget, used[i])
+        });
+        if !budget_left || pending.is_empty() {
+            break;
         }
-        Ok(())
-    })?;
+        println!("\n{} source(s) cut short go round again with the budget the others left", pending.len());
+    }
     combine_instances(&record, &out)?;
     write_record(&mut record, &out, started)?;
     report::write(&record, &out)?;
@@ -145,6 +174,12 @@ fn share(deadline: Option<Instant>, sources_left: usize, cap: Option<Duration>) 
         (Some(fair), Some(capped)) => Some(fair.min(capped)),
         (fair, capped) => fair.or(capped),
     }
+}
+
+/// Whether a source gets another turn while the budget lasts: the budget cut it short, and its
+/// own cap (if any) is not used up.
+fn goes_round_again(status: Option<Status>, cap: Option<Duration>, used: Duration) -> bool {
+    status == Some(Status::Partial) && cap.is_none_or(|cap| used < cap)
 }
 
 /// 0: every source ok (or cut short by the budget); 3: some failed; 1: none could run.
@@ -281,5 +316,16 @@ mod tests {
         let capped = share(Some(now + Duration::from_secs(90)), 3, Some(Duration::from_secs(10))).unwrap();
         assert!(capped.duration_since(now) <= Duration::from_secs(11));
         assert!(share(None, 1, Some(Duration::from_secs(5))).is_some());
+    }
+
+    #[test]
+    fn only_sources_the_budget_cut_short_with_cap_left_go_round_again() {
+        let (minute, second) = (Duration::from_secs(60), Duration::from_secs(1));
+        assert!(goes_round_again(Some(Status::Partial), None, minute));
+        assert!(goes_round_again(Some(Status::Partial), Some(minute), second));
+        assert!(!goes_round_again(Some(Status::Partial), Some(minute), minute), "its cap is used up");
+        assert!(!goes_round_again(Some(Status::Ok), None, second));
+        assert!(!goes_round_again(Some(Status::Failed), None, second));
+        assert!(!goes_round_again(None, None, second));
     }
 }
