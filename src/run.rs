@@ -66,6 +66,8 @@ pub struct Finished {
     pub code: u8,
     /// The stage that failed (`profile`, `env`, `gen`, …) and why.
     pub failed: Option<(String, Error)>,
+    /// The first stage the deadline cut short or left unstarted (it runs on the next run).
+    pub cut: Option<String>,
     /// Seconds per stage, from this run or the one that finished it earlier.
     pub seconds: BTreeMap<String, f64>,
     /// The profile the stages used.
@@ -96,11 +98,13 @@ pub fn command(ctx: &Context, path: &Path, flags: &RunFlags) -> Outcome {
 }
 
 /// Runs a recipe's stages in order, skipping those finished earlier with the same inputs;
-/// stops at the first that fails. With a deadline, validation starts no candidate after it.
+/// stops at the first that fails. With a deadline, validation starts no candidate after it, and
+/// the stages that run tests (`validate`, `combine`) do not start once it has passed; the others
+/// still gather, mirror and describe what is valid.
 pub fn run_stages(ctx: &Context, run: &RecipeRun<'_>, flags: &RunFlags, deadline: Option<Instant>) -> Finished {
     let profile = profile_path(&run.base, &run.out, &run.name, run.recipe);
     let mut finished =
-        Finished { code: crate::EXIT_OK, failed: None, seconds: BTreeMap::new(), profile: profile.clone() };
+        Finished { code: crate::EXIT_OK, failed: None, cut: None, seconds: BTreeMap::new(), profile: profile.clone() };
     if let Err(error) = ensure_profile(ctx, run) {
         finished.failed = Some(("profile".into(), error));
         return finished;
@@ -108,7 +112,7 @@ pub fn run_stages(ctx: &Context, run: &RecipeRun<'_>, flags: &RunFlags, deadline
     let state_path = run.out.join("runs").join(format!("{}.json", run.name));
     let mut state: RunState =
         std::fs::read_to_string(&state_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-    let result = stages(ctx, run, flags, deadline, &profile, &mut state, &state_path);
+    let result = stages(ctx, run, flags, deadline, &profile, &mut state, &state_path, &mut finished.cut);
     finished.seconds = state.seconds;
     match result {
         Ok(code) => finished.code = code,
@@ -133,7 +137,9 @@ pub fn ensure_profile(ctx: &Context, run: &RecipeRun<'_>) -> Result<PathBuf, Err
     Ok(path)
 }
 
-/// The stages themselves; an error names its stage.
+/// The stages themselves; an error names its stage. `cut` gets the first stage the deadline
+/// cut short or kept from starting.
+#[allow(clippy::too_many_arguments)]
 fn stages(
     ctx: &Context,
     run: &RecipeRun<'_>,
@@ -142,6 +148,7 @@ fn stages(
     profile: &Path,
     state: &mut RunState,
     state_path: &Path,
+    cut: &mut Option<String>,
 ) -> Result<u8, (String, Error)> {
     let (recipe, out) = (run.recipe, run.out.as_path());
     let profile_text = std::fs::read_to_string(profile).map_err(|e| ("profile".to_string(), io(profile)(e)))?;
@@ -183,6 +190,13 @@ fn stages(
             println!("== {stage}: finished earlier, skipped");
             continue;
         }
+        let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
+        if past_deadline && matches!(*stage, "validate" | "combine") {
+            println!("== {stage}: the time budget ran out, left for the next run");
+            cut.get_or_insert_with(|| (*stage).to_string());
+            upstream_ran = true;
+            continue;
+        }
         println!("== {stage}");
         upstream_ran = true;
         tracing::info!(target: crate::log::RECORD, "stage {stage} of {}", run.name);
@@ -219,8 +233,9 @@ fn stages(
             return Ok(code);
         }
         // A validation the deadline cut short is not finished: the next run goes on with it.
-        let cut = *stage == "validate" && deadline.is_some_and(|d| Instant::now() >= d);
-        if !cut {
+        if matches!(*stage, "validate" | "combine") && deadline.is_some_and(|d| Instant::now() >= d) {
+            cut.get_or_insert_with(|| (*stage).to_string());
+        } else {
             state.done.insert((*stage).to_string(), key);
         }
         if let Some(dir) = state_path.parent() {

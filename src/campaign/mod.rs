@@ -119,7 +119,7 @@ pub fn command(ctx: &Context, path: &Path, flags: &CampaignFlags) -> Outcome {
                         out: out.clone(),
                     };
                     let finished = crate::run::run_stages(ctx, &run, &flags.run, share);
-                    let mut repo = repo_record(source, &finished, &out, share);
+                    let mut repo = repo_record(source, &finished, &out);
                     *repo.seconds.entry("env".into()).or_default() += ahead;
                     repo
                 };
@@ -213,7 +213,7 @@ fn prepare(ctx: &Context, source: &SourceRun, base: &Path, out: &Path, flags: &R
 }
 
 /// What `campaign.json` says of a source after its stages.
-fn repo_record(source: &SourceRun, finished: &Finished, out: &Path, deadline: Option<Instant>) -> RepoRecord {
+fn repo_record(source: &SourceRun, finished: &Finished, out: &Path) -> RepoRecord {
     let mut repo = RepoRecord {
         index: source.index,
         source: source.source.clone(),
@@ -236,9 +236,12 @@ fn repo_record(source: &SourceRun, finished: &Finished, out: &Path, deadline: Op
             };
             repo.log = Some(log.display().to_string());
         }
-        None if repo.validated < repo.candidates && deadline.is_some_and(|d| Instant::now() >= d) => {
+        // (A validation that ended with the budget but left nothing undone is not cut short.)
+        None if finished.cut.is_some()
+            && (repo.validated < repo.candidates || finished.cut.as_deref() != Some("validate")) =>
+        {
             repo.status = Status::Partial;
-            repo.stage = Some("validate".into());
+            repo.stage = finished.cut.clone();
             repo.reason = Some(format!(
                 "the time budget ran out: {} of {} candidates validated, the rest left for the next run",
                 repo.validated, repo.candidates
