@@ -310,8 +310,10 @@ impl Profile {
     pub fn test_env(&self, junit_path: &str) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if self.log_parser == LogParser::Pytest {
+            // bugsmith's plugin (in every environment bugsmith builds) in every run: each test
+            // starts from the same random state, and selection and coverage ask it for more.
             let ours = format!(
-                "-p no:cacheprovider -o junit_family=xunit1 --junitxml={junit_path} --continue-on-collection-errors"
+                "-p no:cacheprovider -p bugsmith_pytest -o junit_family=xunit1 --junitxml={junit_path} --continue-on-collection-errors"
             );
             let addopts = match self.env.get("PYTEST_ADDOPTS") {
                 Some(theirs) => format!("{theirs} {ours}"),

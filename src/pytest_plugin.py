@@ -1,6 +1,11 @@
 """bugsmith's pytest plugin, installed into every environment bugsmith builds and loaded with
-``-p bugsmith_pytest`` through ``PYTEST_ADDOPTS`` (the test command stays as written).
+``-p bugsmith_pytest`` through ``PYTEST_ADDOPTS`` in every run (the test command stays as written).
 
+* Each test's setup, call and teardown start from the same state of the global random
+  generators (``random``, and numpy's once imported), as pytest-randomly does with a fixed
+  seed: a test that draws from them gives the same result whichever tests ran before it, in a
+  whole suite or in a selection. ``BUGSMITH_UNSEEDED=1`` leaves them alone (a baseline run
+  that looks for tests whose results vary with the draw).
 * ``BUGSMITH_SELECT=<file>``: run only the tests whose node ids the file lists (one per line);
   the others are deselected.
 * ``BUGSMITH_COVERAGE=<file>``: record which lines each test executes (coverage.py, one dynamic
@@ -13,6 +18,7 @@
 
 import json
 import os
+import random
 import sys
 
 _coverage = None
@@ -130,8 +136,35 @@ def _fixture_key(fixturedef):
     return f"fixture:{fixturedef.baseid}::{fixturedef.argname}"
 
 
+_SEEDED = not os.environ.get("BUGSMITH_UNSEEDED")
+
+
+def _reseed():
+    if not _SEEDED:
+        return
+    random.seed(0)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        try:
+            numpy.random.seed(0)
+        except Exception:  # a numpy stand-in without it
+            pass
+
+
 try:
     import pytest
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(item):
+        _reseed()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(item):
+        _reseed()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(item, nextitem):
+        _reseed()
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(item, nextitem):

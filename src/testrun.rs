@@ -64,6 +64,9 @@ pub struct RunOptions {
     pub select: Option<Vec<String>>,
     /// Record which lines each test executes.
     pub coverage: bool,
+    /// Leave the random generators as the tests find them (a baseline run that looks for tests
+    /// whose results vary with them).
+    pub unseeded: bool,
 }
 
 /// The variables the runner needs for one run in `worker` (see `backend/runner.sh`).
@@ -96,20 +99,16 @@ pub fn run_with(
     let mut env = runner_env(worker, profile, timeout);
     let selected = options.select.as_ref().map(|ids| ids.join("\n") + "\n").unwrap_or_default();
     let mut files = vec![("patch.diff", patch)];
-    if options.select.is_some() || options.coverage {
-        let scratch = worker.scratch();
-        for (key, value) in &mut env {
-            if key == "PYTEST_ADDOPTS" {
-                value.push_str(" -p bugsmith_pytest");
-            }
-        }
-        if options.select.is_some() {
-            files.push(("select.txt", selected.as_str()));
-            env.push(("BUGSMITH_SELECT".into(), format!("{scratch}/select.txt")));
-        }
-        if options.coverage {
-            env.push(("BUGSMITH_COVERAGE".into(), format!("{scratch}/coverage.json")));
-        }
+    let scratch = worker.scratch();
+    if options.select.is_some() {
+        files.push(("select.txt", selected.as_str()));
+        env.push(("BUGSMITH_SELECT".into(), format!("{scratch}/select.txt")));
+    }
+    if options.coverage {
+        env.push(("BUGSMITH_COVERAGE".into(), format!("{scratch}/coverage.json")));
+    }
+    if options.unseeded {
+        env.push(("BUGSMITH_UNSEEDED".into(), "1".into()));
     }
     let output = match worker.run_candidate(&files, env, timeout + Duration::from_secs(60)) {
         Ok(output) => output,
@@ -226,7 +225,7 @@ struct StoredBaseline {
 /// Runs (or reuses) the clean baseline; fails when it times out or no test passes.
 pub fn baseline(worker: &mut dyn Worker, profile: &Profile, env_id: &str, run_dir: &Path) -> Result<Baseline, Error> {
     let ref_dir = run_dir.join(format!("{}.ref", profile.repo_name));
-    let key = hash8(&format!("baseline v2\n{env_id}\n{}\n{}", profile.test_setup(), profile.baseline_runs));
+    let key = hash8(&format!("baseline v3\n{env_id}\n{}\n{}", profile.test_setup(), profile.baseline_runs));
     let path = ref_dir.join("baseline.json");
     if let Some(stored) =
         std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<StoredBaseline>(&t).ok())
@@ -239,7 +238,10 @@ pub fn baseline(worker: &mut dyn Worker, profile: &Profile, env_id: &str, run_di
     let mut slowest: f64 = 0.0;
     let mut source = "";
     for i in 0..profile.baseline_runs.max(1) {
-        let result = run_once(worker, profile, "", Duration::from_secs(profile.timeout_ref));
+        // The first run as candidates run (tests start from the same random state); the others
+        // unseeded, so a test whose result depends on the random draw shows as flaky.
+        let options = RunOptions { unseeded: i > 0, ..RunOptions::default() };
+        let result = run_with(worker, profile, "", Duration::from_secs(profile.timeout_ref), &options);
         let _ = write_atomic(&ref_dir.join("test_output.txt"), result.output.as_bytes());
         if result.timed_out {
             return Err(Error::Run(format!(
@@ -325,7 +327,7 @@ pub fn baseline_coverage(
     }
     // Tracing slows tests down: the suite gets more time than its own timeout.
     let timeout = Duration::from_secs(profile.timeout_ref.saturating_mul(4));
-    let options = RunOptions { select: None, coverage: true };
+    let options = RunOptions { coverage: true, ..RunOptions::default() };
     let result = run_with(worker, profile, "", timeout, &options);
     if result.timed_out {
         return Err(NoCoverage(format!("the suite under coverage took longer than {} s", timeout.as_secs())));

@@ -543,7 +543,7 @@ fn validate_one(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job, plan: &
             let node_ids: Vec<String> = tests.iter().map(|&i| coverage.tests[i].clone()).collect();
             let ids: Vec<&str> = tests.iter().map(|&i| coverage.ids[i].as_str()).collect();
             let timeout = selected_timeout(shared.settings.timeout, profile, baseline, &ids);
-            let options = RunOptions { select: Some(node_ids), coverage: false };
+            let options = RunOptions { select: Some(node_ids), ..RunOptions::default() };
             let result = run_with(worker, profile, &job.patch, Duration::from_secs(timeout), &options);
             let whole_suite_because = if !result.applied || result.broken.is_some() || result.timed_out {
                 None

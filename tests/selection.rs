@@ -143,6 +143,20 @@ fn candidates_run_only_the_tests_that_execute_their_changes() {
         assert_eq!(report["PASS_TO_PASS"], covering["PASS_TO_PASS"], "{name}");
     }
 
+    // Every test starts from the same random state in the seeded runs (the first baseline run,
+    // the candidates'), and not in the second baseline run: a test that depends on the draw
+    // shows as flaky and is in no F2P or P2P.
+    let baseline_path = fixture
+        .out("out")
+        .join("run_validation")
+        .join(&fixture.repo_name)
+        .join(format!("{}.ref/baseline.json", fixture.repo_name));
+    let baseline: Value = serde_json::from_str(&std::fs::read_to_string(&baseline_path).unwrap()).unwrap();
+    let drawn = "tests/test_random_state.py::test_every_test_starts_from_the_same_random_state";
+    let baseline = if baseline["baseline"].is_object() { &baseline["baseline"] } else { &baseline };
+    assert!(strings(&baseline["flaky"]).contains(&drawn.to_string()), "{baseline:#}");
+    assert!(reports.values().all(|r| !r.to_string().contains(drawn)));
+
     // --exact: P2P from a second, full run.
     let exact = fixture.validate("out-exact", &["--exact", "--verify", "0"]);
     assert_eq!(exact["verified"], 0);

@@ -1,6 +1,6 @@
 # bugsmith runner: validates one candidate in a warm worker (bash).
 # In:  WORKDIR, SCRATCH (holds patch.diff, may be empty), TEST_CMD, TEST_TIMEOUT,
-#      PYTEST_ADDOPTS (pytest only: where the JUnit XML goes; `-p bugsmith_pytest` with
+#      PYTEST_ADDOPTS (pytest only: where the JUnit XML goes; `-p bugsmith_pytest`, with
 #      BUGSMITH_SELECT=SCRATCH/select.txt to run some tests, BUGSMITH_COVERAGE=SCRATCH/coverage.json
 #      to record per-test coverage, returned as a marker).
 #      Containment (set by the backend): CANDIDATE_ROOT (emptied before and after each
