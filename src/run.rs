@@ -195,6 +195,12 @@ fn stages(
             println!("== {stage}: the time budget ran out, left for the next run");
             cut.get_or_insert_with(|| (*stage).to_string());
             upstream_ran = true;
+            // Nothing validated yet: nothing for the later stages either.
+            let validated = crate::profile::Profile::load(profile)
+                .is_ok_and(|p| out.join("run_validation").join(p.repo_name).is_dir());
+            if *stage == "validate" && !validated {
+                return Ok(crate::EXIT_OK);
+            }
             continue;
         }
         println!("== {stage}");

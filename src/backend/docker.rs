@@ -785,18 +785,24 @@ struct Session {
 
 /// Records the processes that exist before any test (kept by the runner's sweep), then reads
 /// `NONCE KEY=BASE64 …` lines, exports the variables (`FILE:<name>` keys become files in
-/// the scratch directory), runs the runner, ends with the nonce.
+/// the scratch directory), runs the runner, ends with the nonce. A variable the session did not
+/// have before a request is unset after it (a selected run's `BUGSMITH_SELECT` must not reach
+/// the next, whole-suite run).
 const SESSION_LOOP: &str = r#"keep=(/proc/[0-9]*)
 export KEEP_PIDS="${keep[*]#/proc/}"
 while read -r nonce pairs; do
+  fresh=""
   for pair in $pairs; do
     key=${pair%%=*}
     case "$key" in
       FILE:*) printf '%s' "${pair#*=}" | base64 -d > "$SCRATCH/${key#FILE:}" ;;
-      *) export "$key=$(printf '%s' "${pair#*=}" | base64 -d)" ;;
+      *)
+        [ -n "${!key+x}" ] || fresh="$fresh $key"
+        export "$key=$(printf '%s' "${pair#*=}" | base64 -d)" ;;
     esac
   done
   bash -c "$RUNNER_SCRIPT" < /dev/null 2>&1
+  for key in $fresh; do unset "$key"; done
   echo ">>>>> bugsmith done $nonce"
 done"#;
 
