@@ -70,6 +70,13 @@ impl Fixture {
     }
 
     /// Reports by candidate name (`total`, …).
+    /// A JSON file of the baseline folder `<repo_name>.ref/` under output `out`.
+    fn ref_file(&self, out: &str, name: &str) -> Value {
+        let path =
+            self.out(out).join("run_validation").join(&self.repo_name).join(format!("{}.ref/{name}", self.repo_name));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
     fn reports(&self, out: &str) -> BTreeMap<String, Value> {
         common::reports_in(&self.out(out).join("run_validation").join(&self.repo_name))
             .into_iter()
@@ -146,14 +153,9 @@ fn candidates_run_only_the_tests_that_execute_their_changes() {
     // Every test starts from the same random state in the seeded runs (the first baseline run,
     // the candidates'), and not in the second baseline run: a test that depends on the draw
     // shows as flaky and is in no F2P or P2P.
-    let baseline_path = fixture
-        .out("out")
-        .join("run_validation")
-        .join(&fixture.repo_name)
-        .join(format!("{}.ref/baseline.json", fixture.repo_name));
-    let baseline: Value = serde_json::from_str(&std::fs::read_to_string(&baseline_path).unwrap()).unwrap();
+    let stored = fixture.ref_file("out", "baseline.json");
     let drawn = "tests/test_random_state.py::test_every_test_starts_from_the_same_random_state";
-    let baseline = if baseline["baseline"].is_object() { &baseline["baseline"] } else { &baseline };
+    let baseline = &stored["baseline"];
     assert!(strings(&baseline["flaky"]).contains(&drawn.to_string()), "{baseline:#}");
     assert!(reports.values().all(|r| !r.to_string().contains(drawn)));
 
@@ -181,12 +183,7 @@ fn the_verify_sample_catches_what_coverage_cannot_see_and_falls_back_to_whole_su
     let reports = fixture.reports("out");
     assert_eq!(reports["shout"]["verdict"], "valid", "the full suite's verdict is kept");
     assert_eq!(strings(&reports["shout"]["FAIL_TO_PASS"]), ["tests/test_outside.py::test_shout_in_a_subprocess"]);
-    let check_path = fixture
-        .out("out")
-        .join("run_validation")
-        .join(&fixture.repo_name)
-        .join(format!("{}.ref/coverage_check.json", fixture.repo_name));
-    let check: Value = serde_json::from_str(&std::fs::read_to_string(&check_path).unwrap()).unwrap();
+    let check = fixture.ref_file("out", "coverage_check.json");
     assert_eq!(check["fallback"].as_str(), Some(fallback));
 
     // Kept on resume: a new candidate (a test reads this function's source) runs the whole suite.
